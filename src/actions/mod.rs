@@ -1,0 +1,1 @@
+//! Action kinds: what each node of the plan does when it runs.

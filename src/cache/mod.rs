@@ -1,0 +1,1 @@
+//! The content-addressed cache: CAS objects, action records, stat cache, locks.

@@ -1,0 +1,1 @@
+//! tiny-lm Lightning checkpoint + tiktoken tokenizer → Hugging Face folder.

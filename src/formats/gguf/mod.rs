@@ -1,0 +1,1 @@
+//! GGUF v3: types, reader and streaming writer.

@@ -1,0 +1,1 @@
+//! Torch zip checkpoints read through a restricted unpickler (never executes code).

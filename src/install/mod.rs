@@ -1,0 +1,1 @@
+//! Installing built models into local runtimes (Ollama store, LM Studio).

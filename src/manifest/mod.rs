@@ -1,0 +1,1 @@
+//! `tinylm.toml`: typed manifest, validation with spans, and the JSON schema.

@@ -1,0 +1,1 @@
+//! The build plan: a DAG of actions with content-derived keys.

@@ -1,0 +1,1 @@
+//! GGUF quantization bit-identical to llama-quantize (reference path, no imatrix).

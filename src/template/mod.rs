@@ -1,0 +1,1 @@
+//! Chat templates: built-in families, detection, Ollama Modelfile writing/parsing and lint.
