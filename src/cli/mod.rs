@@ -1,8 +1,156 @@
-//! Command-line interface.
+//! Command-line interface: global options, subcommand dispatch, logging and exit codes.
+//!
+//! Each subcommand lives in its own file with a clap `Args` struct and a `run` function.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Result;
+
+mod build;
+mod convert;
+mod inspect;
+mod install;
+mod lint;
+mod misc;
+mod quantize;
+mod template;
+
+/// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
+#[derive(Debug, Parser)]
+#[command(name = "tinylm", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalOpts {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Path of the manifest (default: tinylm.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+    /// Cache directory (overrides [cache] dir in the manifest).
+    #[arg(long, global = true, value_name = "DIR", env = "TINYLM_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only print errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build targets (default: everything in the manifest).
+    Build(build::BuildArgs),
+    /// Show what is stale and why.
+    Status(misc::StatusArgs),
+    /// Print the build graph.
+    Graph(misc::GraphArgs),
+    /// Remove the output directory.
+    Clean(misc::CleanArgs),
+    /// Drop cache objects not reachable from the lockfile.
+    Gc(misc::GcArgs),
+    /// Write a starter tinylm.toml.
+    Init(misc::InitArgs),
+    /// Print the JSON schema of tinylm.toml.
+    Schema(misc::SchemaArgs),
+    /// Convert one model without a manifest (checkpoint → HF, HF/checkpoint → GGUF).
+    Convert(convert::ConvertArgs),
+    /// Describe a model file (.ckpt/.pt/.bin/.safetensors/.gguf/tokenizer.pkl).
+    Inspect(inspect::InspectArgs),
+    /// Quantize a GGUF file.
+    Quantize(quantize::QuantizeArgs),
+    /// Chat template library: list, show, detect.
+    Template(template::TemplateArgs),
+    /// Check templates, stop tokens and tokenizers of built models.
+    Lint(lint::LintArgs),
+    /// Install a built model into Ollama or LM Studio.
+    Install(install::InstallArgs),
+    /// Remove a model installed by tinylm.
+    Uninstall(install::UninstallArgs),
+}
 
 /// Entry point of the `tinylm` binary.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout with exit 0 and usage errors with exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(&cli.global);
+    if let Some(dir) = &cli.global.dir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("error: cannot change to {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Build(a) => build::run(g, a),
+        Command::Status(a) => misc::status(g, a),
+        Command::Graph(a) => misc::graph(g, a),
+        Command::Clean(a) => misc::clean(g, a),
+        Command::Gc(a) => misc::gc(g, a),
+        Command::Init(a) => misc::init(g, a),
+        Command::Schema(a) => misc::schema(g, a),
+        Command::Convert(a) => convert::run(g, a),
+        Command::Inspect(a) => inspect::run(g, a),
+        Command::Quantize(a) => quantize::run(g, a),
+        Command::Template(a) => template::run(g, a),
+        Command::Lint(a) => lint::run(g, a),
+        Command::Install(a) => install::install(g, a),
+        Command::Uninstall(a) => install::uninstall(g, a),
+    }
+}
+
+fn init_logging(g: &GlobalOpts) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Placeholder for subcommands whose issue has not landed yet.
+pub(crate) fn not_yet(what: &str) -> Result<ExitCode> {
+    Err(crate::Error::Usage(format!(
+        "`tinylm {what}` is not implemented yet"
+    )))
 }
