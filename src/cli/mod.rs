@@ -95,11 +95,11 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(&cli.global);
-    if let Some(dir) = &cli.global.dir {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("error: cannot change to {}: {e}", dir.display());
-            return ExitCode::from(2);
-        }
+    if let Some(dir) = &cli.global.dir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        eprintln!("error: cannot change to {}: {e}", dir.display());
+        return ExitCode::from(2);
     }
     match run(cli) {
         Ok(code) => code,
