@@ -112,7 +112,8 @@ impl Action for ReleaseAction {
             for s in &item.sources {
                 let input = ctx.input(s)?;
                 sources.insert(
-                    s.trim_start_matches("source/").to_string(),
+                    // Input names are `source/<model>/<name>`; list them by `<name>`.
+                    s.rsplit('/').next().unwrap_or(s).to_string(),
                     json!(input.digest.to_hex()),
                 );
             }

@@ -765,7 +765,9 @@ fn place_outputs(
         .placed
         .iter()
         .filter(|(p, pl)| {
-            sel.groups.contains(&pl.group) && !current.contains(*p) && !all_dests.contains(p)
+            (sel.all || sel.groups.contains(&pl.group))
+                && !current.contains(*p)
+                && !all_dests.contains(p)
         })
         .map(|(p, _)| p.clone())
         .collect();

@@ -85,6 +85,9 @@ pub struct Selection {
     pub nodes: BTreeSet<NodeIndex>,
     /// Groups whose stale outputs may be cleaned.
     pub groups: BTreeSet<String>,
+    /// Whether everything was selected: then outputs of models and releases that left the
+    /// manifest are stale too.
+    pub all: bool,
 }
 
 /// Placeholder for action kinds whose converter has not landed yet.
@@ -219,7 +222,11 @@ impl Plan {
                 nodes.insert(n);
             }
         }
-        Ok(Selection { nodes, groups })
+        Ok(Selection {
+            nodes,
+            groups,
+            all: targets.is_empty(),
+        })
     }
 
     /// Topological order of the whole graph (the planner never creates cycles).
