@@ -178,7 +178,6 @@ models = ["a", "b"]
     p
 }
 
-
 pub fn count(report: &serde_json::Value, field: &str) -> u64 {
     report[field]
         .as_u64()
