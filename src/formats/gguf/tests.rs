@@ -235,3 +235,33 @@ fn ggml_n_dims_drops_trailing_ones() {
     assert_eq!(t(vec![64, 2, 1]).ggml_n_dims(), 2);
     assert_eq!(t(vec![1]).ggml_n_dims(), 1);
 }
+
+#[test]
+fn header_bytes_and_offsets_match_the_streamed_file() {
+    use super::{GgmlType, GgufWriter, TensorSpec, Value};
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    for (name, n) in [("a", 3u64), ("b", 40), ("c", 1)] {
+        w.add_tensor(TensorSpec {
+            name: name.into(),
+            ne: vec![n],
+            ggml_type: GgmlType::F32,
+        })
+        .unwrap();
+    }
+    let mut streamed = Vec::new();
+    w.write(&mut streamed, |_, t, out| {
+        out.write_all(&vec![7u8; t.nbytes() as usize])
+            .map_err(|e| crate::Error::Build(e.to_string()))
+    })
+    .unwrap();
+    let header = w.header_bytes();
+    assert_eq!(header.len() as u64, w.header_size());
+    assert_eq!(&streamed[..header.len()], &header[..]);
+    let offs = w.tensor_file_offsets();
+    assert_eq!(offs[0], w.header_size());
+    assert_eq!(offs[1], offs[0] + 32);
+    assert_eq!(offs[2], offs[1] + 160);
+    assert_eq!(streamed[offs[1] as usize], 7);
+    assert_eq!(streamed.len() as u64, w.file_size());
+}

@@ -132,6 +132,31 @@ impl GgufWriter {
         counter.count
     }
 
+    /// The header bytes (magic, KVs, tensor infos and padding), for writers that place tensor
+    /// data themselves at [`GgufWriter::tensor_file_offsets`].
+    pub fn header_bytes(&self) -> Vec<u8> {
+        let mut counter = CountingWriter {
+            inner: Vec::new(),
+            count: 0,
+        };
+        // Writing into a Vec cannot fail.
+        let _ = self.write_header(&mut counter);
+        counter.inner
+    }
+
+    /// Absolute file offset of each tensor's data, in write order.
+    pub fn tensor_file_offsets(&self) -> Vec<u64> {
+        let mut off = self.header_size();
+        self.tensors
+            .iter()
+            .map(|t| {
+                let here = off;
+                off += pad(t.nbytes(), self.alignment);
+                here
+            })
+            .collect()
+    }
+
     /// Total size of the file that [`GgufWriter::write`] will produce.
     pub fn file_size(&self) -> u64 {
         self.header_size()
