@@ -62,6 +62,24 @@ pub fn is_supported(t: GgmlType) -> bool {
 /// be a multiple of the block size. Quantized types use the fast path, which is bit-identical to
 /// the reference one.
 pub fn quantize_row(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        return unsafe { quantize_row_avx2(t, src, dst) };
+    }
+    quantize_row_impl(t, src, dst)
+}
+
+/// [`quantize_row`] compiled for AVX2: the compiler may vectorise across elements and blocks,
+/// never within a reduction (no reassociation, no FMA), so the bytes are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_avx2(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
+    quantize_row_impl(t, src, dst)
+}
+
+#[inline(always)]
+fn quantize_row_impl(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
     use GgmlType::*;
     match t {
         F32 => float::f32_to_f32_bytes(src, dst),
@@ -86,19 +104,39 @@ pub fn quantize_row(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
 pub fn quantize_row_reference(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
     use GgmlType::*;
     match t {
+        Q4_0 => quantize_blocks::<q4::BlockQ4_0>(src, dst),
+        Q4_1 => quantize_blocks::<q4::BlockQ4_1>(src, dst),
+        Q5_0 => quantize_blocks::<q5::BlockQ5_0>(src, dst),
+        Q5_1 => quantize_blocks::<q5::BlockQ5_1>(src, dst),
         Q8_0 => quantize_blocks::<q8::BlockQ8_0>(src, dst),
         Q2K => quantize_blocks::<q2k::BlockQ2K>(src, dst),
         Q3K => quantize_blocks::<q3k::BlockQ3K>(src, dst),
         Q4K => quantize_blocks::<q4k::BlockQ4K>(src, dst),
         Q5K => quantize_blocks::<q5k::BlockQ5K>(src, dst),
         Q6K => quantize_blocks::<q6k::BlockQ6K>(src, dst),
-        _ => return quantize_row(t, src, dst),
+        _ => return quantize_row_impl(t, src, dst),
     }
     true
 }
 
 /// Decodes `src` of type `t` into `dst`. Returns `false` for an unsupported type.
 pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        return unsafe { dequantize_row_avx2(t, src, dst) };
+    }
+    dequantize_row_impl(t, src, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dequantize_row_avx2(t: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
+    dequantize_row_impl(t, src, dst)
+}
+
+#[inline(always)]
+fn dequantize_row_impl(t: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
     use GgmlType::*;
     match t {
         F32 => float::f32_bytes_to_f32(src, dst),

@@ -6,7 +6,6 @@
 //! statistics are identical for any thread count.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,31 +131,29 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         .build()
         .map_err(|e| Error::Build(format!("cannot start {threads} quantization threads: {e}")))?;
 
+    // Positioned writes: the header first, then every chunk at its final offset, from the
+    // worker that produced it. Padding stays as the zeros of the pre-sized file.
     let file = File::create(output).map_err(|e| Error::io(output, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let cancel = opts.cancel.clone();
-    let mut reports: Vec<TensorReport> = Vec::with_capacity(plan.tensors.len());
-    let mut failure: Option<QuantError> = None;
+    file.set_len(writer.file_size())
+        .map_err(|e| Error::io(output, e))?;
+    write_at(&file, &writer.header_bytes(), 0).map_err(|e| Error::io(output, e))?;
+    let offsets = writer.tensor_file_offsets();
+    let sink = Sink {
+        file: &file,
+        input,
+        output,
+    };
+    let cancel = opts.cancel.as_deref();
     let n = plan.tensors.len();
-    let write_result = writer.write(&mut out, |i, spec, w| {
-        let choice = &plan.tensors[i];
-        let t = &src.tensors[choice.input_index];
-        if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-            failure = Some(QuantError::Interrupted);
+    let mut reports: Vec<TensorReport> = Vec::with_capacity(n);
+    for (i, (choice, spec)) in plan.tensors.iter().zip(writer.tensors()).enumerate() {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Error::Interrupted);
         }
+        let t = &src.tensors[choice.input_index];
         let data = src.tensor_data(t);
-        let result = pool.install(|| process_tensor(t, data, choice.target, cancel.as_deref()));
-        let (bytes, stats) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let err = fmt(e.clone_shallow());
-                failure = Some(e);
-                return Err(err);
-            }
-        };
-        let bytes_out: &[u8] = bytes.as_deref().unwrap_or(data);
-        w.write_all(bytes_out).map_err(|e| Error::io(output, e))?;
+        let stats =
+            pool.install(|| process_tensor(&sink, t, data, choice.target, offsets[i], cancel))?;
         tracing::info!(
             "[{:>4}/{n}] {:<40} {:>6} -> {:<6} rmse {:.3e}",
             i + 1,
@@ -171,24 +168,14 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
             source_type: t.ggml_type.name().to_string(),
             target_type: spec.ggml_type.name().to_string(),
             elements: t.n_elements(),
-            bytes: bytes_out.len() as u64,
+            bytes: spec.nbytes(),
             fallback: choice.fallback,
             rmse: stats.rmse(),
             max_abs_error: stats.max_abs,
         });
-        Ok(())
-    });
-    if let Err(e) = write_result {
-        return Err(match failure {
-            Some(QuantError::Interrupted) => Error::Interrupted,
-            _ => e,
-        });
     }
-    out.flush().map_err(|e| Error::io(output, e))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io(output, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(output, e))?;
+    // No fsync here: the caller decides about durability (the engine renames into its cache).
+    drop(file);
 
     let output_bytes = writer.file_size();
     let elements: u64 = reports.iter().map(|r| r.elements).sum();
@@ -238,24 +225,6 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         started.elapsed().as_secs_f64()
     );
     Ok(report)
-}
-
-impl QuantError {
-    /// A copy for error reporting (the variants hold only strings and paths).
-    fn clone_shallow(&self) -> QuantError {
-        match self {
-            QuantError::Metadata { key, msg } => QuantError::Metadata {
-                key: key.clone(),
-                msg: msg.clone(),
-            },
-            QuantError::Tensor { name, msg } => QuantError::Tensor {
-                name: name.clone(),
-                msg: msg.clone(),
-            },
-            QuantError::SameFile(p) => QuantError::SameFile(p.clone()),
-            QuantError::Interrupted => QuantError::Interrupted,
-        }
-    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -352,106 +321,197 @@ impl Stats {
     }
 }
 
-/// Converts or copies one tensor. Returns the new bytes (`None` when copied unchanged) and the
-/// error statistics.
+/// Where tensor data goes, and the paths for error messages.
+struct Sink<'a> {
+    file: &'a File,
+    input: &'a Path,
+    output: &'a Path,
+}
+
+impl Sink<'_> {
+    fn write(&self, buf: &[u8], offset: u64) -> Result<()> {
+        write_at(self.file, buf, offset).map_err(|e| Error::io(self.output, e))
+    }
+
+    fn tensor_error(&self, t: &TensorInfo, msg: impl Into<String>) -> Error {
+        Error::format(self.input, QuantError::tensor(&t.name, msg).to_string())
+    }
+}
+
+/// Writes all of `buf` at `offset`.
+#[cfg(unix)]
+fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(buf, offset)
+}
+
+/// Writes all of `buf` at `offset`.
+#[cfg(windows)]
+fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Converts or copies one tensor to `offset` in the output and returns its error statistics.
 fn process_tensor(
+    sink: &Sink<'_>,
     t: &TensorInfo,
     data: &[u8],
     target: GgmlType,
+    offset: u64,
     cancel: Option<&AtomicBool>,
-) -> Result<(Option<Vec<u8>>, Stats), QuantError> {
+) -> Result<Stats> {
     let ne0 = t.ne.first().copied().unwrap_or(1).max(1);
-    let nrows = t.n_elements() / ne0;
-    let src_row = t.ggml_type.bytes_for(ne0).unwrap_or(0) as usize;
+    let src_row = t.ggml_type.bytes_for(ne0).unwrap_or(0).max(1) as usize;
     let rows_per_chunk = MIN_CHUNK_ELEMS.div_ceil(ne0).max(1) as usize;
+    let src_chunk = src_row * rows_per_chunk;
+    let interrupted = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
 
     if target == t.ggml_type {
-        // Copied as is, but validated like llama.cpp's loader does (non-finite values).
-        let bad = data
-            .par_chunks(src_row.max(1) * rows_per_chunk)
+        // Copied as is, but validated as llama.cpp's loader does (no NaN or infinity).
+        data.par_chunks(src_chunk)
             .enumerate()
-            .find_first(|(_, c)| !input_is_finite(t.ggml_type, c))
-            .map(|(i, _)| i);
-        if bad.is_some() {
-            return Err(invalid_input(t));
-        }
-        return Ok((None, Stats::default()));
+            .try_for_each(|(k, c)| {
+                if interrupted() {
+                    return Err(Error::Interrupted);
+                }
+                if !input_is_finite(t.ggml_type, c) {
+                    return Err(sink.tensor_error(t, INVALID_INPUT));
+                }
+                sink.write(c, offset + (k * src_chunk) as u64)
+            })?;
+        return Ok(Stats::default());
     }
 
     let dst_row = target.bytes_for(ne0).ok_or_else(|| {
-        QuantError::tensor(
-            &t.name,
-            format!("row of {ne0} elements does not fit type {target}"),
-        )
+        sink.tensor_error(t, format!("row of {ne0} elements does not fit {target}"))
     })? as usize;
-    let mut out = vec![0u8; dst_row * nrows as usize];
-    let stats: Vec<Result<Stats, QuantError>> = out
-        .par_chunks_mut(dst_row * rows_per_chunk)
-        .zip(data.par_chunks(src_row * rows_per_chunk))
+    let dst_chunk = dst_row * rows_per_chunk;
+    let per_chunk: Vec<Result<Stats>> = data
+        .par_chunks(src_chunk)
+        .enumerate()
         .map_init(
-            || Scratch::new(rows_per_chunk * ne0 as usize),
-            |scratch, (dst, src)| {
-                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                    return Err(QuantError::Interrupted);
+            || Scratch::new(rows_per_chunk * ne0 as usize, dst_chunk),
+            |scratch, (k, src)| {
+                if interrupted() {
+                    return Err(Error::Interrupted);
                 }
-                convert_chunk(t, target, src, dst, scratch)
+                let rows = src.len() / src_row;
+                let dst = &mut scratch.q[..rows * dst_row];
+                let st = convert_chunk(t, target, src, dst, &mut scratch.x, &mut scratch.y)
+                    .map_err(|msg| sink.tensor_error(t, msg))?;
+                sink.write(dst, offset + (k * dst_chunk) as u64)?;
+                Ok(st)
             },
         )
         .collect();
     let mut total = Stats::default();
-    for s in stats {
+    for s in per_chunk {
         total = total.merge(s?);
     }
-    Ok((Some(out), total))
+    Ok(total)
 }
 
 /// Per-thread buffers reused across chunks.
 struct Scratch {
     x: Vec<f32>,
     y: Vec<f32>,
+    q: Vec<u8>,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Scratch {
+    fn new(n: usize, bytes: usize) -> Scratch {
         Scratch {
             x: vec![0.0; n],
             y: vec![0.0; n],
+            q: vec![0; bytes],
         }
     }
 }
 
+/// Adds the squared and largest absolute differences of `x` and `y` to `st`; returns whether
+/// every `x` is finite (llama.cpp's loader rejects NaN and infinity).
+///
+/// Eight f32 partial sums per 256 elements, then f64: deterministic for a given chunking and
+/// vectorisable.
+fn accumulate_errors(x: &[f32], y: &[f32], st: &mut Stats) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        return unsafe { accumulate_errors_avx2(x, y, st) };
+    }
+    accumulate_errors_impl(x, y, st)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn accumulate_errors_avx2(x: &[f32], y: &[f32], st: &mut Stats) -> bool {
+    accumulate_errors_impl(x, y, st)
+}
+
+#[inline(always)]
+fn accumulate_errors_impl(x: &[f32], y: &[f32], st: &mut Stats) -> bool {
+    let mut finite = true;
+    for (xa, ya) in x.chunks(256).zip(y.chunks(256)) {
+        let mut sq = [0.0f32; 8];
+        let mut mx = [0.0f32; 8];
+        let mut bad = [false; 8];
+        let (xc, xr) = xa.as_chunks::<8>();
+        let (yc, yr) = ya.as_chunks::<8>();
+        for (a8, b8) in xc.iter().zip(yc) {
+            for k in 0..8 {
+                bad[k] |= !a8[k].is_finite();
+                let d = (a8[k] - b8[k]).abs();
+                sq[k] += d * d;
+                mx[k] = if d > mx[k] { d } else { mx[k] };
+            }
+        }
+        for (a, b) in xr.iter().zip(yr) {
+            bad[0] |= !a.is_finite();
+            let d = (a - b).abs();
+            sq[0] += d * d;
+            mx[0] = if d > mx[0] { d } else { mx[0] };
+        }
+        finite &= !bad.iter().any(|b| *b);
+        st.sum_sq += sq.iter().map(|v| f64::from(*v)).sum::<f64>();
+        st.max_abs = mx.iter().fold(st.max_abs, |m, v| m.max(f64::from(*v)));
+    }
+    finite
+}
+
+const INVALID_INPUT: &str = "has invalid data (NaN or infinity); llama.cpp refuses such files";
+
+/// Decodes `src`, encodes it as `target` into `dst` and measures the error. Errors are
+/// messages about the tensor.
 fn convert_chunk(
     t: &TensorInfo,
     target: GgmlType,
     src: &[u8],
     dst: &mut [u8],
-    s: &mut Scratch,
-) -> Result<Stats, QuantError> {
-    if !input_is_finite(t.ggml_type, src) {
-        return Err(invalid_input(t));
-    }
+    x: &mut [f32],
+    y: &mut [f32],
+) -> Result<Stats, String> {
     let n = src.len() / t.ggml_type.type_size() as usize * t.ggml_type.block_size() as usize;
-    let x = &mut s.x[..n];
-    let y = &mut s.y[..n];
+    let x = &mut x[..n];
+    let y = &mut y[..n];
     if !dequantize_row(t.ggml_type, src, x) {
-        return Err(QuantError::tensor(
-            &t.name,
-            format!("cannot convert tensor type {}", t.ggml_type),
-        ));
+        return Err(format!("cannot convert tensor type {}", t.ggml_type));
     }
     if !quantize_row(target, x, dst) {
-        return Err(QuantError::tensor(
-            &t.name,
-            format!("tinylm cannot produce type {target}"),
-        ));
+        return Err(format!("tinylm cannot produce type {target}"));
     }
     if !output_is_finite(target, dst) {
-        return Err(QuantError::tensor(
-            &t.name,
-            format!(
-                "quantized data validation failed: values overflow {target} (scales or values \
-                 became infinite); the weights are too large for this type"
-            ),
+        return Err(format!(
+            "quantized data validation failed: values overflow {target} (scales or values \
+             became infinite); the weights are too large for this type"
         ));
     }
     dequantize_row(target, dst, y);
@@ -459,26 +519,11 @@ fn convert_chunk(
         n: n as u64,
         ..Stats::default()
     };
-    // Accumulate per 256 elements in f32, then in f64: fast and deterministic.
-    for (xa, ya) in x.chunks(256).zip(y.chunks(256)) {
-        let mut sq = 0.0f32;
-        let mut mx = 0.0f32;
-        for (a, b) in xa.iter().zip(ya) {
-            let d = (a - b).abs();
-            sq += d * d;
-            mx = mx.max(d);
-        }
-        st.sum_sq += f64::from(sq);
-        st.max_abs = st.max_abs.max(f64::from(mx));
+    let finite = accumulate_errors(x, y, &mut st);
+    if !finite {
+        return Err(INVALID_INPUT.into());
     }
     Ok(st)
-}
-
-fn invalid_input(t: &TensorInfo) -> QuantError {
-    QuantError::tensor(
-        &t.name,
-        "has invalid data (NaN or infinity); llama.cpp refuses such files",
-    )
 }
 
 /// Whether the input bytes hold only finite values (`ggml_validate_row_data` on load).

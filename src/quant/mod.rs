@@ -14,6 +14,7 @@ pub mod file;
 pub mod float;
 pub mod ftype;
 pub mod k_helpers;
+pub mod lanes;
 pub mod q2k;
 pub mod q3k;
 pub mod q4;

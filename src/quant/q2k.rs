@@ -136,7 +136,44 @@ impl Block for BlockQ2K {
     }
 }
 
-/// Quantizes a row of whole super-blocks (fast path).
+/// Quantizes a row of whole super-blocks (fast path: lane-parallel sub-blocks on AVX2).
 pub fn quantize_row(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        unsafe { quantize_row_x8(src, dst) };
+        return;
+    }
     super::block::quantize_blocks::<BlockQ2K>(src, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
+    let (blocks, _) = src.as_chunks::<QK_K>();
+    for (x, out) in blocks.iter().zip(dst.chunks_exact_mut(84)) {
+        let mut w = [0f32; QK_K];
+        for (wi, xi) in w.iter_mut().zip(x) {
+            *wi = xi.abs();
+        }
+        let mut l = [0u8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut mins = [0f32; 16];
+        for g in 0..2 {
+            let r = 128 * g..128 * g + 128;
+            let (s, m) = super::lanes::make_qkx2_x8::<16>(
+                &x[r.clone()],
+                &w[r.clone()],
+                3,
+                &mut l[r],
+                -0.5,
+                0.1,
+                15,
+                true,
+            );
+            scales[8 * g..8 * g + 8].copy_from_slice(&s);
+            mins[8 * g..8 * g + 8].copy_from_slice(&m);
+        }
+        finish(x, &scales, &mins, &mut l).write(out);
+    }
 }

@@ -165,7 +165,50 @@ impl Block for BlockQ4K {
     }
 }
 
-/// Quantizes a row of whole super-blocks (fast path).
+/// Quantizes a row of whole super-blocks (fast path: lane-parallel sub-blocks on AVX2).
 pub fn quantize_row(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        unsafe { quantize_row_x8(src, dst) };
+        return;
+    }
     super::block::quantize_blocks::<BlockQ4K>(src, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
+    let (blocks, _) = src.as_chunks::<QK_K>();
+    for (x, out) in blocks.iter().zip(dst.chunks_exact_mut(144)) {
+        let (d, dmin, scales, l) = superblock_x8(x, 15, -1.0, 20);
+        BlockQ4K {
+            d,
+            dmin,
+            scales,
+            qs: pack_q4k(&l),
+        }
+        .write(out);
+    }
+}
+
+/// The shared Q4_K/Q5_K super-block search with the eight sub-blocks in SIMD lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) fn superblock_x8(
+    x: &[f32; QK_K],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+) -> (u16, u16, [u8; 12], [u8; QK_K]) {
+    let mut w = [0f32; QK_K];
+    let (wc, _) = w.as_chunks_mut::<32>();
+    for (j, wj) in wc.iter_mut().enumerate() {
+        weights32(&x[32 * j..32 * j + 32], wj);
+    }
+    let mut l = [0u8; QK_K];
+    let (scales, mins) =
+        super::lanes::make_qkx2_x8::<32>(x, &w, nmax, &mut l, rmin, 0.1, nstep, false);
+    let (d, dmin, sc) = finish_scales(x, &scales, &mins, nmax, &mut l);
+    (d, dmin, sc, l)
 }

@@ -124,7 +124,31 @@ impl Block for BlockQ5K {
     }
 }
 
-/// Quantizes a row of whole super-blocks (fast path).
+/// Quantizes a row of whole super-blocks (fast path: lane-parallel sub-blocks on AVX2).
 pub fn quantize_row(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        unsafe { quantize_row_x8(src, dst) };
+        return;
+    }
     super::block::quantize_blocks::<BlockQ5K>(src, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
+    let (blocks, _) = src.as_chunks::<QK_K>();
+    for (x, out) in blocks.iter().zip(dst.chunks_exact_mut(176)) {
+        let (d, dmin, scales, l) = super::q4k::superblock_x8(x, 31, -0.5, 15);
+        let (qh, qs) = pack_q5k(&l);
+        BlockQ5K {
+            d,
+            dmin,
+            scales,
+            qh,
+            qs,
+        }
+        .write(out);
+    }
 }

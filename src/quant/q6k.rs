@@ -140,7 +140,29 @@ impl Block for BlockQ6K {
     }
 }
 
-/// Quantizes a row of whole super-blocks (fast path).
+/// Quantizes a row of whole super-blocks (fast path: lane-parallel sub-blocks on AVX2).
 pub fn quantize_row(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        unsafe { quantize_row_x8(src, dst) };
+        return;
+    }
     super::block::quantize_blocks::<BlockQ6K>(src, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
+    let (blocks, _) = src.as_chunks::<QK_K>();
+    for (x, out) in blocks.iter().zip(dst.chunks_exact_mut(210)) {
+        let mut l = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        for g in 0..2 {
+            let r = 128 * g..128 * g + 128;
+            let s = super::lanes::make_qx_x8(&x[r.clone()], 32, &mut l[r]);
+            scales[8 * g..8 * g + 8].copy_from_slice(&s);
+        }
+        finish(x, &scales, &mut l).write(out);
+    }
 }

@@ -212,3 +212,54 @@ fn known_q8_0_and_q4_0_blocks() {
     assert_eq!(b.qs[0] & 0xf, 8);
     assert_eq!(b.qs[15] >> 4, 0);
 }
+
+/// Super-blocks whose sub-blocks differ wildly (scale, offset, zero, constant), so the lanes of
+/// the SIMD kernels take different branches within one super-block.
+fn divergent_superblocks(n_blocks: usize, seed: u64) -> Vec<f32> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut x = Vec::with_capacity(n_blocks * 256);
+    for _ in 0..n_blocks * 16 {
+        let kind = rng.u32(0..10);
+        let scale = 10f32.powf(rng.f32() * 8.0 - 6.0);
+        let offset = if rng.bool() {
+            (rng.f32() - 0.5) * scale * 4.0
+        } else {
+            0.0
+        };
+        for _ in 0..16 {
+            let v = match kind {
+                0 => 0.0,
+                1 => offset,
+                2 => (rng.i32(-4..=4) as f32) * 0.5 * scale,
+                3 => -(rng.f32() * scale),
+                _ => (rng.f32() - 0.5) * scale + offset,
+            };
+            x.push(v);
+        }
+    }
+    x
+}
+
+#[test]
+fn lane_parallel_kernels_match_the_scalar_reference_on_divergent_blocks() {
+    for seed in 0..2 {
+        let x = divergent_superblocks(300, seed);
+        for t in [
+            GgmlType::Q2K,
+            GgmlType::Q3K,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ] {
+            let n = t.bytes_for(x.len() as u64).unwrap() as usize;
+            let mut fast = vec![0u8; n];
+            let mut reference = vec![0u8; n];
+            quantize_row(t, &x, &mut fast);
+            quantize_row_reference(t, &x, &mut reference);
+            let bs = t.type_size() as usize;
+            if let Some(i) = fast.iter().zip(&reference).position(|(a, b)| a != b) {
+                panic!("{t} seed {seed}: block {} differs", i / bs);
+            }
+        }
+    }
+}

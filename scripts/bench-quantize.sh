@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmark: llama-quantize vs `tinylm quantize` on the ~500M-param Llama, side by side.
+# Same input, same thread count; checks the outputs are byte-identical and prints wall times.
+#
+#   scripts/bench-quantize.sh [TYPE...]        (default: Q4_K_M Q8_0)
+#
+# Env: THREADS (default 2), MODEL (default /work/bench/llama-500m-f16.gguf, made by
+# scripts/bench/make_llama_500m.py), OUT (scratch dir, default /work/bench/quant-out),
+# RUNS (default 1: best of N for each tool).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1090
+source "${REFKIT_ENV:-$HOME/.cache/tinylm-refkit/env.sh}"
+THREADS=${THREADS:-2}
+MODEL=${MODEL:-/work/bench/llama-500m-f16.gguf}
+OUT=${OUT:-/work/bench/quant-out}
+RUNS=${RUNS:-1}
+TYPES=("$@")
+[ ${#TYPES[@]} -eq 0 ] && TYPES=(Q4_K_M Q8_0)
+
+if [ ! -f "$MODEL" ]; then
+  echo "missing $MODEL: run \$REFKIT_PY scripts/bench/make_llama_500m.py first" >&2
+  exit 1
+fi
+cargo build --release --quiet
+TINYLM=target/release/tinylm
+mkdir -p "$OUT"
+
+# "wall cpu" seconds of a command (best wall time of RUNS; cpu = user + sys of that run).
+measure() {
+  local best="" bestcpu=""
+  for _ in $(seq "$RUNS"); do
+    local f
+    f=$(mktemp)
+    /usr/bin/time -f "%e %U %S" -o "$f" "$@" >/dev/null 2>&1
+    read -r wall user sys <"$f"
+    rm -f "$f"
+    if [ -z "$best" ] || [ "$(echo "$wall < $best" | bc -l)" = 1 ]; then
+      best=$wall
+      bestcpu=$(echo "$user + $sys" | bc -l)
+    fi
+  done
+  echo "$best $bestcpu"
+}
+
+# Warm the page cache so both tools read from memory.
+cat "$MODEL" >/dev/null
+
+printf "%-8s %16s %16s %10s %9s  %s\n" type "llama-quantize" "tinylm" "wall ratio" "cpu ratio" identical
+printf "%-8s %16s %16s\n" "" "wall / cpu (s)" "wall / cpu (s)"
+status=0
+for T in "${TYPES[@]}"; do
+  ref="$OUT/ref.$T.gguf"
+  ours="$OUT/tinylm.$T.gguf"
+  rm -f "$ref" "$ours"
+  read -r rw rc < <(measure "$LLAMA_BIN/llama-quantize" "$MODEL" "$ref" "$T" "$THREADS")
+  read -r ow oc < <(measure "$TINYLM" -q quantize "$MODEL" "$ours" "$T" -j "$THREADS")
+  if cmp -s "$ref" "$ours"; then same=yes; else same=NO; status=1; fi
+  printf "%-8s %7.2f / %6.2f %7.2f / %6.2f %9.2fx %8.2fx  %s\n" "$T" "$rw" "$rc" "$ow" "$oc" \
+    "$(echo "$rw / $ow" | bc -l)" "$(echo "$rc / $oc" | bc -l)" "$same"
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores; compare ratios)"
+exit $status
