@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use tinylm::formats::gguf::{GgmlType, GgufFile};
+use tinylm::quant::block::quantize_row_reference;
 use tinylm::quant::{FileType, QuantizeOptions, dequantize_row, quantize_file, quantize_row};
 
 fn golden_dir() -> PathBuf {
@@ -96,16 +97,23 @@ fn every_kernel_matches_llama_quantize_pure() {
         let g = GgufFile::open(dir.join(format!("kernels.{name}.pure.gguf"))).unwrap();
         let gt = g.tensor(&t.name).unwrap();
         let want = g.tensor_data(gt);
-        let mut ours = vec![0u8; want.len()];
-        assert!(quantize_row(gt.ggml_type, &x, &mut ours));
         let bs = gt.ggml_type.type_size() as usize;
-        if let Some(i) = ours.iter().zip(want).position(|(a, b)| a != b) {
-            panic!(
-                "{}: block {} (row {}) differs from llama-quantize",
-                gt.ggml_type,
-                i / bs,
-                i / bs / (256 / gt.ggml_type.block_size() as usize)
-            );
+        // The fast path (SIMD lanes where the CPU has AVX2) and the plain scalar port must both
+        // reproduce llama-quantize.
+        for (path, quantize) in [
+            ("fast", quantize_row as fn(GgmlType, &[f32], &mut [u8]) -> bool),
+            ("scalar", quantize_row_reference),
+        ] {
+            let mut ours = vec![0u8; want.len()];
+            assert!(quantize(gt.ggml_type, &x, &mut ours));
+            if let Some(i) = ours.iter().zip(want).position(|(a, b)| a != b) {
+                panic!(
+                    "{} ({path} path): block {} (row {}) differs from llama-quantize",
+                    gt.ggml_type,
+                    i / bs,
+                    i / bs / (256 / gt.ggml_type.block_size() as usize)
+                );
+            }
         }
         assert_ne!(gt.ggml_type, GgmlType::F32);
         checked += 1;
