@@ -48,7 +48,7 @@ impl Action for ModelfileAction {
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
-        let text = self.modelfile().render().map_err(Error::Build)?;
+        let text = self.modelfile().render()?;
         let path = ctx.output("Modelfile");
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
     }

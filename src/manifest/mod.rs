@@ -18,6 +18,7 @@ pub use validate::{
     ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateChoice, TemplateSpec, TinyLmSpec,
 };
 
+pub use crate::template::params::RawValue;
 use crate::{Error, IoContext, Result};
 
 /// The whole manifest as written.
@@ -158,27 +159,11 @@ pub struct TemplateDef {
     /// System prompt.
     pub system: Option<String>,
     /// Ollama PARAMETERs; `stop` is a list of strings.
-    pub parameters: Option<BTreeMap<String, Sp<ParamValue>>>,
+    pub parameters: Option<BTreeMap<String, Sp<RawValue>>>,
     /// License text.
     pub license: Option<String>,
     /// Example conversation.
     pub messages: Option<Vec<Message>>,
-}
-
-/// A PARAMETER value as written in TOML; its type is checked against Ollama's table.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(untagged)]
-pub enum ParamValue {
-    /// `true`/`false`.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(String),
-    /// A list of strings (`stop`).
-    List(Vec<String>),
 }
 
 /// One MESSAGE of a Modelfile.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{HfDtype, Loaded, Message, Model, ParamValue, Sp, TinyLmArch, closest};
+use super::{HfDtype, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use crate::template::params::{self, ParamValue};
 use crate::{Error, Result};
 
 /// Quantization names accepted in `quants` (llama-quantize's, lower-cased).
@@ -305,9 +306,9 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
         };
         let mut parameters = Vec::new();
         for (pname, value) in def.parameters.iter().flatten() {
-            match crate::template::params::check_manifest_param(pname, &value.value) {
-                Ok(()) => parameters.push((pname.clone(), value.value.clone())),
-                Err(msg) => errs.at(&value.span, format!("template `{tname}`: {msg}")),
+            match params::validate(pname, &value.value) {
+                Ok(typed) => parameters.push((pname.clone(), typed)),
+                Err(e) => errs.at(&value.span, format!("template `{tname}`: {e}")),
             }
         }
         let messages = def.messages.iter().flatten().filter_map(|Message { role, content }| {
