@@ -447,3 +447,51 @@ fn a_project_can_be_built_from_another_directory() {
     );
     assert!(p.path().join("dist/a/a.gguf").exists());
 }
+
+#[test]
+fn quants_of_a_gguf_source_share_it_and_land_in_the_release() {
+    let p = Project::new();
+    write_gguf(&p, "m.gguf", 5);
+    p.write(
+        "tinylm.toml",
+        "[project]\nname = \"q\"\nversion = \"2\"\n\n[models.m]\nsource.gguf = \"m.gguf\"\nquants = [\"f16\", \"q8_0\"]\n\n[releases.r]\nmodels = [\"m\"]\nquants = [\"q8_0\"]\n",
+    );
+    let r = p.build(&[]);
+    assert_eq!(
+        ids_with(&r, "run"),
+        [
+            "modelfile:m:f16",
+            "modelfile:m:q8_0",
+            "quantize:m:f16",
+            "quantize:m:q8_0",
+            "release:r"
+        ]
+    );
+    // The source already is F16: used as is, byte for byte.
+    assert_eq!(
+        std::fs::read(p.path().join("dist/m/m-f16.gguf")).unwrap(),
+        common::tiny_gguf(5)
+    );
+    let q8 = tinylm::formats::gguf::GgufFile::open(p.path().join("dist/m/m-q8_0.gguf")).unwrap();
+    assert_eq!(q8.get_u64("general.file_type").unwrap(), 7);
+    assert_eq!(
+        q8.tensor("token_embd.weight").unwrap().ggml_type,
+        tinylm::formats::gguf::GgmlType::Q8_0
+    );
+    let rel: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.path().join("dist/releases/r-2/release.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rel["artifacts"].as_array().unwrap().len(), 1);
+    let q = &rel["artifacts"][0]["quantization"];
+    assert_eq!(q["ftype"], "Q8_0");
+    assert!(
+        q["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "token_embd.weight" && t["rmse"].as_f64().unwrap() > 0.0)
+    );
+    let r = p.build(&["m:q8_0"]);
+    assert_eq!(count(&r, "up_to_date"), 2);
+}

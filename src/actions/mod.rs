@@ -11,13 +11,16 @@
 
 mod import;
 mod modelfile;
+mod quantize;
 mod release;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use import::ImportGguf;
 pub use modelfile::ModelfileAction;
+pub use quantize::QuantizeAction;
 pub use release::{ReleaseAction, ReleaseItem};
 
 use crate::cache::Digest;
@@ -57,8 +60,8 @@ pub struct RunCtx<'a> {
     pub inputs: &'a [ResolvedInput],
     /// Private staging directory; write output `name` to `out_dir/name`.
     pub out_dir: &'a Path,
-    /// Set on Ctrl-C or fail-fast; long actions check it between units of work.
-    pub cancel: &'a AtomicBool,
+    /// Set on Ctrl-C; long actions check it between units of work.
+    pub cancel: &'a Arc<AtomicBool>,
 }
 
 impl RunCtx<'_> {

@@ -377,7 +377,7 @@ fn schedule(
     stat: &StatCache,
     old_lock: &LockFile,
     opts: &BuildOptions,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
     pool: &rayon::ThreadPool,
     progress: &mut progress::Progress,
 ) -> (Vec<NodeState>, Vec<ActionReport>, Vec<String>) {
@@ -603,7 +603,7 @@ fn run_node(
     key: &Digest,
     preimage: serde_json::Value,
     stat: &StatCache,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<BTreeMap<String, OutputEntry>> {
     let node = &plan.graph[n];
     tracing::info!("running {} (key {})", node.id, &key.to_hex()[..12]);
@@ -779,6 +779,9 @@ fn place_outputs(
             removed += 1;
         }
     }
-    state.save(&state_path)?;
+    // A no-op build writes nothing (and pays for no fsync).
+    if placed > 0 || removed > 0 {
+        state.save(&state_path)?;
+    }
     Ok((placed, removed, touched))
 }

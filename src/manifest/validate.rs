@@ -5,14 +5,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::{HfDtype, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use crate::quant::FileType;
 use crate::template::params::{self, ParamValue};
 use crate::{Error, Result};
-
-/// Quantization names accepted in `quants` (llama-quantize's, lower-cased).
-pub const QUANTS: &[&str] = &[
-    "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m",
-    "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
-];
 
 /// Base GGUF types the converter can write directly.
 pub const OUTTYPES: &[&str] = &["f32", "f16", "bf16", "q8_0", "auto"];
@@ -509,22 +504,35 @@ fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> P
 }
 
 fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
-    let lq = q.value.to_lowercase();
-    if QUANTS.contains(&lq.as_str()) {
-        return true;
+    match q.value.parse::<FileType>() {
+        // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
+        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => true,
+        Ok(t) => {
+            errs.at(
+                &q.span,
+                format!("write `{}` for `{}`", t.name().to_lowercase(), q.value),
+            );
+            false
+        }
+        Err(e) => {
+            let names: Vec<String> = FileType::ALL
+                .iter()
+                .map(|t| t.name().to_lowercase())
+                .collect();
+            let hint = closest(&q.value.to_lowercase(), names.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            errs.at(
+                &q.span,
+                format!(
+                    "unknown quant `{}`; {hint}expected one of {}",
+                    e.given,
+                    names.join(", ")
+                ),
+            );
+            false
+        }
     }
-    let hint = closest(&lq, QUANTS.iter().copied())
-        .map(|c| format!("did you mean `{c}`? "))
-        .unwrap_or_default();
-    errs.at(
-        &q.span,
-        format!(
-            "unknown quant `{}`; {hint}expected one of {}",
-            q.value,
-            QUANTS.join(", ")
-        ),
-    );
-    false
 }
 
 fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {

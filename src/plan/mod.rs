@@ -20,7 +20,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ImportGguf, ModelfileAction, ReleaseAction, ReleaseItem, not_supported,
+    Action, ImportGguf, ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem, not_supported,
 };
 use crate::manifest::{ModelSpec, Project, SourceSpec, TemplateChoice, closest};
 use crate::{Error, Result};
@@ -413,11 +413,7 @@ fn plan_model(
             };
             let node = p.add(
                 format!("quantize:{name}:{q}"),
-                Box::new(Unsupported {
-                    kind: "quantize",
-                    what: format!("quantizing to {q}"),
-                    outputs: vec!["model.gguf".into(), "report.json".into()],
-                }),
+                Box::new(QuantizeAction { quant: q.clone() }),
                 vec![("source".into(), input)],
                 groups.clone(),
             );

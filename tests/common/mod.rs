@@ -114,10 +114,11 @@ pub fn tiny_gguf(seed: u8) -> Vec<u8> {
         "tokenizer.ggml.tokens",
         Value::Array(Array::strings(["<s>", "</s>", "a", "b"])),
     );
+    let f16 = GgmlType::F16;
     w.add_tensor(TensorSpec {
         name: "token_embd.weight".into(),
         ne: vec![64, 4],
-        ggml_type: GgmlType::F16,
+        ggml_type: f16,
     })
     .unwrap();
     w.add_tensor(TensorSpec {
@@ -128,9 +129,16 @@ pub fn tiny_gguf(seed: u8) -> Vec<u8> {
     .unwrap();
     let mut out = Vec::new();
     w.write(&mut out, |i, t, o| {
-        let bytes: Vec<u8> = (0..t.nbytes())
-            .map(|b| (b as u8).wrapping_mul(31).wrapping_add(seed ^ i as u8))
-            .collect();
+        // Deterministic finite values in [-1, 1), different per seed and tensor.
+        let n: u64 = t.ne.iter().product();
+        let vals = (0..n)
+            .map(|k| ((k * 37 + u64::from(seed) * 11 + i as u64 * 5) % 200) as f32 / 100.0 - 1.0);
+        let bytes: Vec<u8> = match t.ggml_type {
+            GgmlType::F16 => vals
+                .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            _ => vals.flat_map(f32::to_le_bytes).collect(),
+        };
         o.write_all(&bytes).map_err(|e| tinylm::Error::io("mem", e))
     })
     .unwrap();
