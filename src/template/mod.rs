@@ -9,6 +9,8 @@
 //!   [`modelfile::Modelfile::parse`] / [`modelfile::parse_commands`]: Ollama's parser.
 //! - [`params::params_blob`]: the JSON params layer Ollama stores for those parameters.
 
+pub mod families;
 pub mod golang;
+pub mod gotmpl;
 pub mod modelfile;
 pub mod params;
