@@ -1,0 +1,237 @@
+use std::io::Write;
+use std::sync::Arc;
+
+use super::*;
+
+fn sample_writer() -> GgufWriter {
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    w.add_kv("llama.block_count", Value::U32(2));
+    w.add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5));
+    w.add_kv(
+        "tokenizer.ggml.tokens",
+        Value::Array(Array::strings(["a", "b", "ĠHello"])),
+    );
+    w.add_kv(
+        "tokenizer.ggml.token_type",
+        Value::Array(Array::I32(vec![1, 1, 3])),
+    );
+    w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(true));
+    w.add_tensor(TensorSpec {
+        name: "token_embd.weight".into(),
+        ne: vec![4, 3],
+        ggml_type: GgmlType::F32,
+    })
+    .unwrap();
+    w.add_tensor(TensorSpec {
+        name: "blk.0.attn_q.weight".into(),
+        ne: vec![32, 2],
+        ggml_type: GgmlType::Q8_0,
+    })
+    .unwrap();
+    w
+}
+
+fn write_to_vec(w: &GgufWriter) -> Vec<u8> {
+    let mut out = Vec::new();
+    w.write(&mut out, |i, t, o| {
+        let bytes: Vec<u8> = (0..t.nbytes())
+            .map(|b| (b as u8).wrapping_add(i as u8))
+            .collect();
+        o.write_all(&bytes).map_err(|e| crate::Error::io("mem", e))
+    })
+    .unwrap();
+    out
+}
+
+fn parse(bytes: &[u8]) -> Result<GgufFile, GgufError> {
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(bytes).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+    GgufFile::parse(std::path::Path::new("mem.gguf"), Arc::new(map))
+}
+
+#[test]
+fn roundtrip_preserves_metadata_tensors_and_data() {
+    let w = sample_writer();
+    let bytes = write_to_vec(&w);
+    assert_eq!(bytes.len() as u64, w.file_size());
+    let f = parse(&bytes).unwrap();
+    assert_eq!(f.version, 3);
+    assert_eq!(f.metadata, w.kvs().to_vec());
+    assert_eq!(f.tensors.len(), 2);
+    assert_eq!(f.data_offset, w.header_size());
+    assert_eq!(f.data_offset % 32, 0);
+    let q = &f.tensors[1];
+    assert_eq!(
+        (q.name.as_str(), q.ggml_type, q.nbytes),
+        ("blk.0.attn_q.weight", GgmlType::Q8_0, 68)
+    );
+    // 48 bytes of f32 data padded to 64 → the second tensor starts at 64.
+    assert_eq!(q.offset, 64);
+    assert_eq!(
+        f.tensor_data(q),
+        (0..68u64)
+            .map(|b| (b as u8).wrapping_add(1))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(f.get_str("general.architecture").unwrap(), "llama");
+    assert_eq!(f.get_u64("llama.block_count").unwrap(), 2);
+    assert!(f.get_u64("general.architecture").is_err());
+}
+
+#[test]
+fn header_bytes_follow_the_spec() {
+    let mut w = GgufWriter::new();
+    w.add_kv("k", Value::U32(7));
+    let bytes = write_to_vec(&w);
+    let mut expect = Vec::new();
+    expect.extend_from_slice(b"GGUF");
+    expect.extend_from_slice(&3u32.to_le_bytes());
+    expect.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    expect.extend_from_slice(&1u64.to_le_bytes()); // kvs
+    expect.extend_from_slice(&1u64.to_le_bytes()); // key length
+    expect.push(b'k');
+    expect.extend_from_slice(&4u32.to_le_bytes()); // UINT32
+    expect.extend_from_slice(&7u32.to_le_bytes());
+    expect.resize(64, 0); // 37 bytes padded to 32-byte alignment
+    assert_eq!(bytes, expect);
+}
+
+#[test]
+fn add_kv_keeps_position_and_set_kv_last_moves_to_end() {
+    let mut w = sample_writer();
+    w.add_kv("general.architecture", Value::str("gpt2"));
+    assert_eq!(
+        w.kvs()[0],
+        ("general.architecture".to_string(), Value::str("gpt2"))
+    );
+    w.set_kv_last("llama.block_count", Value::U32(3));
+    assert_eq!(w.kvs().last().unwrap().0, "llama.block_count");
+    assert_eq!(w.kvs().len(), 6);
+}
+
+#[test]
+fn writer_rejects_what_llama_cpp_rejects() {
+    let mut w = GgufWriter::new();
+    let long = "x".repeat(64);
+    assert!(
+        w.add_tensor(TensorSpec {
+            name: long,
+            ne: vec![4],
+            ggml_type: GgmlType::F32
+        })
+        .is_err()
+    );
+    assert!(
+        w.add_tensor(TensorSpec {
+            name: "a".into(),
+            ne: vec![33],
+            ggml_type: GgmlType::Q8_0
+        })
+        .is_err()
+    );
+    assert!(
+        w.add_tensor(TensorSpec {
+            name: "a".into(),
+            ne: vec![1, 1, 1, 1, 1],
+            ggml_type: GgmlType::F32
+        })
+        .is_err()
+    );
+    w.add_tensor(TensorSpec {
+        name: "a".into(),
+        ne: vec![4],
+        ggml_type: GgmlType::F32,
+    })
+    .unwrap();
+    assert!(
+        w.add_tensor(TensorSpec {
+            name: "a".into(),
+            ne: vec![4],
+            ggml_type: GgmlType::F32
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let w = sample_writer();
+    let bytes = write_to_vec(&w);
+    // The last tensor's trailing padding is optional (llama.cpp only checks data bounds).
+    let data_end = w.header_size() + 64 + 68;
+    assert!(parse(&bytes[..data_end as usize]).is_ok());
+    for len in 0..data_end as usize {
+        assert!(parse(&bytes[..len]).is_err(), "truncated at {len} parsed");
+    }
+}
+
+#[test]
+fn corrupt_headers_are_reported() {
+    let good = write_to_vec(&sample_writer());
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(matches!(parse(&bad), Err(GgufError::BadMagic(_))));
+    let mut bad = good.clone();
+    bad[4..8].copy_from_slice(&1u32.to_le_bytes());
+    assert!(matches!(parse(&bad), Err(GgufError::Version(1))));
+    let mut bad = good.clone();
+    bad[4..8].copy_from_slice(&0x0300_0000u32.to_le_bytes());
+    assert!(matches!(parse(&bad), Err(GgufError::BigEndian)));
+    let mut bad = good.clone();
+    bad[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); // n_kv lies
+    let err = parse(&bad).unwrap_err().to_string();
+    assert!(err.contains("more than"), "{err}");
+    // A string length that points far past the end of the file.
+    let mut bad = good.clone();
+    bad[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(parse(&bad), Err(GgufError::Truncated { .. })));
+}
+
+#[test]
+fn byte_flips_never_panic() {
+    let good = write_to_vec(&sample_writer());
+    let header = sample_writer().header_size() as usize;
+    for i in 0..header {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut bad = good.clone();
+            bad[i] ^= flip;
+            let _ = parse(&bad);
+        }
+    }
+}
+
+#[test]
+fn type_geometry_matches_ggml() {
+    for (t, bs, ts) in [
+        (GgmlType::Q4_0, 32, 18),
+        (GgmlType::Q5_1, 32, 24),
+        (GgmlType::Q8_0, 32, 34),
+        (GgmlType::Q2K, 256, 84),
+        (GgmlType::Q3K, 256, 110),
+        (GgmlType::Q4K, 256, 144),
+        (GgmlType::Q5K, 256, 176),
+        (GgmlType::Q6K, 256, 210),
+        (GgmlType::BF16, 1, 2),
+    ] {
+        assert_eq!((t.block_size(), t.type_size()), (bs, ts), "{t}");
+        assert_eq!(GgmlType::from_id(t.id()), Some(t));
+    }
+    assert_eq!(GgmlType::from_id(4), None);
+    assert_eq!(GgmlType::Q4K.name(), "q4_K");
+}
+
+#[test]
+fn ggml_n_dims_drops_trailing_ones() {
+    let t = |ne: Vec<u64>| TensorInfo {
+        name: "t".into(),
+        ne,
+        ggml_type: GgmlType::F32,
+        offset: 0,
+        nbytes: 0,
+    };
+    assert_eq!(t(vec![64, 1]).ggml_n_dims(), 1);
+    assert_eq!(t(vec![64, 2, 1]).ggml_n_dims(), 2);
+    assert_eq!(t(vec![1]).ggml_n_dims(), 1);
+}
