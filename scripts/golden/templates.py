@@ -129,6 +129,40 @@ def render(template: str, messages, bos: str, eos: str) -> str:
     return text
 
 
+VOCABS = ["gpt-2", "llama-bpe", "llama-spm", "phi-3", "qwen2", "qwen35", "command-r", "gemma-4",
+          "deepseek-llm", "starcoder"]
+
+
+def vocab_specials():
+    """The special tokens of llama.cpp's real vocab GGUFs (control/user-defined), as small JSON."""
+    import json
+    from gguf import GGUFReader
+
+    out_dir = FIX / "vocab"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in VOCABS:
+        r = GGUFReader(str(LLAMACPP / f"models/ggml-vocab-{name}.gguf"))
+        f = r.fields
+        def arr(key):
+            fld = f[key]
+            return [fld.parts[i] for i in fld.data]
+        tokens = [bytes(t).decode("utf-8", "replace") for t in arr("tokenizer.ggml.tokens")]
+        types = [int(t[0]) for t in arr("tokenizer.ggml.token_type")]
+        def scalar(key):
+            return int(f[key].parts[f[key].data[0]][0]) if key in f else None
+        special = [[i, tokens[i], types[i]] for i in range(len(tokens)) if types[i] in (3, 4)]
+        doc = {
+            "source": f"llama.cpp models/ggml-vocab-{name}.gguf",
+            "model": bytes(f["tokenizer.ggml.model"].parts[-1]).decode(),
+            "n_tokens": len(tokens),
+            "bos": scalar("tokenizer.ggml.bos_token_id"),
+            "eos": scalar("tokenizer.ggml.eos_token_id"),
+            "has_chat_template": "tokenizer.chat_template" in f,
+            "special": special,
+        }
+        (out_dir / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False, indent=0))
+
+
 def main():
     (FIX / "llama.cpp").mkdir(parents=True, exist_ok=True)
     (FIX / "extra").mkdir(parents=True, exist_ok=True)
@@ -147,6 +181,7 @@ def main():
         for conv in convs:
             text = render(template, CONVERSATIONS[conv], bos, eos)
             (RENDER / f"{family}-{conv}.txt").write_text(text)
+    vocab_specials()
     print("wrote", len(list((FIX / "llama.cpp").iterdir())), "llama.cpp templates,",
           len(list((FIX / "extra").iterdir())), "extra,", len(list(RENDER.iterdir())), "renderings")
 

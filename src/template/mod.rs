@@ -9,8 +9,10 @@
 //!   [`modelfile::Modelfile::parse`] / [`modelfile::parse_commands`]: Ollama's parser.
 //! - [`params::params_blob`]: the JSON params layer Ollama stores for those parameters.
 
+pub mod detect;
 pub mod families;
 pub mod golang;
 pub mod gotmpl;
 pub mod modelfile;
 pub mod params;
+pub mod vocab;
