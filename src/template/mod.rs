@@ -13,6 +13,7 @@ pub mod detect;
 pub mod families;
 pub mod golang;
 pub mod gotmpl;
+pub mod lint;
 pub mod modelfile;
 pub mod params;
 pub mod vocab;
