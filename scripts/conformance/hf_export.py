@@ -49,6 +49,10 @@ SMALL_FILES = [
     "tokenizer.json",
     "tokenizer_config.json",
 ]
+# Real tiny-lm runs (with tiny-lm's reference logits) and synthetic checkpoints made by
+# scripts/golden/synthetic_tinylm.py for the options the real runs do not use.
+FIXTURE_NAMES = ["tinylm-gpt2", "tinylm-llama3", "synthetic-gpt2-bias", "synthetic-llama3-bias",
+                 "synthetic-llama3-nobias"]
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 # Mixed text that stresses the pre-tokenizer: unicode, emoji (with ZWJ and variation
@@ -167,17 +171,19 @@ def reference_model(fx, arch, ids):
     sd = {k[len("model."):]: v for k, v in ck["state_dict"].items()}
     L, D, H = mc["n_layers"], mc["d_model"], mc["n_heads"]
     out = {}
-    assert torch.equal(sd["lm_head.weight"], sd["token_emb.weight"])
+    tied = "lm_head.weight" not in sd or (
+        sd["lm_head.weight"].dtype == sd["token_emb.weight"].dtype
+        and torch.equal(sd["lm_head.weight"], sd["token_emb.weight"]))
     if arch == "gpt2":
         F = sd["blocks.0.ffn.fc1.weight"].shape[0]
-        drop = mc.get("dropout", 0.1)
+        drop = float(mc.get("dropout", 0.1))
         cfg = GPT2Config(
             vocab_size=mc["vocab_size"], n_positions=mc["context_length"], n_ctx=mc["context_length"],
             n_embd=D, n_layer=L, n_head=H, n_inner=F, activation_function="gelu_new",
-            resid_pdrop=mc.get("resid_dropout", drop), embd_pdrop=mc.get("emb_dropout", drop),
-            attn_pdrop=mc.get("attn_dropout", drop), layer_norm_epsilon=1e-5,
+            resid_pdrop=float(mc.get("resid_dropout", drop)), embd_pdrop=float(mc.get("emb_dropout", drop)),
+            attn_pdrop=float(mc.get("attn_dropout", drop)), layer_norm_epsilon=1e-5,
             bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"],
-            tie_word_embeddings=True)
+            tie_word_embeddings=tied)
         out["transformer.wte.weight"] = sd["token_emb.weight"]
         out["transformer.wpe.weight"] = sd["pos_emb.pos_emb.weight"]
         for i in range(L):
@@ -195,7 +201,7 @@ def reference_model(fx, arch, ids):
             out[h + "mlp.c_proj.weight"] = sd[b + "ffn.fc2.weight"].t().contiguous()
             out[h + "mlp.c_proj.bias"] = sd[b + "ffn.fc2.bias"]
         out["transformer.ln_f.weight"], out["transformer.ln_f.bias"] = sd["ln_f.gamma"], sd["ln_f.beta"]
-        out["lm_head.weight"] = sd["token_emb.weight"]
+        out["lm_head.weight"] = sd["token_emb.weight"] if tied else sd["lm_head.weight"]
         model = GPT2LMHeadModel(cfg)
     else:
         KV = mc.get("n_kv_heads", H)
@@ -207,9 +213,9 @@ def reference_model(fx, arch, ids):
         cfg = LlamaConfig(
             vocab_size=mc["vocab_size"], hidden_size=D, intermediate_size=F, num_hidden_layers=L,
             num_attention_heads=H, num_key_value_heads=KV, head_dim=hd,
-            max_position_embeddings=mc["context_length"], rms_norm_eps=mc.get("norm_eps", 1e-6),
+            max_position_embeddings=mc["context_length"], rms_norm_eps=float(mc.get("norm_eps", 1e-6)),
             rope_theta=float(mc.get("rope_theta", 10000.0)), attention_bias=qkv_bias or o_bias,
-            mlp_bias=mlp_bias, tie_word_embeddings=True, bos_token_id=ids["bos"],
+            mlp_bias=mlp_bias, tie_word_embeddings=tied, bos_token_id=ids["bos"],
             eos_token_id=ids["eos"], pad_token_id=ids["pad"])
         out["model.embed_tokens.weight"] = sd["token_emb.weight"]
         for i in range(L):
@@ -234,11 +240,12 @@ def reference_model(fx, arch, ids):
             out[h + "input_layernorm.weight"] = sd[b + "attn_norm.gamma"]
             out[h + "post_attention_layernorm.weight"] = sd[b + "ffn_norm.gamma"]
         out["model.norm.weight"] = sd["norm_f.gamma"]
-        out["lm_head.weight"] = sd["token_emb.weight"]
+        out["lm_head.weight"] = sd["token_emb.weight"] if tied else sd["lm_head.weight"]
         model = LlamaForCausalLM(cfg)
     missing, unexpected = model.load_state_dict(out, strict=False)
     assert not unexpected and not [m for m in missing if not m.endswith("rotary_emb.inv_freq")], (missing, unexpected)
-    model.tie_weights()
+    if tied:
+        model.tie_weights()
     return model.eval()
 
 
@@ -364,6 +371,7 @@ def check_fixture(name, binary, update_golden, work):
 
     fx = os.path.join(FIXTURES, name)
     arch = "gpt2" if "gpt2" in name else "llama3"
+
     failures = []
     enc = pickle.load(open(os.path.join(fx, "tokenizer.pkl"), "rb"))
     torture_ids = [enc.encode(t, allowed_special="all") for t in TORTURE]
@@ -398,20 +406,27 @@ def check_fixture(name, binary, update_golden, work):
         for p in compare_dirs(refs[dtype], ours[dtype]):
             failures.append(f"{dtype} export vs reference: {p}")
 
-    # Logits of tinylm's f32 export vs tiny-lm's own reference logits.
+    # Logits of tinylm's f32 export vs tiny-lm's own reference logits (real fixtures), or vs
+    # the pure-torch tiny-lm forward (synthetic fixtures, which have no tiny-lm run).
     model = AutoModelForCausalLM.from_pretrained(ours["f32"], dtype=torch.float32).eval()
-    tokens = torch.from_numpy(np.load(os.path.join(fx, "reference_tokens.npy")))
-    expected = torch.from_numpy(np.load(os.path.join(fx, "reference_logits.npy")))
+    ref_tokens = os.path.join(fx, "reference_tokens.npy")
+    ref_impl_diff = None
     with torch.no_grad():
+        if os.path.exists(ref_tokens):
+            tokens = torch.from_numpy(np.load(ref_tokens))
+            expected = torch.from_numpy(np.load(os.path.join(fx, "reference_logits.npy")))
+            # The independent tiny-lm re-implementation must reproduce them too.
+            ref_impl_diff = (tinylm_forward(fx, arch, tokens) - expected.double()).abs().max().item()
+            if ref_impl_diff > 1e-4:
+                failures.append(f"pure-torch tiny-lm forward differs from reference logits by {ref_impl_diff:.3g}")
+        else:
+            bos = enc._special_tokens["<bos>"]
+            tokens = torch.tensor([[bos] + enc.encode("Return a new list containing all items from it.")[:31]])
+            expected = tinylm_forward(fx, arch, tokens).float()
         logits = model(tokens).logits
     diff = (logits - expected).abs().max().item()
     if diff > 1e-4:
         failures.append(f"logits max abs diff {diff:.3g} > 1e-4")
-    # The independent tiny-lm re-implementation must reproduce them too.
-    with torch.no_grad():
-        ref_impl_diff = (tinylm_forward(fx, arch, tokens) - expected.double()).abs().max().item()
-    if ref_impl_diff > 1e-4:
-        failures.append(f"pure-torch tiny-lm forward differs from reference logits by {ref_impl_diff:.3g}")
 
     # Tokenizer: HF (tinylm's tokenizer.json) vs tiktoken.
     tok = AutoTokenizer.from_pretrained(ours["f32"])
@@ -446,7 +461,9 @@ def check_fixture(name, binary, update_golden, work):
             else:
                 failures.append(f"greedy generation differs for prompt {prompt.tolist()}: {hf_gen} vs {ref_gen}")
 
-    print(f"{name}: logits max|diff| {diff:.3g} (pure-torch tiny-lm: {ref_impl_diff:.3g}); "
+    against = ("reference_logits.npy (pure-torch tiny-lm vs it: %.3g)" % ref_impl_diff
+               if ref_impl_diff is not None else "pure-torch tiny-lm forward")
+    print(f"{name}: logits max|diff| {diff:.3g} vs {against}; "
           f"tokenizer {tok_ok}/{len(TORTURE)} texts identical to tiktoken "
           f"({sum(len(i) for i in torture_ids)} ids), BOS added: {bos_first}; "
           f"greedy 20 tokens identical for {gen_same}/{len(prompts)} prompts "
@@ -472,7 +489,7 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="tinylm-hf-export-")
     os.makedirs(work, exist_ok=True)
     failures = []
-    for name in ("tinylm-gpt2", "tinylm-llama3"):
+    for name in FIXTURE_NAMES:
         failures += [f"{name}: {f}" for f in check_fixture(name, binary, args.update_golden or args.golden_only, work)]
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -661,6 +661,88 @@ mod tests {
         assert_eq!(&back[..4], &1.0f32.to_le_bytes());
     }
 
+    fn tiny_gpt2(extra: &[&str]) -> Vec<HfTensor> {
+        let (v, t, d, f) = (6, 3, 4, 8);
+        let mut specs: Vec<(String, Vec<usize>)> = vec![
+            ("token_emb.weight".into(), vec![v, d]),
+            ("pos_emb.pos_emb.weight".into(), vec![t, d]),
+            ("ln_f.gamma".into(), vec![d]),
+            ("ln_f.beta".into(), vec![d]),
+        ];
+        for (k, shape) in [
+            ("attn.W_q.weight", vec![d, d]),
+            ("attn.W_k.weight", vec![d, d]),
+            ("attn.W_v.weight", vec![d, d]),
+            ("attn.out_proj.weight", vec![d, d]),
+            ("ffn.fc1.weight", vec![f, d]),
+            ("ffn.fc2.weight", vec![d, f]),
+            ("norm1.gamma", vec![d]),
+            ("norm1.beta", vec![d]),
+            ("norm2.gamma", vec![d]),
+            ("norm2.beta", vec![d]),
+            ("attn.causal_mask", vec![t, t]),
+        ] {
+            specs.push((format!("blocks.0.{k}"), shape));
+        }
+        for k in extra {
+            specs.push((k.to_string(), vec![d]));
+        }
+        specs
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                f32_tensor(&format!("model.{name}"), &shape, &vec![0.5; n])
+            })
+            .collect()
+    }
+
+    fn tiny_yaml() -> ModelYaml {
+        super::super::config::parse_yaml(
+            "vocab_size: 6\ncontext_length: 3\nd_model: 4\nn_layers: 1\nn_heads: 2\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn minimal_gpt2_maps_with_zero_biases_and_buffers_skipped() {
+        let tensors = tiny_gpt2(&[]);
+        let src = Source::new(&tensors, "model.").unwrap();
+        let (out, facts) = map(Arch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap();
+        assert!(facts.tied);
+        assert_eq!(facts.ffn, 8);
+        let bias = out
+            .iter()
+            .find(|t| t.name == "transformer.h.0.attn.c_attn.bias")
+            .unwrap();
+        assert_eq!(bias.shape, [12]);
+        assert!(bias.data.as_bytes().iter().all(|&b| b == 0));
+        assert!(!out.iter().any(|t| t.name.contains("causal_mask")));
+    }
+
+    #[test]
+    fn unexpected_keys_and_flag_mismatches_are_errors() {
+        let tensors = tiny_gpt2(&["blocks.0.attn.rotary.weight"]);
+        let src = Source::new(&tensors, "model.").unwrap();
+        let err = map(Arch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap_err();
+        assert!(
+            err.contains("unexpected tensors [model.blocks.0.attn.rotary.weight]"),
+            "{err}"
+        );
+        let tensors = tiny_gpt2(&[]);
+        let src = Source::new(&tensors, "model.").unwrap();
+        let mut yaml = tiny_yaml();
+        yaml.qkv_bias = Some(true);
+        let err = map(Arch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
+        assert!(
+            err.contains("qkv_bias: true, but the checkpoint has no"),
+            "{err}"
+        );
+        let mut yaml = tiny_yaml();
+        yaml.n_heads = 3;
+        let err = map(Arch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
+        assert!(err.contains("not divisible by n_heads 3"), "{err}");
+    }
+
     #[test]
     fn arch_detection() {
         let g: BTreeSet<&str> = ["pos_emb.pos_emb.weight", "blocks.0.norm1.gamma"].into();
