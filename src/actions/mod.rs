@@ -9,6 +9,7 @@
 //! The action key is derived from [`Action::kind`], [`Action::version`], [`Action::params`] and the
 //! input digests: bump `version` whenever an implementation change alters the bytes produced.
 
+mod export_hf;
 mod import;
 mod lint;
 mod modelfile;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use export_hf::{ExportHfAction, HF_FILES};
 pub use import::ImportGguf;
 pub use lint::LintAction;
 pub use modelfile::ModelfileAction;

@@ -20,8 +20,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ImportGguf, LintAction, ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem,
-    not_supported,
+    Action, ExportHfAction, HF_FILES, ImportGguf, LintAction, ModelfileAction, QuantizeAction,
+    ReleaseAction, ReleaseItem, not_supported,
 };
 use crate::manifest::{ModelSpec, Project, SourceSpec, closest};
 use crate::{Error, Result};
@@ -404,6 +404,27 @@ fn plan_model(
         }
         SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
         SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
+            if let (SourceSpec::TinyLm(t), true) = (&m.source, m.export_hf) {
+                let node = p.add(
+                    format!("export_hf:{name}"),
+                    Box::new(ExportHfAction {
+                        arch: t.arch,
+                        dtype: t.dtype,
+                        dir_name: name.clone(),
+                    }),
+                    sources.clone(),
+                    vec![name.clone()],
+                );
+                for f in HF_FILES {
+                    p.materialize(
+                        node,
+                        f,
+                        PathBuf::from(name).join("hf").join(f),
+                        node,
+                        &group,
+                    );
+                }
+            }
             let what = match m.source {
                 SourceSpec::Hf(_) => "converting a Hugging Face folder to GGUF (source.hf)",
                 _ => "converting a tiny-lm checkpoint to GGUF (source.tinylm)",
