@@ -280,11 +280,11 @@ fn lmstudio_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let gguf = tiny_gguf(tmp.path(), "tiny-q8_0.gguf", 5);
     let models = tmp.path().join("lms");
-    let (p, linked) = lmstudio::install(&models, &gguf, "tinylm", "tiny").unwrap();
+    let (p, linked) = lmstudio::install(&models, &gguf, "tinylm", "tiny", None).unwrap();
     assert_eq!(p, models.join("tinylm/tiny-GGUF/tiny-q8_0.gguf"));
     assert!(linked);
     assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&gguf).unwrap());
-    let (_, linked) = lmstudio::install(&models, &gguf, "tinylm", "tiny").unwrap();
+    let (_, linked) = lmstudio::install(&models, &gguf, "tinylm", "tiny", None).unwrap();
     assert!(!linked, "already there: untouched");
-    assert!(lmstudio::install(&models, &gguf, "../x", "tiny").is_err());
+    assert!(lmstudio::install(&models, &gguf, "../x", "tiny", None).is_err());
 }

@@ -160,3 +160,99 @@ fn family_templates_can_be_customised() {
         "{mf}"
     );
 }
+
+#[test]
+fn install_section_puts_built_models_into_ollama_and_lm_studio_once() {
+    let p = project(
+        &chatml_vocab(),
+        "[defaults]\ntemplate = \"auto\"\nquants = [\"f16\", \"q8_0\"]\n\n[install]\nollama = true\nlmstudio = [\"m:q8_0\"]",
+    );
+    let ollama = p.path().join("ollama");
+    let lms = p.path().join("lms");
+    let env = [
+        ("OLLAMA_MODELS", ollama.to_str().unwrap()),
+        ("LMSTUDIO_MODELS", lms.to_str().unwrap()),
+    ];
+    let out = p.run_env(&["--json", "build"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = r["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["m:f16", "m:q8_0", "t/m-GGUF/m-q8_0.gguf"]);
+    assert!(
+        ollama
+            .join("manifests/registry.ollama.ai/library/m/q8_0")
+            .is_file()
+    );
+    // The store's model blob is the cache object itself (hardlink), not a copy.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ollama.join("manifests/registry.ollama.ai/library/m/q8_0")).unwrap(),
+    )
+    .unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .replace(':', "-");
+    let blob = std::fs::metadata(ollama.join("blobs").join(digest)).unwrap();
+    let placed = std::fs::metadata(p.path().join("dist/m/m-q8_0.gguf")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(blob.ino(), placed.ino());
+    assert!(lms.join("t/m-GGUF/m-q8_0.gguf").is_file());
+
+    let out = p.run_env(&["--json", "build"], &env);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["changed"] == false),
+        "{r}"
+    );
+}
+
+#[test]
+fn install_and_lint_accept_manifest_models() {
+    let p = project(&chatml_vocab(), "[defaults]\ntemplate = \"auto\"");
+    let ollama = p.path().join("ollama");
+    let env = [("OLLAMA_MODELS", ollama.to_str().unwrap())];
+    let out = p.run_env(&["install", "ollama", "m", "--name", "me/tiny:v1"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        ollama
+            .join("manifests/registry.ollama.ai/me/tiny/v1")
+            .is_file()
+    );
+    let out = p.run_env(&["install", "ollama", "nope"], &env);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = p.run(&["lint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("m: 0 error(s)"));
+    let broken = project(
+        &Vocab {
+            merges: vec![],
+            ..chatml_vocab()
+        },
+        "[defaults]\ntemplate = \"auto\"",
+    );
+    let out = broken.run(&["lint", "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bpe-no-merges"));
+}

@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::GlobalOpts;
+use super::{GlobalOpts, workspace};
+use crate::exec::{self, BuildOptions};
+use crate::install::project::{self, Runtime};
 use crate::install::{lmstudio, ollama};
+use crate::plan;
 use crate::template::modelfile::Modelfile;
 use crate::{Error, IoContext, Result};
 
@@ -23,11 +26,12 @@ pub struct InstallArgs {
 pub enum InstallTarget {
     /// Write the model into the Ollama store ($OLLAMA_MODELS or ~/.ollama/models).
     Ollama {
-        /// The GGUF to install.
-        gguf: PathBuf,
-        /// Ollama model name (model[:tag], namespace/model[:tag]).
+        /// A built `MODEL` or `MODEL:QUANT` of the manifest (built first if stale), or a GGUF file.
+        target: String,
+        /// Ollama model name (model[:tag], namespace/model[:tag]); required for a GGUF file,
+        /// default `ollama_name:quant` for a manifest model.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Modelfile with TEMPLATE/SYSTEM/PARAMETER/LICENSE/MESSAGE (its FROM is ignored).
         #[arg(long, value_name = "PATH")]
         modelfile: Option<PathBuf>,
@@ -37,11 +41,11 @@ pub enum InstallTarget {
     },
     /// Link or copy the GGUF into LM Studio's models folder.
     Lmstudio {
-        /// The GGUF to install.
-        gguf: PathBuf,
-        /// Model name (folder `<name>-GGUF`).
+        /// A built `MODEL` or `MODEL:QUANT` of the manifest, or a GGUF file.
+        target: String,
+        /// Model name (folder `<name>-GGUF`); required for a GGUF file.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Publisher folder.
         #[arg(long, default_value = "tinylm")]
         publisher: String,
@@ -72,11 +76,32 @@ pub enum UninstallTarget {
 pub fn install(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
     match args.target {
         InstallTarget::Ollama {
-            gguf,
+            target,
+            name,
+            modelfile,
+            via_cli,
+        } if !is_file(&target) => {
+            if via_cli || modelfile.is_some() {
+                return Err(Error::Usage(format!(
+                    "`{target}` is not a GGUF file; --via-cli and --modelfile only apply to files \
+                     (a manifest model uses the Modelfile tinylm built)"
+                )));
+            }
+            manifest_install(g, Runtime::Ollama, &target, name.as_deref())
+        }
+        InstallTarget::Lmstudio { target, .. } if !is_file(&target) => {
+            manifest_install(g, Runtime::Lmstudio, &target, None)
+        }
+        InstallTarget::Ollama {
+            target,
             name,
             modelfile,
             via_cli,
         } => {
+            let gguf = PathBuf::from(&target);
+            let name = name.ok_or_else(|| {
+                Error::Usage("--name is required when installing a GGUF file".into())
+            })?;
             if via_cli {
                 let path = match modelfile {
                     Some(p) => p,
@@ -121,16 +146,20 @@ pub fn install(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         InstallTarget::Lmstudio {
-            gguf,
+            target,
             name,
             publisher,
             models_dir,
         } => {
+            let gguf = PathBuf::from(&target);
+            let name = name.ok_or_else(|| {
+                Error::Usage("--name is required when installing a GGUF file".into())
+            })?;
             let dir = match models_dir {
                 Some(d) => d,
                 None => lmstudio::models_dir()?,
             };
-            let (path, linked) = lmstudio::install(&dir, &gguf, &publisher, &name)?;
+            let (path, linked) = lmstudio::install(&dir, &gguf, &publisher, &name, None)?;
             if !g.quiet {
                 println!(
                     "{} ({})",
@@ -163,4 +192,70 @@ pub fn uninstall(g: &GlobalOpts, args: UninstallArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn is_file(target: &str) -> bool {
+    std::path::Path::new(target).is_file()
+}
+
+/// Builds `target` (a manifest `MODEL` or `MODEL:QUANT`) if needed and installs its artifacts.
+fn manifest_install(
+    g: &GlobalOpts,
+    runtime: Runtime,
+    target: &str,
+    name: Option<&str>,
+) -> Result<ExitCode> {
+    let ws = workspace::open(g)?;
+    let plan = plan::plan(&ws.project, Default::default())?;
+    let (model, quant) = match target.split_once(':') {
+        Some((m, q)) => (m, Some(q.to_lowercase())),
+        None => (target, None),
+    };
+    let which: Vec<(String, Option<String>)> = plan
+        .artifacts
+        .iter()
+        .filter(|a| a.model == model && (quant.is_none() || a.quant == quant))
+        .map(|a| (a.model.clone(), a.quant.clone()))
+        .collect();
+    if which.is_empty() {
+        let models: Vec<&str> = ws.project.models.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "`{target}` is neither a GGUF file nor a model of the manifest (models: {})",
+            models.join(", ")
+        )));
+    }
+    let _locks = workspace::lock_for_build(&ws)?;
+    let opts = BuildOptions {
+        targets: vec![target.to_string()],
+        jobs: workspace::jobs(None)?,
+        keep_going: false,
+        dry_run: false,
+        locked: false,
+        progress: !g.quiet && !g.json,
+        verbose_lines: !g.quiet && !g.json,
+    };
+    let report = exec::build(&ws, &plan, &opts, workspace::cancel_on_ctrl_c())?;
+    if report.failed > 0 {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let done = project::install(&ws, &plan, runtime, &which, name)?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&done).unwrap_or_default()
+        );
+    } else if !g.quiet {
+        for i in &done {
+            let what = if i.changed {
+                "installed"
+            } else {
+                "up to date:"
+            };
+            println!("{what} {} ({})", i.name, i.location.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

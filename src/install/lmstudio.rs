@@ -24,23 +24,35 @@ fn safe_part(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs `gguf` as `<models>/<publisher>/<model>-GGUF/<file name>`; returns the path and
-/// whether it is a hardlink. An identical file already there is left alone.
+/// Installs `gguf` as `<models>/<publisher>/<model>-GGUF/<file>` (`file` defaults to the GGUF's
+/// own file name); returns the path and whether it was hardlinked now. An identical file
+/// already there is left alone.
 pub fn install(
     models: &Path,
     gguf: &Path,
     publisher: &str,
     model: &str,
+    file: Option<&str>,
 ) -> Result<(PathBuf, bool)> {
     safe_part("publisher", publisher)?;
     safe_part("model", model)?;
-    let file = gguf
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{} is not a file", gguf.display())))?;
+    let file = match file {
+        Some(f) => {
+            safe_part("file name", f)?;
+            std::ffi::OsString::from(f)
+        }
+        None => gguf
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("{} is not a file", gguf.display())))?
+            .to_owned(),
+    };
     let dir = models.join(publisher).join(format!("{model}-GGUF"));
     fs::create_dir_all(&dir).with_path(&dir)?;
     let dest = dir.join(file);
     let src_meta = fs::metadata(gguf).with_path(gguf)?;
+    if same_file(gguf, &dest) {
+        return Ok((dest, false));
+    }
     if let Ok(m) = fs::metadata(&dest)
         && m.len() == src_meta.len()
         && fs::read(&dest).with_path(&dest)? == fs::read(gguf).with_path(gguf)?
@@ -55,4 +67,13 @@ pub fn install(
     }
     fs::rename(&tmp, &dest).with_path(&dest)?;
     Ok((dest, linked))
+}
+
+/// Whether two paths are the same inode (a hardlink we made earlier).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use crate::cache::stat::FileStat;
+    match (FileStat::of(a), FileStat::of(b)) {
+        (Ok(x), Ok(y)) => x.dev == y.dev && x.ino == y.ino && x.ino != 0,
+        _ => false,
+    }
 }

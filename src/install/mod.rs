@@ -6,3 +6,4 @@
 
 pub mod lmstudio;
 pub mod ollama;
+pub mod project;

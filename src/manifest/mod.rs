@@ -41,6 +41,30 @@ pub struct Manifest {
     /// Release bundles, by name.
     #[serde(default)]
     pub releases: BTreeMap<String, Release>,
+    /// Local runtimes `tinylm build` installs into as its last step.
+    #[serde(default)]
+    pub install: InstallSection,
+}
+
+/// `[install]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSection {
+    /// Write models into the Ollama store (`$OLLAMA_MODELS` or `~/.ollama/models`): `true` for
+    /// every model, or a list of `model` / `model:quant`.
+    pub ollama: Option<Sp<InstallSelection>>,
+    /// Link models into LM Studio's folder (`$LMSTUDIO_MODELS` or `~/.lmstudio/models`).
+    pub lmstudio: Option<Sp<InstallSelection>>,
+}
+
+/// Which artifacts to install.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum InstallSelection {
+    /// `true`: everything; `false`: nothing.
+    All(bool),
+    /// `model` (all its quants) or `model:quant` entries.
+    Only(Vec<String>),
 }
 
 /// `[project]`.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{HfDtype, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use super::{HfDtype, InstallSelection, Loaded, Message, Model, Sp, TinyLmArch, closest};
 use crate::quant::FileType;
 use crate::template::families::{builtin, builtin_names};
 use crate::template::lint;
@@ -33,6 +33,10 @@ pub struct Project {
     pub models: BTreeMap<String, ModelSpec>,
     /// Releases by name.
     pub releases: BTreeMap<String, ReleaseSpec>,
+    /// Artifacts to install into Ollama after a build.
+    pub install_ollama: Vec<(String, Option<String>)>,
+    /// Artifacts to install into LM Studio after a build.
+    pub install_lmstudio: Vec<(String, Option<String>)>,
 }
 
 /// A model with defaults applied.
@@ -255,10 +259,15 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         );
     }
 
+    let install_ollama = resolve_install(&mut errs, &models, m.install.ollama.as_ref());
+    let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
+
     if !errs.list.is_empty() {
         return Err(Error::Manifest(errs.list.join("\n\n")));
     }
     Ok(Project {
+        install_ollama,
+        install_lmstudio,
         name,
         version,
         root,
@@ -612,4 +621,58 @@ fn is_ollama_name(s: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
     path.split('/').count() <= 2 && path.split('/').all(part_ok) && part_ok(tag)
+}
+
+/// Resolves an `[install]` selection into (model, quant) artifacts.
+fn resolve_install(
+    errs: &mut Errors<'_>,
+    models: &BTreeMap<String, ModelSpec>,
+    sel: Option<&Sp<InstallSelection>>,
+) -> Vec<(String, Option<String>)> {
+    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<String>)> {
+        if m.quants.is_empty() {
+            vec![(m.name.clone(), None)]
+        } else {
+            m.quants
+                .iter()
+                .map(|q| (m.name.clone(), Some(q.clone())))
+                .collect()
+        }
+    };
+    let Some(sel) = sel else { return Vec::new() };
+    match &sel.value {
+        InstallSelection::All(false) => Vec::new(),
+        InstallSelection::All(true) => models.values().flat_map(artifacts).collect(),
+        InstallSelection::Only(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                let (model, quant) = match item.split_once(':') {
+                    Some((m, q)) => (m, Some(q.to_lowercase())),
+                    None => (item.as_str(), None),
+                };
+                let Some(spec) = models.get(model) else {
+                    let hint = closest(model, models.keys().map(String::as_str))
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    errs.at(
+                        &sel.span,
+                        format!("[install] names unknown model `{model}`{hint}"),
+                    );
+                    continue;
+                };
+                match quant {
+                    None => out.extend(artifacts(spec)),
+                    Some(q) if spec.quants.contains(&q) => out.push((model.to_string(), Some(q))),
+                    Some(q) => errs.at(
+                        &sel.span,
+                        format!(
+                            "[install] wants `{model}:{q}`, but `{model}` builds [{}]",
+                            spec.quants.join(", ")
+                        ),
+                    ),
+                }
+            }
+            out
+        }
+    }
 }
