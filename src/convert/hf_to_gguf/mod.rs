@@ -629,3 +629,27 @@ pub fn convert(model: &HfModel, opts: &GgufOptions, out: &mut impl Write) -> Res
     plan.write(out, opts)?;
     Ok(plan.report)
 }
+
+/// Converts `model` into the file at `path`, atomically: the GGUF is written to a temporary file
+/// next to `path` and renamed only once complete, so a failure never leaves a partial file.
+pub fn convert_to_path(
+    model: &HfModel,
+    opts: &GgufOptions,
+    path: &std::path::Path,
+) -> Result<ConvertReport> {
+    use crate::error::IoContext;
+    let plan = plan(model, opts)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_path(dir)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        plan.write(&mut w, opts)?;
+        w.flush().with_path(tmp.path())?;
+    }
+    tmp.persist(path)
+        .map_err(|e| crate::Error::io(path, e.error))?;
+    Ok(plan.report)
+}
