@@ -311,3 +311,20 @@ fn gpt2_without_n_ctx_uses_n_positions() {
     );
     check_fixture(&fx, &model, "without n_ctx");
 }
+#[test]
+fn llama_matches_reference() {
+    let fx = load_fixture("llama");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn mistral_matches_reference() {
+    let fx = load_fixture("mistral");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn qwen2_matches_reference() {
+    let fx = load_fixture("qwen2");
+    check_fixture(&fx, &fx.model, "as generated");
+}

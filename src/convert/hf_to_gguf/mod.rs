@@ -436,8 +436,9 @@ fn write_vocab(
             "SentencePiece tokenizers (tokenizer.model) are not supported yet; tinylm converts byte-level BPE tokenizer.json".into(),
         ));
     }
+    let tokenizer_json = vocab::parse_json_file(model, "tokenizer.json")?;
     if arch.family == Family::Llama
-        && let Some(tj) = vocab::parse_json_file(model, "tokenizer.json")?
+        && let Some(tj) = &tokenizer_json
     {
         let m = tj.get("model").cloned().unwrap_or(Json::Null);
         let is_bpe = m.get("type").and_then(Json::as_str) == Some("BPE");
@@ -463,7 +464,13 @@ fn write_vocab(
         }
     }
 
-    let tok = HfTokenizer::load(model, hp)?;
+    let Some(tokenizer_json) = tokenizer_json else {
+        return Err(file_err(
+            "tokenizer.json",
+            "missing: tinylm converts byte-level BPE tokenizers from tokenizer.json",
+        ));
+    };
+    let tok = HfTokenizer::from_json(Json::Object(tokenizer_json.clone()), model, hp)?;
     let vocab_size = match hp.get("vocab_size") {
         Some(v) => hparams::as_u32(v).ok_or_else(|| cfg("vocab_size must be an integer"))? as usize,
         None => tok.inner().get_vocab_size(true),
@@ -475,12 +482,7 @@ fn write_vocab(
         if let Some(p) = pre_for_hash(&h) {
             (p.to_string(), PreSource::Hash, Some(h))
         } else {
-            let tj: Json = model
-                .files
-                .get("tokenizer.json")
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Json::Null);
-            match structural_pre(&tj) {
+            match structural_pre(&Json::Object(tokenizer_json.clone())) {
                 Some((p, src)) => {
                     if let PreSource::Approximation(msg) = &src {
                         warnings.push(msg.clone());
@@ -506,7 +508,7 @@ fn write_vocab(
         Value::Array(Array::strings(&tokens)),
     );
     w.add_kv("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
-    let sv = vocab::SpecialVocab::load(model, true, None)?;
+    let sv = vocab::SpecialVocab::load(model, Some(&tokenizer_json), true, None)?;
     if sv.merges.is_empty() {
         warnings.push("the tokenizer has no merges: output may be non-functional".into());
     }

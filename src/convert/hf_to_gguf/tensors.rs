@@ -220,8 +220,9 @@ pub fn write_tensor(
     cancel: Option<&AtomicBool>,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<()> {
-    // Keep bf16 ↔ bf16 exact for every bit pattern except NaN canonicalisation, like the
-    // reference: decoding to f32 and rounding back is the identity for finite values.
+    if write_same_type(p, out, cancel)? {
+        return Ok(());
+    }
     let row_len = p.shape.last().copied().unwrap_or(1).max(1);
     let n_rows = p.n_elements() / row_len;
     let rb = row_bytes(p.ggml_type, row_len);
@@ -272,6 +273,75 @@ pub fn write_tensor(
         first += rows;
     }
     Ok(())
+}
+
+/// Whether the output encoding of `t` is its source dtype, bit for bit.
+fn same_encoding(dtype: DType, t: GgmlType) -> bool {
+    matches!(
+        (dtype, t),
+        (DType::F32, GgmlType::F32) | (DType::F16, GgmlType::F16) | (DType::BF16, GgmlType::BF16)
+    )
+}
+
+/// A BF16 value that f32 → bf16 rounding would change: a NaN without the quiet bit.
+fn bf16_needs_rounding(bytes: &[u8]) -> bool {
+    // Branch-free per block so the scan vectorizes; blocks are checked in parallel.
+    bytes.par_chunks(1 << 16).any(|blk| {
+        let mut bad = false;
+        for c in blk.chunks_exact(2) {
+            let w = u16::from_le_bytes([c[0], c[1]]);
+            bad |= ((w & 0x7fff) > 0x7f80) & ((w & 0x40) == 0);
+        }
+        bad
+    })
+}
+
+/// Fast path: the output bytes are the source bytes (possibly with rows permuted), because
+/// decoding to f32 and encoding back is the identity. Returns `false` when it does not apply.
+fn write_same_type(
+    p: &PlannedTensor,
+    out: &mut dyn Write,
+    cancel: Option<&AtomicBool>,
+) -> Result<bool> {
+    let Source::Hf(t, transform) = &p.source else {
+        return Ok(false);
+    };
+    if !same_encoding(t.dtype, p.ggml_type) || matches!(transform, Transform::Transpose) {
+        return Ok(false);
+    }
+    let bytes = t.data.as_bytes();
+    if t.dtype == DType::BF16 && bf16_needs_rounding(bytes) {
+        return Ok(false);
+    }
+    let werr =
+        |e: std::io::Error| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}")));
+    let check = || -> Result<()> {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(ConvertError::Cancelled);
+        }
+        Ok(())
+    };
+    match transform {
+        Transform::Permute(n_head) => {
+            let rows = t.shape.first().copied().unwrap_or(1);
+            let row_bytes = bytes.len() / rows.max(1);
+            for r in 0..rows {
+                if r % 4096 == 0 {
+                    check()?;
+                }
+                let src = permute_src(r, rows, *n_head);
+                out.write_all(&bytes[src * row_bytes..(src + 1) * row_bytes])
+                    .map_err(werr)?;
+            }
+        }
+        _ => {
+            for chunk in bytes.chunks(CHUNK_ELEMS * 4) {
+                check()?;
+                out.write_all(chunk).map_err(werr)?;
+            }
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -90,14 +90,17 @@ pub struct HfTokenizer {
 impl HfTokenizer {
     /// Builds the tokenizer from `tokenizer.json` + `tokenizer_config.json`.
     pub fn load(model: &HfModel, hp: &Hparams) -> Result<HfTokenizer> {
-        let Some(bytes) = model.files.get("tokenizer.json") else {
+        let Some(json) = parse_json_file(model, "tokenizer.json")? else {
             return Err(file_err(
                 "tokenizer.json",
                 "missing: tinylm converts byte-level BPE tokenizers from tokenizer.json",
             ));
         };
-        let mut json: Json = serde_json::from_slice(bytes)
-            .map_err(|e| file_err("tokenizer.json", format!("invalid JSON: {e}")))?;
+        Self::from_json(Json::Object(json), model, hp)
+    }
+
+    /// Like [`HfTokenizer::load`], from an already parsed `tokenizer.json`.
+    pub fn from_json(mut json: Json, model: &HfModel, hp: &Hparams) -> Result<HfTokenizer> {
         let tc = parse_json_file(model, "tokenizer_config.json")?;
         let stm = parse_json_file(model, "special_tokens_map.json")?;
         let class = tokenizer_class(tc.as_ref(), hp);
@@ -173,10 +176,7 @@ impl HfTokenizer {
             }
         }
 
-        let text = serde_json::to_string(&json)
-            .map_err(|e| file_err("tokenizer.json", format!("cannot re-serialize: {e}")))?;
-        let mut tok: Tokenizer = text
-            .parse()
+        let mut tok: Tokenizer = serde_json::from_value(json)
             .map_err(|e| file_err("tokenizer.json", format!("not a valid HF tokenizer: {e}")))?;
 
         // added_tokens_decoder entries and special tokens missing from the vocabulary are added.
@@ -467,6 +467,7 @@ impl SpecialVocab {
     /// Loads like `SpecialVocab(dir, load_merges, n_vocab=…)`.
     pub fn load(
         model: &HfModel,
+        tokenizer_json: Option<&Map<String, Json>>,
         load_merges: bool,
         n_vocab: Option<usize>,
     ) -> Result<SpecialVocab> {
@@ -478,7 +479,7 @@ impl SpecialVocab {
             n_vocab,
             ..Default::default()
         };
-        sv.load_tokenizer_json(model, load_merges)?;
+        sv.load_tokenizer_json(model, tokenizer_json, load_merges)?;
         sv.load_config_json(model)?;
         if load_merges && sv.merges.is_empty() {
             sv.merges_txt(model);
@@ -547,10 +548,14 @@ impl SpecialVocab {
         }
     }
 
-    fn load_tokenizer_json(&mut self, model: &HfModel, load_merges: bool) -> Result<()> {
-        let tokenizer = parse_json_file(model, "tokenizer.json")?;
+    fn load_tokenizer_json(
+        &mut self,
+        model: &HfModel,
+        tokenizer: Option<&Map<String, Json>>,
+        load_merges: bool,
+    ) -> Result<()> {
         let mut added_tokens: Vec<Json> = Vec::new();
-        if let Some(tj) = &tokenizer {
+        if let Some(tj) = tokenizer {
             if load_merges
                 && let Some(merges) = tj
                     .get("model")
@@ -568,7 +573,7 @@ impl SpecialVocab {
             }
         }
         let mut tc = parse_json_file(model, "tokenizer_config.json")?;
-        if let Some(tj) = &tokenizer {
+        if let Some(tj) = tokenizer {
             let get = |tc: &Option<Map<String, Json>>, k: &str| -> Json {
                 tc.as_ref()
                     .and_then(|t| t.get(k))
