@@ -49,10 +49,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Exit code for this error: 2 for usage/manifest errors, 1 for build failures.
+    /// Exit code for this error: 2 for usage/manifest errors, 130 after Ctrl-C (the shell
+    /// convention for SIGINT), 1 for build failures.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Manifest(_) => 2,
+            Error::Interrupted => 130,
             _ => 1,
         }
     }

@@ -22,7 +22,7 @@ pub mod plan;
 pub mod quant;
 pub mod template;
 
-pub use error::{Error, Result};
+pub use error::{Error, IoContext, Result};
 
 /// The tinylm version, recorded in action keys and release metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,14 +2,68 @@
 
 use std::process::ExitCode;
 
-use super::GlobalOpts;
-use crate::Result;
+use super::{GlobalOpts, workspace};
+use crate::exec::{self, BuildOptions};
+use crate::{Result, plan};
 
 /// Arguments of `tinylm build`.
 #[derive(Debug, clap::Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// What to build: `MODEL`, `MODEL:QUANT` or `RELEASE` (default: everything).
+    pub targets: Vec<String>,
+    /// Show what would run, without running or writing anything.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Fail (exit 1, writing nothing) if the build would change tinylm.lock.
+    #[arg(long)]
+    pub locked: bool,
+    /// Keep building independent actions after a failure.
+    #[arg(long, short = 'k')]
+    pub keep_going: bool,
+    /// Worker threads (default: number of cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
 
 /// Runs `tinylm build`.
-pub fn run(_g: &GlobalOpts, _args: BuildArgs) -> Result<ExitCode> {
-    super::not_yet("build")
+pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
+    let ws = workspace::open(g)?;
+    let plan = plan::plan(&ws.project)?;
+    let _locks = if args.dry_run {
+        None
+    } else {
+        Some(workspace::lock_for_build(&ws)?)
+    };
+    let opts = BuildOptions {
+        targets: args.targets,
+        jobs: workspace::jobs(args.jobs)?,
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+        locked: args.locked,
+        progress: !g.quiet && !g.json,
+        verbose_lines: !g.quiet && !g.json,
+    };
+    let report = exec::build(&ws, &plan, &opts, workspace::cancel_on_ctrl_c())?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        if args.dry_run {
+            for d in &report.details {
+                eprintln!("{:>12} {}", d.status.label(), d.id);
+            }
+        }
+        if !g.quiet {
+            eprintln!("{}", report.summary_line());
+        }
+    }
+    if report.failed > 0 {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

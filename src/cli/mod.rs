@@ -17,6 +17,7 @@ mod lint;
 mod misc;
 mod quantize;
 mod template;
+mod workspace;
 
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]

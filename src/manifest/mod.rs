@@ -1,1 +1,256 @@
-//! `tinylm.toml`: typed manifest, validation with spans, and the JSON schema.
+//! `tinylm.toml`: the typed manifest, its validation, and the JSON schema derived from it.
+//!
+//! [`load`] parses the file (unknown keys are rejected with a did-you-mean), then [`validate`]
+//! checks cross-references and values and resolves defaults into a [`Project`], the only thing
+//! the planner sees. Every error points at `file:line:column` with the offending snippet.
+
+mod span;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use span::{Sp, closest, render};
+pub use validate::{
+    ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateChoice, TemplateSpec, TinyLmSpec,
+};
+
+pub use crate::template::params::RawValue;
+use crate::{Error, IoContext, Result};
+
+/// The whole manifest as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "tinylm.toml", description = "tinylm build manifest")]
+pub struct Manifest {
+    /// Project name, version and output directory.
+    pub project: ProjectSection,
+    /// Cache settings.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// Values applied to models that don't set them.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Models to build, by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, Model>,
+    /// Chat templates and Modelfile settings, by name.
+    #[serde(default)]
+    pub templates: BTreeMap<String, TemplateDef>,
+    /// Release bundles, by name.
+    #[serde(default)]
+    pub releases: BTreeMap<String, Release>,
+}
+
+/// `[project]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// Project name.
+    pub name: Sp<String>,
+    /// Project version; releases default to it.
+    pub version: Sp<String>,
+    /// Output directory, relative to the manifest (default `dist`).
+    pub out: Option<Sp<String>>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Cache directory, relative to the manifest (default `.tinylm/cache`); `--cache` and
+    /// `TINYLM_CACHE` override it.
+    pub dir: Option<String>,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Quantizations for models that don't list their own.
+    pub quants: Option<Vec<Sp<String>>>,
+    /// Template for models that don't name their own.
+    pub template: Option<Sp<String>>,
+}
+
+/// `[models.<name>]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Where the model comes from: exactly one of `gguf`, `hf`, `tinylm`.
+    pub source: Sp<Source>,
+    /// Quantizations to build (`f16`, `q8_0`, `q4_k_m`, …).
+    pub quants: Option<Vec<Sp<String>>>,
+    /// Template name (from `[templates]` or a built-in family) or `"auto"`.
+    pub template: Option<Sp<String>>,
+    /// Name to use when installing into Ollama (default: the model name).
+    pub ollama_name: Option<Sp<String>>,
+    /// Type of the converted base GGUF for `hf`/`tinylm` sources: f32, f16, bf16, q8_0 or auto.
+    pub outtype: Option<Sp<String>>,
+    /// Override of `tokenizer.ggml.pre` for converted models.
+    pub pre: Option<Sp<String>>,
+    /// Also put the exported Hugging Face folder in the output (`tinylm` sources).
+    pub export_hf: Option<bool>,
+}
+
+/// `source = { … }`: exactly one key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// An existing GGUF file.
+    pub gguf: Option<Sp<String>>,
+    /// A Hugging Face model folder.
+    pub hf: Option<Sp<String>>,
+    /// A tiny-lm training run.
+    pub tinylm: Option<TinyLmSource>,
+}
+
+/// `source.tinylm = { … }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TinyLmSource {
+    /// Lightning checkpoint (`last.ckpt`).
+    pub checkpoint: Sp<String>,
+    /// Model YAML config.
+    pub config: Sp<String>,
+    /// Pickled tiktoken tokenizer (`tokenizer.pkl`).
+    pub tokenizer: Sp<String>,
+    /// Tokenizer YAML config (special tokens).
+    pub tokenizer_config: Option<Sp<String>>,
+    /// Architecture; inferred from the checkpoint when omitted.
+    pub arch: Option<TinyLmArch>,
+    /// Weight dtype of the exported Hugging Face folder (default f32).
+    pub dtype: Option<HfDtype>,
+}
+
+/// tiny-lm architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TinyLmArch {
+    /// tiny-lm GPT-2.
+    Gpt2,
+    /// tiny-lm Llama 3.
+    Llama3,
+}
+
+/// Weight dtypes of an exported Hugging Face folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HfDtype {
+    /// float32.
+    F32,
+    /// float16.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+/// `[templates.<name>]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDef {
+    /// Go template text (Ollama TEMPLATE).
+    pub template: Option<Sp<String>>,
+    /// File holding the Go template, relative to the manifest.
+    pub file: Option<Sp<String>>,
+    /// System prompt.
+    pub system: Option<String>,
+    /// Ollama PARAMETERs; `stop` is a list of strings.
+    pub parameters: Option<BTreeMap<String, Sp<RawValue>>>,
+    /// License text.
+    pub license: Option<String>,
+    /// Example conversation.
+    pub messages: Option<Vec<Message>>,
+}
+
+/// One MESSAGE of a Modelfile.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: Sp<String>,
+    /// Message text.
+    pub content: String,
+}
+
+/// `[releases.<name>]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Models in the release.
+    pub models: Vec<Sp<String>>,
+    /// Quantizations to ship (default: every quant of each model).
+    pub quants: Option<Vec<Sp<String>>>,
+    /// Release version (default: the project version).
+    pub version: Option<Sp<String>>,
+}
+
+/// The manifest file name looked up by default.
+pub const MANIFEST_FILE: &str = "tinylm.toml";
+
+/// A parsed manifest with its text, for error rendering.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Path of the manifest.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+}
+
+impl Loaded {
+    /// Renders an error at `span` of the manifest.
+    pub fn error_at(&self, span: &std::ops::Range<usize>, msg: &str) -> String {
+        render(&self.path.display().to_string(), &self.text, span, msg)
+    }
+}
+
+/// Reads and parses a manifest (syntax and shape only; see [`validate`]).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .with_path(path)
+        .map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Manifest(format!(
+                    "{}: no such file; run `tinylm init` to create a manifest",
+                    path.display()
+                ))
+            }
+            other => other,
+        })?;
+    let manifest = parse(path, &text)?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        text,
+        manifest,
+    })
+}
+
+/// Parses manifest text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
+    toml::from_str(text).map_err(|e| {
+        let msg = span::did_you_mean(e.message());
+        let file = path.display().to_string();
+        Error::Manifest(match e.span() {
+            Some(sp) => render(&file, text, &sp, &msg),
+            None => format!("{file}: {msg}"),
+        })
+    })
+}
+
+/// Parses and validates, resolving defaults: the [`Project`] the planner consumes.
+pub fn validate(loaded: &Loaded) -> Result<Project> {
+    validate::validate(loaded)
+}
+
+/// The JSON schema of `tinylm.toml`, pretty-printed with a trailing newline.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Manifest);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,1 +1,469 @@
-//! The build plan: a DAG of actions with content-derived keys.
+//! The build plan: a DAG of actions (petgraph) derived from the validated manifest.
+//!
+//! Planning is pure: it reads no file contents. Each node has an action, named inputs (source
+//! files, source directories, or other nodes' outputs) and belongs to target groups (`model`,
+//! `model:quant`, `release`). Materializations say which outputs appear where under `out/`.
+//!
+//! Node ids and output paths, per model `m` and quant `q`:
+//! - `export_hf:m` → `m/hf/*` (tiny-lm sources with `export_hf = true`)
+//! - `gguf:m` (converted base GGUF) · `import:m` (a source GGUF used as is)
+//! - `quantize:m:q` → `m/m-q.gguf`
+//! - `modelfile:m:q` → `m/m-q.Modelfile` (`m/m.gguf` and `m/m.Modelfile` without quants)
+//! - `release:r` → `releases/r-version/{GGUFs, Modelfiles, SHA256SUMS, release.json}`
+
+pub mod key;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Dfs, Reversed};
+
+use crate::actions::{
+    Action, ImportGguf, ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem, not_supported,
+};
+use crate::manifest::{ModelSpec, Project, SourceSpec, TemplateChoice, closest};
+use crate::{Error, Result};
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A source file.
+    File(PathBuf),
+    /// A source directory (hashed as a sorted listing of its files).
+    Dir(PathBuf),
+    /// Output `output` of another node.
+    Output {
+        /// Producing node.
+        node: NodeIndex,
+        /// Output name.
+        output: String,
+    },
+}
+
+/// One action of the plan.
+#[derive(Debug)]
+pub struct Node {
+    /// Stable id (`quantize:tiny:q8_0`).
+    pub id: String,
+    /// What it does.
+    pub action: Box<dyn Action>,
+    /// Named inputs, in key order.
+    pub inputs: Vec<(String, Input)>,
+    /// Target groups selecting this node directly.
+    pub groups: Vec<String>,
+}
+
+/// An output that appears under `out/`.
+#[derive(Debug, Clone)]
+pub struct Materialization {
+    /// Node producing the content.
+    pub node: NodeIndex,
+    /// Output name on that node.
+    pub output: String,
+    /// Path relative to the output directory.
+    pub dest: PathBuf,
+    /// Node this file is reported under (the release node for release bundles).
+    pub owner: NodeIndex,
+    /// Group for stale-output cleanup: `model:<name>` or `release:<name>`.
+    pub group: String,
+}
+
+/// The whole plan.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Nodes, with edges from producer to consumer.
+    pub graph: DiGraph<Node, String>,
+    /// Outputs to put under `out/`.
+    pub materializations: Vec<Materialization>,
+}
+
+/// A subset of the plan chosen by targets.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Nodes to build (targets plus their dependencies).
+    pub nodes: BTreeSet<NodeIndex>,
+    /// Groups whose stale outputs may be cleaned.
+    pub groups: BTreeSet<String>,
+    /// Whether everything was selected: then outputs of models and releases that left the
+    /// manifest are stale too.
+    pub all: bool,
+}
+
+/// Placeholder for action kinds whose converter has not landed yet.
+#[derive(Debug)]
+struct Unsupported {
+    kind: &'static str,
+    what: String,
+    outputs: Vec<String>,
+}
+
+impl Action for Unsupported {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn version(&self) -> u32 {
+        0
+    }
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "what": self.what })
+    }
+    fn outputs(&self) -> Vec<String> {
+        self.outputs.clone()
+    }
+    fn run(&self, _ctx: &crate::actions::RunCtx<'_>) -> Result<()> {
+        Err(not_supported(&self.what))
+    }
+}
+
+/// File name stem of a model's artifact: `m-q`, or `m` for a GGUF used as is.
+pub fn artifact_stem(model: &str, quant: Option<&str>) -> String {
+    match quant {
+        Some(q) => format!("{model}-{q}"),
+        None => model.to_string(),
+    }
+}
+
+impl Plan {
+    fn add(
+        &mut self,
+        id: String,
+        action: Box<dyn Action>,
+        inputs: Vec<(String, Input)>,
+        groups: Vec<String>,
+    ) -> NodeIndex {
+        let ix = self.graph.add_node(Node {
+            id,
+            action,
+            inputs: inputs.clone(),
+            groups,
+        });
+        for (_, input) in inputs {
+            if let Input::Output { node, output } = input {
+                self.graph.add_edge(node, ix, output);
+            }
+        }
+        ix
+    }
+
+    fn materialize(
+        &mut self,
+        node: NodeIndex,
+        output: &str,
+        dest: PathBuf,
+        owner: NodeIndex,
+        group: &str,
+    ) {
+        self.materializations.push(Materialization {
+            node,
+            output: output.to_string(),
+            dest,
+            owner,
+            group: group.to_string(),
+        });
+    }
+
+    /// The node with id `id`.
+    pub fn find(&self, id: &str) -> Option<NodeIndex> {
+        self.graph.node_indices().find(|&i| self.graph[i].id == id)
+    }
+
+    /// Every target name, for help and did-you-mean.
+    pub fn targets(&self) -> BTreeSet<String> {
+        self.graph
+            .node_weights()
+            .flat_map(|n| n.groups.iter().cloned())
+            .collect()
+    }
+
+    /// Selects targets and their dependencies; no targets selects everything.
+    pub fn select(&self, targets: &[String]) -> Result<Selection> {
+        let all_groups = self.targets();
+        let mut roots = Vec::new();
+        let mut groups = BTreeSet::new();
+        if targets.is_empty() {
+            roots.extend(self.graph.node_indices());
+            groups.extend(self.materializations.iter().map(|m| m.group.clone()));
+        }
+        for t in targets {
+            let t_norm = t.to_lowercase();
+            let matched: Vec<NodeIndex> = self
+                .graph
+                .node_indices()
+                .filter(|&i| {
+                    self.graph[i]
+                        .groups
+                        .iter()
+                        .any(|g| g.to_lowercase() == t_norm)
+                })
+                .collect();
+            if matched.is_empty() {
+                let hint = closest(t, all_groups.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                return Err(Error::Usage(format!(
+                    "unknown target `{t}`; {hint}targets are: {}",
+                    all_groups.iter().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            roots.extend(matched);
+            // Cleanup is scoped to whole models or releases named on the command line.
+            let base = t.split(':').next().unwrap_or(t);
+            if !t.contains(':') {
+                groups.insert(format!("model:{base}"));
+                groups.insert(format!("release:{base}"));
+            }
+        }
+        let mut nodes = BTreeSet::new();
+        let rev = Reversed(&self.graph);
+        for r in roots {
+            let mut dfs = Dfs::new(rev, r);
+            while let Some(n) = dfs.next(rev) {
+                nodes.insert(n);
+            }
+        }
+        Ok(Selection {
+            nodes,
+            groups,
+            all: targets.is_empty(),
+        })
+    }
+
+    /// Topological order of the whole graph (the planner never creates cycles).
+    pub fn topo_order(&self) -> Vec<NodeIndex> {
+        petgraph::algo::toposort(&self.graph, None).unwrap_or_default()
+    }
+}
+
+/// Builds the plan for a validated project.
+pub fn plan(project: &Project) -> Result<Plan> {
+    let mut p = Plan::default();
+    // (model, quant) → (gguf node, gguf output, modelfile node, report output if any)
+    let mut artifacts: BTreeMap<(String, Option<String>), Artifact> = BTreeMap::new();
+    for model in project.models.values() {
+        plan_model(&mut p, model, &mut artifacts)?;
+    }
+    for rel in project.releases.values() {
+        let dir = PathBuf::from("releases").join(format!("{}-{}", rel.name, rel.version));
+        let group = format!("release:{}", rel.name);
+        let mut inputs = Vec::new();
+        let mut items = Vec::new();
+        let mut links = Vec::new();
+        for (model, quant) in &rel.items {
+            let a = artifacts
+                .get(&(model.clone(), quant.clone()))
+                .ok_or_else(|| {
+                    Error::Build(format!("internal error: no artifact for {model}:{quant:?}"))
+                })?;
+            let stem = artifact_stem(model, quant.as_deref());
+            let item = ReleaseItem {
+                model: model.clone(),
+                quant: quant.clone(),
+                gguf_file: format!("{stem}.gguf"),
+                modelfile_file: format!("{stem}.Modelfile"),
+                sources: a
+                    .sources
+                    .iter()
+                    .map(|(n, _)| format!("source/{model}/{n}"))
+                    .collect(),
+                report: a.report.as_ref().map(|_| format!("report/{stem}")),
+            };
+            inputs.push((
+                ReleaseAction::gguf_input(&item),
+                Input::Output {
+                    node: a.gguf.0,
+                    output: a.gguf.1.clone(),
+                },
+            ));
+            inputs.push((
+                ReleaseAction::modelfile_input(&item),
+                Input::Output {
+                    node: a.modelfile,
+                    output: "Modelfile".into(),
+                },
+            ));
+            if let Some((node, output)) = &a.report {
+                inputs.push((
+                    format!("report/{stem}"),
+                    Input::Output {
+                        node: *node,
+                        output: output.clone(),
+                    },
+                ));
+            }
+            for (n, input) in &a.sources {
+                inputs.push((format!("source/{model}/{n}"), input.clone()));
+            }
+            links.push((a.gguf.clone(), dir.join(&item.gguf_file)));
+            links.push((
+                (a.modelfile, "Modelfile".to_string()),
+                dir.join(&item.modelfile_file),
+            ));
+            items.push(item);
+        }
+        let action = ReleaseAction {
+            name: rel.name.clone(),
+            version: rel.version.clone(),
+            items,
+        };
+        let node = p.add(
+            format!("release:{}", rel.name),
+            Box::new(action),
+            inputs,
+            vec![rel.name.clone()],
+        );
+        for ((src, out), dest) in links {
+            p.materialize(src, &out, dest, node, &group);
+        }
+        for out in ["SHA256SUMS", "release.json"] {
+            p.materialize(node, out, dir.join(out), node, &group);
+        }
+    }
+    Ok(p)
+}
+
+#[derive(Debug)]
+struct Artifact {
+    gguf: (NodeIndex, String),
+    modelfile: NodeIndex,
+    report: Option<(NodeIndex, String)>,
+    sources: Vec<(String, Input)>,
+}
+
+fn plan_model(
+    p: &mut Plan,
+    m: &ModelSpec,
+    artifacts: &mut BTreeMap<(String, Option<String>), Artifact>,
+) -> Result<()> {
+    let name = &m.name;
+    let group = format!("model:{name}");
+    let sources: Vec<(String, Input)> = match &m.source {
+        SourceSpec::Gguf(path) => vec![("gguf".into(), Input::File(path.clone()))],
+        SourceSpec::Hf(dir) => vec![("hf".into(), Input::Dir(dir.clone()))],
+        SourceSpec::TinyLm(t) => {
+            let mut v = vec![
+                ("checkpoint".into(), Input::File(t.checkpoint.clone())),
+                ("config".into(), Input::File(t.config.clone())),
+                ("tokenizer".into(), Input::File(t.tokenizer.clone())),
+            ];
+            if let Some(tc) = &t.tokenizer_config {
+                v.push(("tokenizer_config".into(), Input::File(tc.clone())));
+            }
+            v
+        }
+    };
+
+    // The base GGUF every quant derives from, and the quant it already is, if any.
+    let (base, base_quant): ((NodeIndex, String), Option<String>) = match &m.source {
+        SourceSpec::Gguf(path) if m.quants.is_empty() => {
+            let node = p.add(
+                format!("import:{name}"),
+                Box::new(ImportGguf),
+                vec![("source".into(), Input::File(path.clone()))],
+                vec![name.clone()],
+            );
+            ((node, "model.gguf".into()), None)
+        }
+        SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
+        SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
+            let what = match m.source {
+                SourceSpec::Hf(_) => "converting a Hugging Face folder to GGUF (source.hf)",
+                _ => "converting a tiny-lm checkpoint to GGUF (source.tinylm)",
+            };
+            let node = p.add(
+                format!("gguf:{name}"),
+                Box::new(Unsupported {
+                    kind: "gguf",
+                    what: what.into(),
+                    outputs: vec!["model.gguf".into()],
+                }),
+                sources.clone(),
+                vec![name.clone()],
+            );
+            ((node, "model.gguf".into()), Some(m.outtype.clone()))
+        }
+    };
+
+    let template = match &m.template {
+        TemplateChoice::None => None,
+        TemplateChoice::Named(t) => Some(t.clone()),
+        TemplateChoice::Auto => None,
+    };
+    let quants: Vec<Option<String>> = if m.quants.is_empty() {
+        vec![None]
+    } else {
+        m.quants.iter().cloned().map(Some).collect()
+    };
+    for quant in quants {
+        let stem = artifact_stem(name, quant.as_deref());
+        let mut groups = vec![name.clone()];
+        if let Some(q) = &quant {
+            groups.push(format!("{name}:{q}"));
+        }
+        let (gguf, report) = if quant.is_none() || quant == base_quant {
+            (base.clone(), None)
+        } else {
+            let q = quant.clone().unwrap_or_default();
+            let input = match &m.source {
+                SourceSpec::Gguf(path) => Input::File(path.clone()),
+                _ => Input::Output {
+                    node: base.0,
+                    output: base.1.clone(),
+                },
+            };
+            let node = p.add(
+                format!("quantize:{name}:{q}"),
+                Box::new(QuantizeAction { quant: q.clone() }),
+                vec![("source".into(), input)],
+                groups.clone(),
+            );
+            (
+                (node, "model.gguf".to_string()),
+                Some((node, "report.json".to_string())),
+            )
+        };
+        if matches!(m.template, TemplateChoice::Auto) {
+            return Err(Error::Build(format!(
+                "model `{name}`: template = \"auto\" needs the template detector, which is not supported yet; \
+                 name a template from [templates]"
+            )));
+        }
+        let modelfile = p.add(
+            format!(
+                "modelfile:{name}{}",
+                quant.as_ref().map(|q| format!(":{q}")).unwrap_or_default()
+            ),
+            Box::new(ModelfileAction {
+                gguf_file: format!("{stem}.gguf"),
+                template: template.clone(),
+            }),
+            Vec::new(),
+            groups,
+        );
+        let dir = PathBuf::from(name);
+        p.materialize(
+            gguf.0,
+            &gguf.1,
+            dir.join(format!("{stem}.gguf")),
+            gguf.0,
+            &group,
+        );
+        p.materialize(
+            modelfile,
+            "Modelfile",
+            dir.join(format!("{stem}.Modelfile")),
+            modelfile,
+            &group,
+        );
+        artifacts.insert(
+            (name.clone(), quant),
+            Artifact {
+                gguf,
+                modelfile,
+                report,
+                sources: sources.clone(),
+            },
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,570 @@
+//! Cross-checks and defaults: turns a parsed [`Manifest`] into the resolved [`Project`].
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::{HfDtype, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use crate::quant::FileType;
+use crate::template::params::{self, ParamValue};
+use crate::{Error, Result};
+
+/// Base GGUF types the converter can write directly.
+pub const OUTTYPES: &[&str] = &["f32", "f16", "bf16", "q8_0", "auto"];
+
+/// The validated project: everything the planner needs, with absolute paths and defaults applied.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Project name.
+    pub name: String,
+    /// Project version.
+    pub version: String,
+    /// Directory of the manifest; relative paths are resolved against it.
+    pub root: PathBuf,
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// Output directory (absolute).
+    pub out: PathBuf,
+    /// Cache directory from the manifest (absolute), if set.
+    pub cache_dir: Option<PathBuf>,
+    /// Models by name.
+    pub models: BTreeMap<String, ModelSpec>,
+    /// Releases by name.
+    pub releases: BTreeMap<String, ReleaseSpec>,
+}
+
+/// A model with defaults applied.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Model name (safe for file names).
+    pub name: String,
+    /// Where it comes from.
+    pub source: SourceSpec,
+    /// Quantizations to build, lower-case, in manifest order; empty for a GGUF used as is.
+    pub quants: Vec<String>,
+    /// Template for its Modelfiles.
+    pub template: TemplateChoice,
+    /// Name for Ollama installs.
+    pub ollama_name: String,
+    /// Type of the converted base GGUF (`hf`/`tinylm` sources).
+    pub outtype: String,
+    /// `tokenizer.ggml.pre` override.
+    pub pre: Option<String>,
+    /// Whether to put the exported HF folder in the output.
+    pub export_hf: bool,
+}
+
+/// A model source with absolute paths.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// An existing GGUF file.
+    Gguf(PathBuf),
+    /// A Hugging Face folder.
+    Hf(PathBuf),
+    /// A tiny-lm run.
+    TinyLm(TinyLmSpec),
+}
+
+/// tiny-lm inputs with absolute paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TinyLmSpec {
+    /// Lightning checkpoint.
+    pub checkpoint: PathBuf,
+    /// Model YAML.
+    pub config: PathBuf,
+    /// tokenizer.pkl.
+    pub tokenizer: PathBuf,
+    /// Tokenizer YAML.
+    pub tokenizer_config: Option<PathBuf>,
+    /// Architecture, if given.
+    pub arch: Option<TinyLmArch>,
+    /// Exported weight dtype.
+    pub dtype: HfDtype,
+}
+
+/// Which template a model's Modelfiles use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplateChoice {
+    /// No TEMPLATE line: runtimes use the GGUF's own chat template.
+    None,
+    /// Detect the family from the model (`template = "auto"`).
+    Auto,
+    /// A template from `[templates]`.
+    Named(TemplateSpec),
+}
+
+/// A resolved `[templates.<name>]` entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TemplateSpec {
+    /// Template name.
+    pub name: String,
+    /// Go template text.
+    pub template: Option<String>,
+    /// System prompt.
+    pub system: Option<String>,
+    /// PARAMETERs in name order.
+    pub parameters: Vec<(String, ParamValue)>,
+    /// License text.
+    pub license: Option<String>,
+    /// MESSAGE lines as (role, content).
+    pub messages: Vec<(String, String)>,
+}
+
+/// A release with its (model, quant) items resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseSpec {
+    /// Release name.
+    pub name: String,
+    /// Release version.
+    pub version: String,
+    /// (model, quant) pairs in manifest order; quant is `None` for a GGUF used as is.
+    pub items: Vec<(String, Option<String>)>,
+}
+
+struct Errors<'a> {
+    loaded: &'a Loaded,
+    list: Vec<String>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, span: &Range<usize>, msg: impl AsRef<str>) {
+        self.list.push(self.loaded.error_at(span, msg.as_ref()));
+    }
+}
+
+pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
+    let m = &loaded.manifest;
+    let root = loaded
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let root = if root.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        root
+    };
+    let root = std::path::absolute(&root).map_err(|e| Error::io(&root, e))?;
+    let mut errs = Errors {
+        loaded,
+        list: Vec::new(),
+    };
+
+    let name = m.project.name.value.clone();
+    if name.trim().is_empty() {
+        errs.at(&m.project.name.span, "project name must not be empty");
+    }
+    let version = m.project.version.value.clone();
+    check_safe_component(&mut errs, &m.project.version, "project version");
+    let out = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
+    let out = root.join(out);
+    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(d));
+
+    let templates = resolve_templates(&mut errs, &root);
+    let default_quants = m.defaults.quants.as_ref();
+    let default_template = m.defaults.template.as_ref();
+
+    let mut models = BTreeMap::new();
+    for (mname, model) in &m.models {
+        if let Some(spec) = resolve_model(
+            &mut errs,
+            &root,
+            mname,
+            model,
+            default_quants,
+            default_template,
+            &templates,
+        ) {
+            models.insert(mname.clone(), spec);
+        }
+    }
+
+    let mut releases = BTreeMap::new();
+    for (rname, rel) in &m.releases {
+        let mut items = Vec::new();
+        if !is_safe_name(rname) {
+            errs.list.push(format!(
+                "{}: release name `{rname}` may only contain letters, digits, `.`, `_` and `-`",
+                loaded.path.display()
+            ));
+        }
+        let rquants: Option<Vec<String>> = rel
+            .quants
+            .as_ref()
+            .map(|qs| qs.iter().map(|q| q.value.to_lowercase()).collect());
+        if let Some(qs) = &rel.quants {
+            for q in qs {
+                check_quant(&mut errs, q);
+            }
+        }
+        if rel.models.is_empty() {
+            errs.list.push(format!(
+                "{}: release `{rname}` lists no models",
+                loaded.path.display()
+            ));
+        }
+        for mref in &rel.models {
+            let Some(model) = models.get(&mref.value) else {
+                if !m.models.contains_key(&mref.value) {
+                    let hint = closest(&mref.value, m.models.keys().map(String::as_str))
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    errs.at(
+                        &mref.span,
+                        format!(
+                            "release `{rname}` names unknown model `{}`{hint}",
+                            mref.value
+                        ),
+                    );
+                }
+                continue;
+            };
+            if model.quants.is_empty() {
+                items.push((model.name.clone(), None));
+                continue;
+            }
+            let wanted = rquants.clone().unwrap_or_else(|| model.quants.clone());
+            for q in wanted {
+                if model.quants.contains(&q) {
+                    items.push((model.name.clone(), Some(q)));
+                } else if let Some(qs) = &rel.quants {
+                    let span = qs
+                        .iter()
+                        .find(|s| s.value.to_lowercase() == q)
+                        .map(|s| s.span.clone());
+                    errs.at(
+                        &span.unwrap_or(mref.span.clone()),
+                        format!(
+                            "release `{rname}` wants quant `{q}` of model `{}`, which only builds [{}]",
+                            model.name,
+                            model.quants.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        let version = match &rel.version {
+            Some(v) => {
+                check_safe_component(&mut errs, v, "release version");
+                v.value.clone()
+            }
+            None => version.clone(),
+        };
+        releases.insert(
+            rname.clone(),
+            ReleaseSpec {
+                name: rname.clone(),
+                version,
+                items,
+            },
+        );
+    }
+
+    if !errs.list.is_empty() {
+        return Err(Error::Manifest(errs.list.join("\n\n")));
+    }
+    Ok(Project {
+        name,
+        version,
+        root,
+        manifest_path: loaded.path.clone(),
+        out,
+        cache_dir,
+        models,
+        releases,
+    })
+}
+
+fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, TemplateSpec> {
+    let mut out = BTreeMap::new();
+    for (tname, def) in &errs.loaded.manifest.templates {
+        let text = match (&def.template, &def.file) {
+            (Some(_), Some(f)) => {
+                errs.at(
+                    &f.span,
+                    format!("template `{tname}` sets both `template` and `file`; keep one"),
+                );
+                continue;
+            }
+            (Some(t), None) => Some(t.value.clone()),
+            (None, Some(f)) => match std::fs::read_to_string(root.join(&f.value)) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errs.at(
+                        &f.span,
+                        format!("cannot read template file `{}`: {e}", f.value),
+                    );
+                    continue;
+                }
+            },
+            (None, None) => None,
+        };
+        let mut parameters = Vec::new();
+        for (pname, value) in def.parameters.iter().flatten() {
+            match params::validate(pname, &value.value) {
+                Ok(typed) => parameters.push((pname.clone(), typed)),
+                Err(e) => errs.at(&value.span, format!("template `{tname}`: {e}")),
+            }
+        }
+        let messages = def.messages.iter().flatten().filter_map(|Message { role, content }| {
+            if ["system", "user", "assistant"].contains(&role.value.as_str()) {
+                Some((role.value.clone(), content.clone()))
+            } else {
+                errs.at(
+                    &role.span,
+                    format!("message role must be one of \"system\", \"user\" or \"assistant\", not `{}`", role.value),
+                );
+                None
+            }
+        });
+        let messages: Vec<_> = messages.collect();
+        out.insert(
+            tname.clone(),
+            TemplateSpec {
+                name: tname.clone(),
+                template: text,
+                system: def.system.clone(),
+                parameters,
+                license: def.license.clone(),
+                messages,
+            },
+        );
+    }
+    out
+}
+
+fn resolve_model(
+    errs: &mut Errors<'_>,
+    root: &Path,
+    name: &str,
+    model: &Model,
+    default_quants: Option<&Vec<Sp<String>>>,
+    default_template: Option<&Sp<String>>,
+    templates: &BTreeMap<String, TemplateSpec>,
+) -> Option<ModelSpec> {
+    let before = errs.list.len();
+    if !is_safe_name(name) {
+        errs.at(
+            &model.source.span,
+            format!("model name `{name}` may only contain letters, digits, `.`, `_` and `-` (it names files)"),
+        );
+    }
+    let src = &model.source.value;
+    let given = [src.gguf.is_some(), src.hf.is_some(), src.tinylm.is_some()];
+    let source = match (&src.gguf, &src.hf, &src.tinylm) {
+        _ if given.iter().filter(|g| **g).count() != 1 => {
+            errs.at(
+                &model.source.span,
+                format!(
+                    "model `{name}` needs exactly one source: `source.gguf = \"file.gguf\"`, \
+                     `source.hf = \"dir\"` or `source.tinylm = {{ checkpoint, config, tokenizer }}`"
+                ),
+            );
+            return None;
+        }
+        (Some(p), _, _) => SourceSpec::Gguf(existing(errs, root, p, "GGUF file")),
+        (_, Some(p), _) => SourceSpec::Hf(existing(errs, root, p, "Hugging Face folder")),
+        (_, _, Some(t)) => SourceSpec::TinyLm(TinyLmSpec {
+            checkpoint: existing(errs, root, &t.checkpoint, "checkpoint"),
+            config: existing(errs, root, &t.config, "model config"),
+            tokenizer: existing(errs, root, &t.tokenizer, "tokenizer"),
+            tokenizer_config: t
+                .tokenizer_config
+                .as_ref()
+                .map(|p| existing(errs, root, p, "tokenizer config")),
+            arch: t.arch,
+            dtype: t.dtype.unwrap_or(HfDtype::F32),
+        }),
+        _ => unreachable!("exactly one source is set"),
+    };
+    let is_gguf = matches!(source, SourceSpec::Gguf(_));
+
+    let quant_list = model.quants.as_ref().or(default_quants);
+    let mut quants: Vec<String> = Vec::new();
+    for q in quant_list.into_iter().flatten() {
+        if check_quant(errs, q) {
+            let lq = q.value.to_lowercase();
+            if quants.contains(&lq) {
+                errs.at(&q.span, format!("quant `{lq}` is listed twice"));
+            } else {
+                quants.push(lq);
+            }
+        }
+    }
+    if !is_gguf && quants.is_empty() {
+        // A converted model needs at least its base GGUF.
+        quants.push(model.outtype.as_ref().map_or("f16".to_string(), |o| {
+            if o.value == "auto" {
+                "f16".to_string()
+            } else {
+                o.value.to_lowercase()
+            }
+        }));
+    }
+
+    for (field, set) in [
+        ("outtype", model.outtype.is_some()),
+        ("pre", model.pre.is_some()),
+        ("export_hf", model.export_hf.is_some()),
+    ] {
+        if is_gguf && set {
+            errs.at(
+                &model.source.span,
+                format!("model `{name}`: `{field}` only applies to `hf` and `tinylm` sources"),
+            );
+        }
+    }
+    if model.export_hf == Some(true) && !matches!(source, SourceSpec::TinyLm(_)) {
+        errs.at(
+            &model.source.span,
+            format!("model `{name}`: `export_hf` only applies to `tinylm` sources"),
+        );
+    }
+    let outtype = match &model.outtype {
+        Some(o) if OUTTYPES.contains(&o.value.to_lowercase().as_str()) => o.value.to_lowercase(),
+        Some(o) => {
+            errs.at(
+                &o.span,
+                format!(
+                    "unknown outtype `{}`; expected one of {}",
+                    o.value,
+                    OUTTYPES.join(", ")
+                ),
+            );
+            String::new()
+        }
+        // Like the reference's "auto", but a float quant the user asked for wins.
+        None => quants
+            .iter()
+            .find(|q| ["f32", "f16", "bf16"].contains(&q.as_str()))
+            .cloned()
+            .unwrap_or_else(|| "f16".to_string()),
+    };
+
+    let template = match model.template.as_ref().or(default_template) {
+        None => TemplateChoice::None,
+        Some(t) if t.value == "auto" => TemplateChoice::Auto,
+        Some(t) => match templates.get(&t.value) {
+            Some(spec) => TemplateChoice::Named(spec.clone()),
+            None => {
+                let known: Vec<&str> = templates.keys().map(String::as_str).collect();
+                let hint = closest(&t.value, known.iter().copied())
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                errs.at(
+                    &t.span,
+                    format!(
+                        "unknown template `{}`{hint} (defined: {}; or use \"auto\")",
+                        t.value,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                TemplateChoice::None
+            }
+        },
+    };
+
+    let ollama_name = match &model.ollama_name {
+        Some(n) if is_ollama_name(&n.value) => n.value.clone(),
+        Some(n) => {
+            errs.at(&n.span, format!("`{}` is not a valid Ollama model name (letters, digits, `_`, `-`, `.`, optional `namespace/` and `:tag`)", n.value));
+            String::new()
+        }
+        None => name.to_lowercase(),
+    };
+
+    (errs.list.len() == before).then(|| ModelSpec {
+        name: name.to_string(),
+        source,
+        quants,
+        template,
+        ollama_name,
+        outtype,
+        pre: model.pre.as_ref().map(|p| p.value.clone()),
+        export_hf: model.export_hf.unwrap_or(false),
+    })
+}
+
+fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
+    let path = root.join(&p.value);
+    if !path.exists() {
+        errs.at(
+            &p.span,
+            format!(
+                "{what} `{}` does not exist (paths are relative to the manifest)",
+                p.value
+            ),
+        );
+    }
+    path
+}
+
+fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
+    match q.value.parse::<FileType>() {
+        // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
+        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => true,
+        Ok(t) => {
+            errs.at(
+                &q.span,
+                format!("write `{}` for `{}`", t.name().to_lowercase(), q.value),
+            );
+            false
+        }
+        Err(e) => {
+            let names: Vec<String> = FileType::ALL
+                .iter()
+                .map(|t| t.name().to_lowercase())
+                .collect();
+            let hint = closest(&q.value.to_lowercase(), names.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            errs.at(
+                &q.span,
+                format!(
+                    "unknown quant `{}`; {hint}expected one of {}",
+                    e.given,
+                    names.join(", ")
+                ),
+            );
+            false
+        }
+    }
+}
+
+fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
+    if !is_safe_name(&v.value) {
+        errs.at(
+            &v.span,
+            format!(
+                "{what} `{}` may only contain letters, digits, `.`, `_`, `+` and `-`",
+                v.value
+            ),
+        );
+    }
+}
+
+/// Whether `s` is safe as a single path component everywhere we use it.
+fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+}
+
+fn is_ollama_name(s: &str) -> bool {
+    let (path, tag) = s.split_once(':').unwrap_or((s, "latest"));
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 80
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    path.split('/').count() <= 2 && path.split('/').all(part_ok) && part_ok(tag)
+}

@@ -1,0 +1,214 @@
+//! Block-level tests: byte round trips, error bounds on random and adversarial data, and the
+//! fast row kernels against the scalar reference ports.
+
+use super::block::{Block, dequantize_row, quantize_row, quantize_row_reference};
+use super::q2k::BlockQ2K;
+use super::q3k::BlockQ3K;
+use super::q4::{BlockQ4_0, BlockQ4_1};
+use super::q4k::BlockQ4K;
+use super::q5::{BlockQ5_0, BlockQ5_1};
+use super::q5k::BlockQ5K;
+use super::q6k::BlockQ6K;
+use super::q8::BlockQ8_0;
+use crate::formats::gguf::GgmlType;
+
+/// Deterministic test data of several shapes, `n` values each (a multiple of 256).
+pub(crate) fn corpus(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut sets = Vec::new();
+    let gauss = |rng: &mut fastrand::Rng| -> f32 { (0..6).map(|_| rng.f32()).sum::<f32>() - 3.0 };
+    sets.push((0..n).map(|_| rng.f32() * 2.0 - 1.0).collect());
+    sets.push((0..n).map(|_| gauss(&mut rng) * 0.02).collect());
+    sets.push(
+        (0..n)
+            .map(|i| {
+                let g = gauss(&mut rng) * 0.05;
+                if i % 97 == 13 { g * 40.0 } else { g }
+            })
+            .collect(),
+    );
+    sets.push(vec![0.0; n]);
+    sets.push(vec![0.25; n]);
+    sets.push((0..n).map(|_| -rng.f32() - 0.1).collect());
+    sets.push((0..n).map(|_| rng.f32() + 0.1).collect());
+    sets.push((0..n).map(|_| gauss(&mut rng) * 1e-6).collect());
+    sets.push((0..n).map(|_| gauss(&mut rng) * 3e-8).collect()); // fp16-subnormal range
+    sets.push((0..n).map(|_| (rng.i32(-16..=16) as f32) * 0.5).collect()); // ties
+    sets.push(
+        (0..n)
+            .map(|i| if i % 16 < 8 { 0.0 } else { gauss(&mut rng) })
+            .collect(),
+    ); // half-zero sub-blocks
+    sets.push((0..n).map(|_| gauss(&mut rng) * 1000.0).collect());
+    sets
+}
+
+fn round_trip<B: Block>(x: &[f32]) {
+    for chunk in x.chunks_exact(B::ELEMS) {
+        let b = B::quantize(chunk);
+        let mut bytes = vec![0u8; B::BYTES];
+        b.write(&mut bytes);
+        let back = B::read(&bytes);
+        assert_eq!(b, back, "{:?}", B::TYPE);
+        let mut bytes2 = vec![0u8; B::BYTES];
+        back.write(&mut bytes2);
+        assert_eq!(bytes, bytes2);
+    }
+}
+
+#[test]
+fn block_structs_round_trip_through_bytes() {
+    for x in corpus(1024, 1) {
+        round_trip::<BlockQ4_0>(&x);
+        round_trip::<BlockQ4_1>(&x);
+        round_trip::<BlockQ5_0>(&x);
+        round_trip::<BlockQ5_1>(&x);
+        round_trip::<BlockQ8_0>(&x);
+        round_trip::<BlockQ2K>(&x);
+        round_trip::<BlockQ3K>(&x);
+        round_trip::<BlockQ4K>(&x);
+        round_trip::<BlockQ5K>(&x);
+        round_trip::<BlockQ6K>(&x);
+    }
+}
+
+#[test]
+fn random_bytes_parse_and_reserialise_identically() {
+    fn check<B: Block>(rng: &mut fastrand::Rng) {
+        for _ in 0..200 {
+            let bytes: Vec<u8> = (0..B::BYTES).map(|_| rng.u8(..)).collect();
+            let mut out = vec![0u8; B::BYTES];
+            B::read(&bytes).write(&mut out);
+            assert_eq!(bytes, out, "{:?}", B::TYPE);
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(7);
+    check::<BlockQ4_0>(&mut rng);
+    check::<BlockQ4_1>(&mut rng);
+    check::<BlockQ5_0>(&mut rng);
+    check::<BlockQ5_1>(&mut rng);
+    check::<BlockQ8_0>(&mut rng);
+    check::<BlockQ2K>(&mut rng);
+    check::<BlockQ3K>(&mut rng);
+    check::<BlockQ4K>(&mut rng);
+    check::<BlockQ5K>(&mut rng);
+    check::<BlockQ6K>(&mut rng);
+}
+
+/// Largest error allowed for one block, as a multiple of the block's value range divided by the
+/// number of quantization steps, plus the fp16 rounding of the stored minimum.
+fn bound(t: GgmlType, x: &[f32]) -> f32 {
+    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let (mn, mx) = x
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let range = mx - mn.min(0.0);
+    // Relative fp16 rounding of the scales, plus their absolute resolution near subnormals
+    // (2^-25) times the largest quant.
+    let fp16_slack = amax * 2e-3 + 128.0 * 3e-8;
+    // K-quants multiply the fp16 super-scale by a 6/8-bit sub-scale and the quant.
+    let k_slack = amax * 2e-3 + 4096.0 * 3e-8;
+    match t {
+        // Symmetric types: one step of amax/levels (the clamp at the far end costs one step).
+        GgmlType::Q8_0 => 0.6 * amax / 127.0 + fp16_slack,
+        GgmlType::Q4_0 => 1.01 * amax / 8.0 + fp16_slack,
+        GgmlType::Q5_0 => 1.01 * amax / 16.0 + fp16_slack,
+        // Min/scale types: half a step, plus the stored min's rounding.
+        GgmlType::Q4_1 => 0.55 * (mx - mn) / 15.0 + fp16_slack,
+        GgmlType::Q5_1 => 0.55 * (mx - mn) / 31.0 + fp16_slack,
+        // K-quants: scales are themselves quantized relative to the block's largest, so a
+        // sub-block can lose up to about a step of the super-block; the 4/6-bit mins add half a
+        // step of the largest min.
+        GgmlType::Q2K => range / 3.0 + amax / 15.0 + k_slack,
+        GgmlType::Q3K => 1.0 * amax / 4.0 + k_slack,
+        GgmlType::Q4K => range / 15.0 + amax / 63.0 + k_slack,
+        GgmlType::Q5K => range / 31.0 + amax / 63.0 + k_slack,
+        GgmlType::Q6K => 1.0 * amax / 32.0 + k_slack,
+        _ => 0.0,
+    }
+}
+
+const QUANT_TYPES: [GgmlType; 10] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+#[test]
+fn dequantized_error_stays_within_each_formats_bound() {
+    for (si, x) in corpus(4096, 2).iter().enumerate() {
+        for t in QUANT_TYPES {
+            let bs = t.block_size() as usize;
+            let mut q = vec![0u8; t.bytes_for(x.len() as u64).unwrap() as usize];
+            assert!(quantize_row(t, x, &mut q));
+            let mut y = vec![0f32; x.len()];
+            assert!(dequantize_row(t, &q, &mut y));
+            for (b, (xb, yb)) in x.chunks(bs).zip(y.chunks(bs)).enumerate() {
+                let lim = bound(t, xb);
+                for (i, (a, c)) in xb.iter().zip(yb).enumerate() {
+                    assert!(
+                        (a - c).abs() <= lim,
+                        "{t} set {si} block {b} elem {i}: {a} -> {c} (err {} > {lim})",
+                        (a - c).abs()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_blocks_decode_to_zero_and_constant_blocks_are_close() {
+    let zeros = vec![0.0f32; 256];
+    for t in QUANT_TYPES {
+        let mut q = vec![0u8; t.bytes_for(256).unwrap() as usize];
+        quantize_row(t, &zeros, &mut q);
+        let mut y = vec![1f32; 256];
+        dequantize_row(t, &q, &mut y);
+        assert!(y.iter().all(|v| *v == 0.0), "{t}");
+    }
+    // Q6_K writes an all-zero block for an all-zero input.
+    let mut q = vec![1u8; 210];
+    quantize_row(GgmlType::Q6K, &zeros, &mut q);
+    assert!(q.iter().all(|b| *b == 0));
+}
+
+#[test]
+fn fast_row_kernels_match_the_scalar_reference() {
+    for x in corpus(4096, 3) {
+        for t in QUANT_TYPES {
+            let n = t.bytes_for(x.len() as u64).unwrap() as usize;
+            let mut fast = vec![0u8; n];
+            let mut reference = vec![0u8; n];
+            quantize_row(t, &x, &mut fast);
+            quantize_row_reference(t, &x, &mut reference);
+            assert!(
+                fast == reference,
+                "{t}: fast path differs from the reference"
+            );
+        }
+    }
+}
+
+#[test]
+fn known_q8_0_and_q4_0_blocks() {
+    // One block 0, 1, ..., 31: amax 31, d = 31/127.
+    let x: Vec<f32> = (0..32).map(|i| i as f32).collect();
+    let b = BlockQ8_0::quantize(&x);
+    assert_eq!(b.d, super::float::fp16(31.0 / 127.0));
+    assert_eq!(b.qs[31], 127);
+    assert_eq!(b.qs[1], 4); // 1 * 127/31 = 4.097
+    assert_eq!(b.qs[0], 0);
+    // Q4_0: max = 31 (positive), d = -31/8; 31 maps to 0, 0 maps to 8.
+    let b = BlockQ4_0::quantize(&x);
+    assert_eq!(b.d, super::float::fp16(-31.0 / 8.0));
+    assert_eq!(b.qs[0] & 0xf, 8);
+    assert_eq!(b.qs[15] >> 4, 0);
+}

@@ -1,0 +1,206 @@
+//! Helpers for integration tests that drive the real `tinylm` binary in temp directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use tinylm::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tinylm"))
+}
+
+/// A temp project directory.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        backdate(&p);
+    }
+
+    /// Runs tinylm in the project with `args`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(self.path())
+            .args(args)
+            .env_remove("TINYLM_CACHE")
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// `tinylm --json build <args>`, asserting success; returns the parsed report.
+    pub fn build(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json", "build"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "build failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Every file under `rel` with its bytes, sorted by relative path.
+    pub fn tree(&self, rel: &str) -> Vec<(String, Vec<u8>)> {
+        let root = self.path().join(rel);
+        let mut v: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                (
+                    e.path()
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Sets a file's mtime a minute in the past, like a file checked out earlier. Files modified
+/// within the stat cache's racy window are (correctly) rehashed on the next build; tests that
+/// assert "nothing is rehashed" model inputs that were not written in the last second.
+pub fn backdate(p: &Path) {
+    let t = SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// A small but real GGUF (a 2-layer llama-shaped header and F16/F32 tensors).
+pub fn tiny_gguf(seed: u8) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    w.add_kv("general.name", Value::str("Tiny"));
+    w.add_kv("llama.block_count", Value::U32(2));
+    w.add_kv("general.file_type", Value::U32(1));
+    w.add_kv("tokenizer.ggml.model", Value::str("gpt2"));
+    w.add_kv(
+        "tokenizer.ggml.tokens",
+        Value::Array(Array::strings(["<s>", "</s>", "a", "b"])),
+    );
+    let f16 = GgmlType::F16;
+    w.add_tensor(TensorSpec {
+        name: "token_embd.weight".into(),
+        ne: vec![64, 4],
+        ggml_type: f16,
+    })
+    .unwrap();
+    w.add_tensor(TensorSpec {
+        name: "output_norm.weight".into(),
+        ne: vec![64],
+        ggml_type: GgmlType::F32,
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    w.write(&mut out, |i, t, o| {
+        // Deterministic finite values in [-1, 1), different per seed and tensor.
+        let n: u64 = t.ne.iter().product();
+        let vals = (0..n)
+            .map(|k| ((k * 37 + u64::from(seed) * 11 + i as u64 * 5) % 200) as f32 / 100.0 - 1.0);
+        let bytes: Vec<u8> = match t.ggml_type {
+            GgmlType::F16 => vals
+                .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            _ => vals.flat_map(f32::to_le_bytes).collect(),
+        };
+        o.write_all(&bytes).map_err(|e| tinylm::Error::io("mem", e))
+    })
+    .unwrap();
+    out
+}
+
+pub fn write_gguf(p: &Project, rel: &str, seed: u8) {
+    let path = p.path().join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, tiny_gguf(seed)).unwrap();
+    backdate(&path);
+}
+
+/// The demo project used by most engine tests: two models, a template, a release.
+pub fn demo() -> Project {
+    let p = Project::new();
+    write_gguf(&p, "models/a.gguf", 1);
+    write_gguf(&p, "models/b.gguf", 2);
+    p.write(
+        "tinylm.toml",
+        r#"[project]
+name = "demo"
+version = "1.0.0"
+
+[templates.chat]
+template = "{{ .System }} {{ .Prompt }}"
+system = "You are helpful."
+parameters = { temperature = 0.7, stop = ["</s>"] }
+
+[templates.plain]
+template = "{{ .Prompt }}"
+
+[models.a]
+source.gguf = "models/a.gguf"
+template = "chat"
+
+[models.b]
+source.gguf = "models/b.gguf"
+template = "plain"
+
+[releases.v1]
+models = ["a", "b"]
+"#,
+    );
+    p
+}
+
+pub fn count(report: &serde_json::Value, field: &str) -> u64 {
+    report[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no `{field}` in {report}"))
+}
+
+/// Ids of actions with the given status.
+pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
+    let mut v: Vec<String> = report["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == status)
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
