@@ -18,7 +18,6 @@ mod hparams;
 mod metadata;
 mod model_card;
 mod pretok;
-mod q8_0;
 mod tensors;
 mod vocab;
 

@@ -10,7 +10,6 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::error::{ConvertError, Result, tensor_err};
-use super::q8_0;
 use crate::convert::hf::HfTensor;
 use crate::formats::DType;
 use crate::formats::gguf::GgmlType;
@@ -172,7 +171,7 @@ pub fn row_bytes(t: GgmlType, row_len: usize) -> usize {
     match t {
         GgmlType::F32 => row_len * 4,
         GgmlType::F16 | GgmlType::BF16 => row_len * 2,
-        GgmlType::Q8_0 => row_len / q8_0::QK * q8_0::BLOCK_BYTES,
+        GgmlType::Q8_0 => row_len / 32 * 34,
         _ => 0,
     }
 }
@@ -203,7 +202,7 @@ fn encode(t: GgmlType, src: &[f32], dst: &mut [u8]) {
                 d.copy_from_slice(&f32_to_bf16_bits(*v).to_le_bytes());
             }
         }
-        GgmlType::Q8_0 => q8_0::quantize(src, dst),
+        GgmlType::Q8_0 => crate::quant::q8::quantize_row_q8_0(src, dst),
         _ => {}
     }
 }
