@@ -274,6 +274,24 @@ FIXTURES = [
         "readme": "---\nlicense: apache-2.0\nlanguage:\n- en\npipeline_tag: text-generation\nbase_model: Qwen/Qwen2.5-0.5B\ntags:\n- chat\n---\n\n# Qwen2.5 tiny\n",
         "outtypes": ["f32", "f16", "bf16", "q8_0"],
     },
+    {
+        # head_dim is left to Qwen3Config's default (128): the AutoConfig default leaks into
+        # key_length/value_length, as in the reference.
+        "name": "qwen3",
+        "dir_name": "Qwen3-Tiny",
+        "vocab": "qwen2",
+        "arch": "Qwen3ForCausalLM",
+        "config": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=1, max_position_embeddings=512, rms_norm_eps=1e-6,
+                       rope_theta=1000000.0, vocab_size=151936, tie_word_embeddings=True,
+                       bos_token_id=151643, eos_token_id=151645),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "Qwen-Qwen3-0.6B.jinja",
+        "generation": dict(bos_token_id=151643, eos_token_id=[151645, 151643], do_sample=True,
+                           temperature=0.6, top_p=0.95, top_k=20),
+        "outtypes": ["f32", "bf16", "q8_0", "auto"],
+    },
 ]
 
 

@@ -161,6 +161,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     let arch = arch::Arch::detect(&hp)?;
     let block_count = hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
     let mut warnings: Vec<String> = Vec::new();
+    reject_special_variants(model, &hp, &arch)?;
 
     // ---- tensors, in the reference's order: extra tensors, then part by part, sorted by name
     let mut order: Vec<&HfTensor> = Vec::new();
@@ -522,6 +523,49 @@ fn write_vocab(
         w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
     }
     Ok((pre, source, chkhsh))
+}
+
+/// Variants the reference converts differently (embedding pooling, Qwen3 rerankers): refused
+/// rather than converted wrongly.
+fn reject_special_variants(model: &HfModel, hp: &Hparams, arch: &arch::Arch) -> Result<()> {
+    if matches!(arch.family, Family::Qwen2 | Family::Qwen3)
+        && let Some(bytes) = model.files.get("modules.json")
+        && let Ok(Json::Array(mods)) = serde_json::from_slice::<Json>(bytes)
+        && mods.iter().any(|m| {
+            m.get("type")
+                .and_then(Json::as_str)
+                .is_some_and(|t| t.ends_with("Pooling"))
+        })
+    {
+        return Err(file_err(
+            "modules.json",
+            "sentence-transformers pooling (embedding models) is not supported",
+        ));
+    }
+    if arch.family == Family::Qwen3 {
+        let readme = model
+            .files
+            .get("README.md")
+            .map(|b| String::from_utf8_lossy(b).to_lowercase())
+            .unwrap_or_default();
+        let hints = [
+            model.dir_name.to_lowercase(),
+            hp.raw
+                .get("_name_or_path")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_lowercase(),
+        ];
+        if readme.contains("# qwen3-reranker")
+            || readme.contains("# qwen3-vl-reranker")
+            || hints
+                .iter()
+                .any(|h| h.contains("qwen3-reranker") || h.contains("qwen3-vl-reranker"))
+        {
+            return Err(cfg("Qwen3 reranker models are not supported"));
+        }
+    }
+    Ok(())
 }
 
 fn json_truthy(v: &Json) -> bool {
