@@ -235,3 +235,57 @@ pub fn as_f32(v: &Json) -> Option<f32> {
         _ => v.as_f64().map(|x| x as f32).filter(|x| x.is_finite()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_defaults_leak_like_autoconfig() {
+        let hp = Hparams::parse(
+            br#"{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(hp.get("head_dim"), Some(&json!(16)));
+        assert_eq!(hp.get("num_key_value_heads"), Some(&json!(4)));
+        assert_eq!(hp.get("max_position_embeddings"), Some(&json!(2048)));
+        assert_eq!(hp.opt_f32(&["rms_norm_eps"]).unwrap(), Some(1e-6));
+    }
+
+    #[test]
+    fn mistral_keeps_head_dim_none_and_defaults_kv_heads() {
+        let hp = Hparams::parse(br#"{"model_type": "mistral"}"#).unwrap();
+        assert_eq!(hp.get("head_dim"), None);
+        assert_eq!(hp.get("num_key_value_heads"), Some(&json!(8)));
+        let hp = Hparams::parse(
+            br#"{"model_type": "mistral", "num_key_value_heads": null, "num_attention_heads": 6}"#,
+        )
+        .unwrap();
+        assert_eq!(hp.get("num_key_value_heads"), Some(&json!(6)));
+    }
+
+    #[test]
+    fn gpt2_attribute_map_and_find_order() {
+        let hp =
+            Hparams::parse(br#"{"model_type": "gpt2", "hidden_size": 32, "num_hidden_layers": 3}"#)
+                .unwrap();
+        assert_eq!(hp.get("n_embd"), Some(&json!(32)));
+        assert_eq!(
+            hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer"])
+                .unwrap(),
+            3
+        );
+        assert!(hp.get("n_ctx").is_none());
+        // a present null stops the search, as find_hparam does
+        let hp = Hparams::parse(br#"{"model_type": "xyz", "a": null, "b": 3}"#).unwrap();
+        assert_eq!(hp.find(&["a", "b"]), None);
+    }
+
+    #[test]
+    fn unknown_model_type_uses_raw_config() {
+        let hp = Hparams::parse(br#"{"model_type": "falcon", "hidden_size": 8}"#).unwrap();
+        assert!(hp.get("max_length").is_none());
+        assert!(Hparams::parse(b"[1]").is_err());
+        assert!(Hparams::parse(b"{").is_err());
+    }
+}

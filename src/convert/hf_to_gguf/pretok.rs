@@ -518,3 +518,67 @@ pub fn structural_pre(tokenizer_json: &Json) -> Option<(&'static str, PreSource)
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn split_then_bytelevel(pattern: &str) -> Json {
+        json!({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
+        ]}})
+    }
+
+    #[test]
+    fn duplicate_hashes_resolve_to_the_last_entry_like_the_reference() {
+        assert_eq!(
+            pre_for_hash("0876d13b50744004aa9aeae05e7b0647eac9d801b5ba4668afc01e709c15e19f"),
+            Some("jina-v2-en")
+        );
+        assert_eq!(
+            pre_for_hash("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166"),
+            Some("olmo")
+        );
+        assert_eq!(pre_for_hash("00"), None);
+        // 97 `if`s in the reference, 95 distinct hashes
+        assert_eq!(CHKHSH_TABLE.len(), 95);
+    }
+
+    #[test]
+    fn known_structures_are_exact() {
+        let bl = json!({"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}});
+        assert_eq!(structural_pre(&bl), Some(("gpt-2", PreSource::Structural)));
+        assert_eq!(
+            structural_pre(&split_then_bytelevel(LLAMA3_PATTERN)),
+            Some(("llama-bpe", PreSource::Structural))
+        );
+        assert_eq!(
+            structural_pre(&split_then_bytelevel(QWEN2_PATTERN)),
+            Some(("qwen2", PreSource::Structural))
+        );
+        assert_eq!(
+            structural_pre(&split_then_bytelevel(GPT4O_PATTERN)),
+            Some(("gpt-4o", PreSource::Structural))
+        );
+    }
+
+    #[test]
+    fn tiny_lm_pattern_is_approximated_by_llama_bpe() {
+        let tiny = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+        let (pre, src) = structural_pre(&split_then_bytelevel(tiny)).unwrap();
+        assert_eq!(pre, "llama-bpe");
+        assert!(matches!(src, PreSource::Approximation(m) if m.contains("{1,2}")));
+    }
+
+    #[test]
+    fn unknown_structures_are_not_guessed() {
+        assert_eq!(structural_pre(&split_then_bytelevel(r"\w+|\s+")), None);
+        let metaspace = json!({"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}});
+        assert_eq!(structural_pre(&metaspace), None);
+        let prefix = json!({"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}});
+        assert_eq!(structural_pre(&prefix), None);
+    }
+}
