@@ -328,3 +328,9 @@ fn qwen2_matches_reference() {
     let fx = load_fixture("qwen2");
     check_fixture(&fx, &fx.model, "as generated");
 }
+
+#[test]
+fn qwen3_matches_reference() {
+    let fx = load_fixture("qwen3");
+    check_fixture(&fx, &fx.model, "as generated");
+}
