@@ -88,3 +88,16 @@ fn chatml_everything() {
         "{\"num_ctx\":2048,\"seed\":42,\"stop\":[\"\\u003c|im_end|\\u003e\",\"\\u003c|im_start|\\u003e\",\" User:\"],\"top_p\":0.95,\"use_mmap\":false}\n"
     );
 }
+
+/// One golden per built-in template: FROM, TEMPLATE and the family's stop strings.
+#[test]
+fn every_builtin_family() {
+    use tinylm::template::families::{builtin, builtin_names};
+    for name in builtin_names() {
+        let t = builtin(&name).unwrap();
+        let mut mf = Modelfile::new("./model.gguf");
+        mf.template = Some(t.template.clone());
+        mf.parameters = t.parameters();
+        check(&format!("family-{name}.Modelfile"), &mf);
+    }
+}

@@ -10,6 +10,7 @@
 //! input digests: bump `version` whenever an implementation change alters the bytes produced.
 
 mod import;
+mod lint;
 mod modelfile;
 mod quantize;
 mod release;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use import::ImportGguf;
+pub use lint::LintAction;
 pub use modelfile::ModelfileAction;
 pub use quantize::QuantizeAction;
 pub use release::{ReleaseAction, ReleaseItem};

@@ -20,6 +20,9 @@ pub struct BuildArgs {
     /// Keep building independent actions after a failure.
     #[arg(long, short = 'k')]
     pub keep_going: bool,
+    /// Report lint errors (template, stops, tokenizer) as warnings instead of failing.
+    #[arg(long)]
+    pub allow_lint: bool,
     /// Worker threads (default: number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -28,7 +31,12 @@ pub struct BuildArgs {
 /// Runs `tinylm build`.
 pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(
+        &ws.project,
+        plan::PlanOptions {
+            allow_lint: args.allow_lint,
+        },
+    )?;
     let _locks = if args.dry_run {
         None
     } else {

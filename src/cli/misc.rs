@@ -29,7 +29,7 @@ pub struct StatusArgs {
 /// Runs `tinylm status`.
 pub fn status(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(&ws.project, Default::default())?;
     let opts = BuildOptions {
         targets: args.targets,
         jobs: workspace::jobs(None)?,
@@ -178,7 +178,7 @@ pub struct GraphArgs {
 /// Runs `tinylm graph`.
 pub fn graph(g: &GlobalOpts, args: GraphArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(&ws.project, Default::default())?;
     let root = &ws.project.root;
     // Source files are nodes too, so the picture shows where everything comes from.
     let mut files: BTreeSet<String> = BTreeSet::new();

@@ -14,9 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use span::{Sp, closest, render};
-pub use validate::{
-    ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateChoice, TemplateSpec, TinyLmSpec,
-};
+pub use validate::{ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateSpec, TinyLmSpec};
 
 pub use crate::template::params::RawValue;
 use crate::{Error, IoContext, Result};
@@ -152,6 +150,9 @@ pub enum HfDtype {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDef {
+    /// Start from a built-in family (`chatml`, `llama3-tools`, …) or `auto` (detected from the
+    /// model); `template` and `parameters.stop` override the family's.
+    pub family: Option<Sp<String>>,
     /// Go template text (Ollama TEMPLATE).
     pub template: Option<Sp<String>>,
     /// File holding the Go template, relative to the manifest.

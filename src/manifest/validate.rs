@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{HfDtype, Loaded, Message, Model, Sp, TinyLmArch, closest};
 use crate::quant::FileType;
+use crate::template::families::{builtin, builtin_names};
+use crate::template::lint;
 use crate::template::params::{self, ParamValue};
 use crate::{Error, Result};
 
@@ -42,8 +44,8 @@ pub struct ModelSpec {
     pub source: SourceSpec,
     /// Quantizations to build, lower-case, in manifest order; empty for a GGUF used as is.
     pub quants: Vec<String>,
-    /// Template for its Modelfiles.
-    pub template: TemplateChoice,
+    /// Template, system prompt and parameters for its Modelfiles; `None` writes a bare `FROM`.
+    pub template: Option<TemplateSpec>,
     /// Name for Ollama installs.
     pub ollama_name: String,
     /// Type of the converted base GGUF (`hf`/`tinylm` sources).
@@ -82,23 +84,16 @@ pub struct TinyLmSpec {
     pub dtype: HfDtype,
 }
 
-/// Which template a model's Modelfiles use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TemplateChoice {
-    /// No TEMPLATE line: runtimes use the GGUF's own chat template.
-    None,
-    /// Detect the family from the model (`template = "auto"`).
-    Auto,
-    /// A template from `[templates]`.
-    Named(TemplateSpec),
-}
-
-/// A resolved `[templates.<name>]` entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// What a model's Modelfiles carry: a `[templates]` entry, a built-in family, or `auto`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TemplateSpec {
-    /// Template name.
+    /// Template name as the manifest refers to it.
     pub name: String,
-    /// Go template text.
+    /// Built-in family the template comes from, or `auto` (detected from the model at build
+    /// time). `None` for a fully custom template.
+    pub family: Option<String>,
+    /// Go template text (for built-in families, resolved here so it is part of the key);
+    /// `None` with family `auto` means "detect", otherwise "no TEMPLATE line".
     pub template: Option<String>,
     /// System prompt.
     pub system: Option<String>,
@@ -278,6 +273,28 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
 fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, TemplateSpec> {
     let mut out = BTreeMap::new();
     for (tname, def) in &errs.loaded.manifest.templates {
+        let family = match &def.family {
+            None => None,
+            Some(f) if f.value == "auto" => Some((f.value.clone(), None)),
+            Some(f) => match builtin(&f.value) {
+                Some(b) => Some((b.name.clone(), Some(b))),
+                None => {
+                    let names = builtin_names();
+                    let hint = closest(&f.value, names.iter().map(String::as_str))
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    errs.at(
+                        &f.span,
+                        format!(
+                            "unknown template family `{}`; {hint}built-ins: {}, or \"auto\"",
+                            f.value,
+                            names.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
         let text = match (&def.template, &def.file) {
             (Some(_), Some(f)) => {
                 errs.at(
@@ -286,9 +303,9 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
                 );
                 continue;
             }
-            (Some(t), None) => Some(t.value.clone()),
+            (Some(t), None) => Some((t.value.clone(), t.span.clone())),
             (None, Some(f)) => match std::fs::read_to_string(root.join(&f.value)) {
-                Ok(t) => Some(t),
+                Ok(t) => Some((t, f.span.clone())),
                 Err(e) => {
                     errs.at(
                         &f.span,
@@ -299,12 +316,31 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
             },
             (None, None) => None,
         };
+        // A template that does not parse would only fail later, inside Ollama.
+        if let Some((t, span)) = &text {
+            let mut report = lint::LintReport::default();
+            lint::check_template(t, None, &mut report);
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.severity == lint::Severity::Error)
+            {
+                errs.at(span, format!("template `{tname}`: {}", f.message));
+            }
+        }
         let mut parameters = Vec::new();
         for (pname, value) in def.parameters.iter().flatten() {
             match params::validate(pname, &value.value) {
                 Ok(typed) => parameters.push((pname.clone(), typed)),
                 Err(e) => errs.at(&value.span, format!("template `{tname}`: {e}")),
             }
+        }
+        let builtin_t = family.as_ref().and_then(|(_, b)| b.as_ref());
+        if let Some(b) = builtin_t
+            && !parameters.iter().any(|(n, _)| n == "stop")
+        {
+            parameters.extend(b.parameters());
+            parameters.sort_by(|a, b| a.0.cmp(&b.0));
         }
         let messages = def.messages.iter().flatten().filter_map(|Message { role, content }| {
             if ["system", "user", "assistant"].contains(&role.value.as_str()) {
@@ -322,7 +358,10 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
             tname.clone(),
             TemplateSpec {
                 name: tname.clone(),
-                template: text,
+                template: text
+                    .map(|(t, _)| t)
+                    .or_else(|| builtin_t.map(|b| b.template.clone())),
+                family: family.map(|(f, _)| f),
                 system: def.system.clone(),
                 parameters,
                 license: def.license.clone(),
@@ -442,28 +481,34 @@ fn resolve_model(
     };
 
     let template = match model.template.as_ref().or(default_template) {
-        None => TemplateChoice::None,
-        Some(t) if t.value == "auto" => TemplateChoice::Auto,
-        Some(t) => match templates.get(&t.value) {
-            Some(spec) => TemplateChoice::Named(spec.clone()),
-            None => {
-                let known: Vec<&str> = templates.keys().map(String::as_str).collect();
-                let hint = closest(&t.value, known.iter().copied())
+        None => None,
+        Some(t) if t.value == "auto" => Some(TemplateSpec {
+            name: "auto".into(),
+            family: Some("auto".into()),
+            ..Default::default()
+        }),
+        Some(t) => match (templates.get(&t.value), builtin(&t.value)) {
+            (Some(spec), _) => Some(spec.clone()),
+            (None, Some(b)) => Some(TemplateSpec {
+                name: b.name.clone(),
+                family: Some(b.name.clone()),
+                template: Some(b.template.clone()),
+                parameters: b.parameters(),
+                ..Default::default()
+            }),
+            (None, None) => {
+                let known: Vec<String> = templates.keys().cloned().chain(builtin_names()).collect();
+                let hint = closest(&t.value, known.iter().map(String::as_str))
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
                 errs.at(
                     &t.span,
-                    format!(
-                        "unknown template `{}`{hint} (defined: {}; or use \"auto\")",
+                    format!("unknown template `{}`{hint} (defined in [templates]: {}; built-in: {}; or \"auto\")",
                         t.value,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
+                        if templates.is_empty() { "none".to_string() } else { templates.keys().cloned().collect::<Vec<_>>().join(", ") },
+                        builtin_names().join(", ")),
                 );
-                TemplateChoice::None
+                None
             }
         },
     };

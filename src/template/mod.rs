@@ -9,6 +9,11 @@
 //!   [`modelfile::Modelfile::parse`] / [`modelfile::parse_commands`]: Ollama's parser.
 //! - [`params::params_blob`]: the JSON params layer Ollama stores for those parameters.
 
+pub mod detect;
+pub mod families;
 pub mod golang;
+pub mod gotmpl;
+pub mod lint;
 pub mod modelfile;
 pub mod params;
+pub mod vocab;
