@@ -7,7 +7,8 @@
 #   scripts/bench-convert.sh [MODEL_DIR] [OUTTYPE]
 #     MODEL_DIR  default /work/bench/llama-500m (made by scripts/bench/make_llama_500m.py)
 #     OUTTYPE    f32 | f16 | bf16 | q8_0 | auto (default auto = bf16 for this model)
-#   env: OUT_DIR (default a temp dir), SKIP_REF=1 to time tinylm only, THREADS.
+#   env: OUT_DIR (default a temp dir; use /dev/shm to measure conversion rather than disk
+#        writeback), SKIP_REF=1 to time tinylm only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,6 @@ MODEL=${1:-/work/bench/llama-500m}
 OUTTYPE=${2:-auto}
 OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/bench-convert.XXXXXX)}
 mkdir -p "$OUT_DIR"
-THREADS=${THREADS:-}
 
 if [[ ! -f "$MODEL/config.json" ]]; then
   echo "no model at $MODEL: make it with" >&2
@@ -23,8 +23,8 @@ if [[ ! -f "$MODEL/config.json" ]]; then
   exit 2
 fi
 
-cargo build --release --quiet --example hf2gguf
-BIN=target/release/examples/hf2gguf
+cargo build --release --quiet --bin tinylm
+BIN=target/release/tinylm
 
 # /usr/bin/time -v reports "Maximum resident set size" (KB), which counts mapped file pages that
 # were touched; RssAnon (anonymous memory) is what the process itself allocated. We sample
@@ -59,7 +59,7 @@ if [[ -z "${SKIP_REF:-}" ]]; then
   measure reference "$REFKIT_PY" "$LLAMACPP_DIR/convert_hf_to_gguf.py" "$MODEL" \
     --outtype "$OUTTYPE" --outfile "$OUT_DIR/reference.gguf"
 fi
-measure tinylm "$BIN" "$MODEL" "$OUT_DIR/tinylm.gguf" "$OUTTYPE" ${THREADS:+"$THREADS"}
+measure tinylm "$BIN" convert "$MODEL" --to gguf --outtype "$OUTTYPE" -o "$OUT_DIR/tinylm.gguf"
 tail -n 3 "$OUT_DIR/tinylm.log"
 
 if [[ -f "$OUT_DIR/reference.gguf" ]]; then
