@@ -56,6 +56,8 @@ fn convert_usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = fixtures().join("tinylm-gpt2/last.ckpt");
     let out = dir.path().join("x");
+    // `--to gguf` writes a file: an existing directory as output is a usage error.
+    std::fs::create_dir(&out).unwrap();
     let o = tinylm(&[
         "convert",
         ckpt.to_str().unwrap(),
@@ -65,7 +67,8 @@ fn convert_usage_errors_exit_2() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("not implemented yet"));
+    assert!(text(&o.stderr).contains("is a directory"));
+    std::fs::remove_dir(&out).unwrap();
     // No model.yaml next to a checkpoint elsewhere: --config is required.
     let lone = dir.path().join("last.ckpt");
     std::fs::copy(&ckpt, &lone).unwrap();
@@ -169,4 +172,40 @@ fn inspect_rejects_unknown_and_hostile_files() {
     let o = tinylm(&["inspect", legacy.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("re-save"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn convert_to_gguf_then_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = fixtures().join("tinylm-llama3/last.ckpt");
+    let out = dir.path().join("tiny.gguf");
+    let o = tinylm(&[
+        "--json",
+        "convert",
+        ckpt.to_str().unwrap(),
+        "--to",
+        "gguf",
+        "--outtype",
+        "q8_0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["arch"], "llama");
+    assert_eq!(report["outtype"], "q8_0");
+    assert_eq!(report["pre"], "llama-bpe");
+    assert_eq!(
+        report["bytes"].as_u64(),
+        Some(std::fs::metadata(&out).unwrap().len())
+    );
+    let o = tinylm(&["--json", "inspect", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["format"], "gguf");
+    assert_eq!(j["metadata"]["general.architecture"], "llama");
+    assert_eq!(j["metadata"]["general.file_type"], 7);
+    assert!(j["tensor_types"]["q8_0"].as_u64().unwrap() > 0);
+    let o = tinylm(&["inspect", out.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("tokenizer.ggml.pre"));
 }

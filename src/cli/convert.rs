@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::GlobalOpts;
+use crate::convert::hf::HfModel;
+use crate::convert::hf_to_gguf::{self, GgufOptions, OutType};
 use crate::convert::tinylm_to_hf::{self, Arch, ExportOptions, TinyLmInputs};
 use crate::formats::DType;
 use crate::{Error, Result};
@@ -59,7 +61,8 @@ impl From<DtypeArg> for DType {
 /// Arguments of `tinylm convert`.
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
-    /// Input model: a tiny-lm checkpoint (.ckpt, .pt, .bin).
+    /// Input model: a tiny-lm checkpoint (.ckpt, .pt, .bin), or a Hugging Face folder for
+    /// `--to gguf`.
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
     /// Output format.
@@ -84,6 +87,43 @@ pub struct ConvertArgs {
     /// Weight dtype of the export.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DtypeArg,
+    /// GGUF weight type (`--to gguf`), as convert_hf_to_gguf.py's --outtype.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub outtype: OutTypeArg,
+    /// Force `tokenizer.ggml.pre` (`--to gguf`; e.g. llama-bpe, gpt-2, qwen2).
+    #[arg(long, value_name = "NAME")]
+    pub pre: Option<String>,
+    /// Force `general.name` (`--to gguf`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// GGUF outtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutTypeArg {
+    /// Everything f32.
+    F32,
+    /// f16 weights.
+    F16,
+    /// bf16 weights.
+    Bf16,
+    /// Q8_0 weights.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// bf16 if the source weights are bf16, else f16.
+    Auto,
+}
+
+impl From<OutTypeArg> for OutType {
+    fn from(o: OutTypeArg) -> Self {
+        match o {
+            OutTypeArg::F32 => OutType::F32,
+            OutTypeArg::F16 => OutType::F16,
+            OutTypeArg::Bf16 => OutType::BF16,
+            OutTypeArg::Q8_0 => OutType::Q8_0,
+            OutTypeArg::Auto => OutType::Auto,
+        }
+    }
 }
 
 /// `name` next to the input, if it exists.
@@ -131,8 +171,75 @@ fn inputs(args: &ConvertArgs) -> Result<TinyLmInputs> {
 pub fn run(g: &GlobalOpts, args: ConvertArgs) -> Result<ExitCode> {
     match args.to {
         Target::Hf => to_hf(g, &args),
-        Target::Gguf => super::not_yet("convert --to gguf"),
+        Target::Gguf => to_gguf(g, &args),
     }
+}
+
+/// The name a model converted straight to GGUF gets: the output file's stem, so that
+/// `ckpt → GGUF` equals `ckpt → HF folder named so → GGUF`.
+fn gguf_model_name(output: &Path) -> String {
+    output
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+fn to_gguf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
+    if args.output.is_dir() {
+        return Err(Error::Usage(format!(
+            "-o {}: is a directory; `--to gguf` writes a file",
+            args.output.display()
+        )));
+    }
+    let model = if args.input.is_dir() {
+        HfModel::open(&args.input)?
+    } else {
+        let opts = ExportOptions {
+            dtype: args.dtype.into(),
+            dir_name: gguf_model_name(&args.output),
+        };
+        tinylm_to_hf::export(&inputs(args)?, &opts)?
+    };
+    let opts = GgufOptions {
+        outtype: args.outtype.into(),
+        pre_override: args.pre.clone(),
+        name_override: args.name.clone(),
+        ..Default::default()
+    };
+    let report = hf_to_gguf::convert_to_path(&model, &opts, &args.output)?;
+    if g.json {
+        let out = serde_json::json!({
+            "output": args.output,
+            "to": "gguf",
+            "arch": report.arch,
+            "hf_arch": report.hf_arch,
+            "outtype": report.outtype.name(),
+            "tensors": report.tensor_count,
+            "params": report.params,
+            "pre": report.pre,
+            "pre_source": format!("{:?}", report.pre_source),
+            "chkhsh": report.chkhsh,
+            "warnings": report.warnings,
+            "bytes": report.file_size,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if !g.quiet {
+            eprintln!(
+                "wrote {} ({} {}, {} tensors, {} params, pre {})",
+                args.output.display(),
+                report.arch,
+                report.outtype.name(),
+                report.tensor_count,
+                report.params,
+                report.pre
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn to_hf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {

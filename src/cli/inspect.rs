@@ -82,7 +82,7 @@ pub fn run(g: &GlobalOpts, args: InspectArgs) -> Result<ExitCode> {
         FileKind::TorchZip => describe_checkpoint(path)?,
         FileKind::Safetensors => describe_safetensors(path)?,
         FileKind::Pickle => describe_pickle(path)?,
-        FileKind::Gguf => return super::not_yet("inspect of GGUF files"),
+        FileKind::Gguf => describe_gguf(path)?,
     };
     if g.json {
         println!(
@@ -93,6 +93,20 @@ pub fn run(g: &GlobalOpts, args: InspectArgs) -> Result<ExitCode> {
         print!("{}", report.text);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn describe_gguf(path: &Path) -> Result<Report> {
+    let g = crate::formats::gguf::GgufFile::open(path)?;
+    let text = format!(
+        "{}: GGUF file, {} bytes\n{}",
+        path.display(),
+        file_size(path),
+        g.describe_text()
+    );
+    Ok(Report {
+        text,
+        json: g.describe_json(),
+    })
 }
 
 fn file_size(path: &Path) -> u64 {

@@ -148,10 +148,3 @@ fn init_logging(g: &GlobalOpts) {
         .without_time()
         .try_init();
 }
-
-/// Placeholder for subcommands whose issue has not landed yet.
-pub(crate) fn not_yet(what: &str) -> Result<ExitCode> {
-    Err(crate::Error::Usage(format!(
-        "`tinylm {what}` is not implemented yet"
-    )))
-}
