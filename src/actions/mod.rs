@@ -10,6 +10,7 @@
 //! input digests: bump `version` whenever an implementation change alters the bytes produced.
 
 mod export_hf;
+mod gguf;
 mod import;
 mod lint;
 mod modelfile;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use export_hf::{ExportHfAction, HF_FILES};
+pub use gguf::{GgufAction, GgufSource};
 pub use import::ImportGguf;
 pub use lint::LintAction;
 pub use modelfile::ModelfileAction;
@@ -91,9 +93,4 @@ impl RunCtx<'_> {
             Ok(())
         }
     }
-}
-
-/// Builds an error for an action kind whose implementation has not landed yet.
-pub fn not_supported(what: &str) -> Error {
-    Error::Build(format!("{what} is not supported yet"))
 }

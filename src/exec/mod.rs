@@ -16,6 +16,7 @@ mod fault;
 pub mod lockfile;
 pub mod materialize;
 mod progress;
+pub use progress::LogWriter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -606,7 +607,10 @@ fn run_node(
     cancel: &Arc<AtomicBool>,
 ) -> Result<BTreeMap<String, OutputEntry>> {
     let node = &plan.graph[n];
-    tracing::info!("running {} (key {})", node.id, &key.to_hex()[..12]);
+    // Warnings from inside the action then name the action they come from. No parent: rayon may
+    // run another action on this thread while this one waits, and only the innermost matters.
+    let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
+    tracing::info!("running (key {})", &key.to_hex()[..12]);
     let tmp_root = ws.store.tmp_dir();
     let staging = tempfile::Builder::new()
         .prefix(&format!("{}-", std::process::id()))

@@ -20,8 +20,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ExportHfAction, HF_FILES, ImportGguf, LintAction, ModelfileAction, QuantizeAction,
-    ReleaseAction, ReleaseItem, not_supported,
+    Action, ExportHfAction, GgufAction, GgufSource, HF_FILES, ImportGguf, LintAction,
+    ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem,
 };
 use crate::manifest::{ModelSpec, Project, SourceSpec, closest};
 use crate::{Error, Result};
@@ -98,32 +98,6 @@ pub struct Selection {
     /// Whether everything was selected: then outputs of models and releases that left the
     /// manifest are stale too.
     pub all: bool,
-}
-
-/// Placeholder for action kinds whose converter has not landed yet.
-#[derive(Debug)]
-struct Unsupported {
-    kind: &'static str,
-    what: String,
-    outputs: Vec<String>,
-}
-
-impl Action for Unsupported {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-    fn version(&self) -> u32 {
-        0
-    }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "what": self.what })
-    }
-    fn outputs(&self) -> Vec<String> {
-        self.outputs.clone()
-    }
-    fn run(&self, _ctx: &crate::actions::RunCtx<'_>) -> Result<()> {
-        Err(not_supported(&self.what))
-    }
 }
 
 /// File name stem of a model's artifact: `m-q`, or `m` for a GGUF used as is.
@@ -404,6 +378,20 @@ fn plan_model(
         }
         SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
         SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
+            let source = match &m.source {
+                SourceSpec::TinyLm(t) => GgufSource::TinyLm(ExportHfAction {
+                    arch: t.arch,
+                    dtype: t.dtype,
+                    dir_name: name.clone(),
+                }),
+                // The reference derives `general.name` from the folder's name.
+                SourceSpec::Hf(dir) | SourceSpec::Gguf(dir) => GgufSource::Hf {
+                    dir_name: dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                },
+            };
             if let (SourceSpec::TinyLm(t), true) = (&m.source, m.export_hf) {
                 let node = p.add(
                     format!("export_hf:{name}"),
@@ -425,16 +413,12 @@ fn plan_model(
                     );
                 }
             }
-            let what = match m.source {
-                SourceSpec::Hf(_) => "converting a Hugging Face folder to GGUF (source.hf)",
-                _ => "converting a tiny-lm checkpoint to GGUF (source.tinylm)",
-            };
             let node = p.add(
                 format!("gguf:{name}"),
-                Box::new(Unsupported {
-                    kind: "gguf",
-                    what: what.into(),
-                    outputs: vec!["model.gguf".into()],
+                Box::new(GgufAction {
+                    source,
+                    outtype: m.outtype.clone(),
+                    pre: m.pre.clone(),
                 }),
                 sources.clone(),
                 vec![name.clone()],
