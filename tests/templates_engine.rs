@@ -65,6 +65,24 @@ fn auto_detects_chatml_and_stops_at_the_models_own_end_token() {
         "{t}"
     );
     assert_eq!(rel["artifacts"][0]["lint"]["errors"], 0);
+
+    // `status --explain` says what was chosen and why.
+    let out = p.run(&["status", "--explain"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("template chatml, detected:"))
+        .unwrap_or_else(|| panic!("no template line in:\n{text}"));
+    assert!(line.contains("im_start"), "{line}");
+    let out = p.run(&["--json", "status"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mf = st["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "modelfile")
+        .unwrap();
+    assert_eq!(mf["template"]["family"], "chatml", "{mf}");
 }
 
 #[test]
