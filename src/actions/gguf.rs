@@ -98,18 +98,7 @@ impl Action for GgufAction {
         for warning in &report.warnings {
             tracing::warn!("{warning}");
         }
-        let doc = json!({
-            "arch": report.arch,
-            "hf_arch": report.hf_arch,
-            "outtype": report.outtype.name(),
-            "tensors": report.tensor_count,
-            "params": report.params,
-            "pre": report.pre,
-            "pre_source": format!("{:?}", report.pre_source),
-            "chkhsh": report.chkhsh,
-            "warnings": report.warnings,
-            "bytes": report.file_size,
-        });
+        let doc = report.to_json();
         let mut text =
             serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
         text.push('\n');

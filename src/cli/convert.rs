@@ -208,20 +208,9 @@ fn to_gguf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
     };
     let report = hf_to_gguf::convert_to_path(&model, &opts, &args.output)?;
     if g.json {
-        let out = serde_json::json!({
-            "output": args.output,
-            "to": "gguf",
-            "arch": report.arch,
-            "hf_arch": report.hf_arch,
-            "outtype": report.outtype.name(),
-            "tensors": report.tensor_count,
-            "params": report.params,
-            "pre": report.pre,
-            "pre_source": format!("{:?}", report.pre_source),
-            "chkhsh": report.chkhsh,
-            "warnings": report.warnings,
-            "bytes": report.file_size,
-        });
+        let mut out = report.to_json();
+        out["output"] = serde_json::json!(args.output);
+        out["to"] = serde_json::json!("gguf");
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         for w in &report.warnings {

@@ -139,6 +139,24 @@ pub struct ConvertReport {
     pub file_size: u64,
 }
 
+impl ConvertReport {
+    /// The report as JSON, for `--json` output and the `gguf` action's `report.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "arch": self.arch,
+            "hf_arch": self.hf_arch,
+            "outtype": self.outtype.name(),
+            "tensors": self.tensor_count,
+            "params": self.params,
+            "pre": self.pre,
+            "pre_source": format!("{:?}", self.pre_source),
+            "chkhsh": self.chkhsh,
+            "warnings": self.warnings,
+            "bytes": self.file_size,
+        })
+    }
+}
+
 /// A complete conversion plan: the header and where every tensor's bytes come from.
 pub struct Plan {
     /// KVs and tensor specs, ready to write.
