@@ -204,7 +204,7 @@ fn view_key(t: &TensorRef) -> (String, u64, Vec<usize>, Vec<usize>) {
 }
 
 fn describe_safetensors(path: &Path) -> Result<Report> {
-    let file = safetensors::read(path)?;
+    let file = safetensors::read_lazy(path)?;
     let mut rows = Vec::new();
     let mut tensors = Vec::new();
     let mut params = 0usize;

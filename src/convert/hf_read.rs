@@ -1,21 +1,23 @@
 //! Reading a Hugging Face model folder from disk into an [`HfModel`].
 //!
-//! Weights are memory-mapped, never copied. Every safetensors header is validated against the file
-//! size before any tensor is exposed, and a sharded checkpoint must be complete: every shard named
-//! by `model.safetensors.index.json` present, every tensor it lists found in its shard, and no
-//! shard holding tensors the index does not know. A truncated file, a header that lies about
-//! offsets or sizes, or a missing shard is an error that names the file and the tensor.
+//! Weights are memory-mapped, never copied (strided views in a torch pickle excepted). Weight files
+//! are chosen as llama.cpp's converter chooses them: `model*.safetensors` (validated by
+//! [`crate::formats::safetensors::read`]) whenever present, else `pytorch_model*.bin` torch
+//! pickles (read by [`Checkpoint`], which never executes code). A sharded checkpoint must be
+//! complete: every shard named by `model.safetensors.index.json` / `pytorch_model.bin.index.json`
+//! present, every tensor it lists found in its shard, and no shard holding tensors the index does
+//! not assign to it. A truncated file, a header that lies about offsets or sizes, or a missing
+//! shard is an error that names the file and the tensor.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::hf::{HfModel, HfTensor, HfWeightFile, TensorBytes};
+use super::hf::{HfModel, HfWeightFile};
 use crate::error::IoContext;
-use crate::formats::DType;
+use crate::formats::pytorch::Checkpoint;
+use crate::formats::safetensors;
 use crate::{Error, Result};
 
 /// Small files the converters look at, read into [`HfModel::files`] when present.
@@ -34,9 +36,6 @@ pub const SMALL_FILES: &[&str] = &[
     "modules.json",
     "tekken.json",
 ];
-
-/// Largest safetensors JSON header accepted (the format's own limit is 100 MB).
-const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
 impl HfModel {
     /// Reads the HF folder at `dir`: small files, then every weight file (mmap), checking that a
@@ -96,34 +95,85 @@ impl HfModel {
     }
 }
 
-/// The weight files of `dir`, in the order the reference converter reads them.
+/// Which weight format a folder provides, chosen as the reference converter chooses it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightFormat {
+    /// `model*.safetensors`, optionally with `model.safetensors.index.json`.
+    Safetensors,
+    /// `pytorch_model*.bin` torch pickles, optionally with `pytorch_model.bin.index.json`.
+    PytorchBin,
+}
+
+impl WeightFormat {
+    fn prefix(self) -> &'static str {
+        match self {
+            WeightFormat::Safetensors => "model",
+            WeightFormat::PytorchBin => "pytorch_model",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            WeightFormat::Safetensors => ".safetensors",
+            WeightFormat::PytorchBin => ".bin",
+        }
+    }
+
+    fn index_name(self) -> &'static str {
+        match self {
+            WeightFormat::Safetensors => "model.safetensors.index.json",
+            WeightFormat::PytorchBin => "pytorch_model.bin.index.json",
+        }
+    }
+
+    /// Reads one weight file of this format.
+    fn read(self, path: &Path) -> Result<HfWeightFile> {
+        match self {
+            WeightFormat::Safetensors => Ok(safetensors::read(path)?),
+            WeightFormat::PytorchBin => {
+                let ckpt = Checkpoint::open(path)?;
+                let tensors = ckpt.state_dict()?;
+                Ok(HfWeightFile {
+                    file_name: path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    tensors,
+                })
+            }
+        }
+    }
+}
+
+/// The weight files of `dir`, in the order the reference converter reads them: safetensors win
+/// whenever any `model*.safetensors` or `model.safetensors.index.json` exists, else
+/// `pytorch_model*.bin`. With an index, exactly the files it names (sorted); without, every
+/// matching file (sorted).
 fn read_weights(dir: &Path) -> Result<Vec<HfWeightFile>> {
-    let index_path = dir.join("model.safetensors.index.json");
     let mut listing: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(dir).with_path(dir)? {
         let entry = entry.with_path(dir)?;
         listing.push(entry.file_name().to_string_lossy().into_owned());
     }
     listing.sort();
-
-    if index_path.is_file() {
-        return read_sharded(dir, &index_path);
-    }
-    let parts: Vec<&String> = listing
-        .iter()
-        .filter(|n| n.starts_with("model") && n.ends_with(".safetensors"))
-        .collect();
-    if parts.is_empty() {
-        if listing
+    let parts_of = |format: WeightFormat| -> Vec<&String> {
+        listing
             .iter()
-            .any(|n| n.starts_with("pytorch_model") && n.ends_with(".bin"))
-        {
-            return Err(Error::format(
-                dir,
-                "only pytorch_model*.bin weights found; tinylm reads safetensors here \
-                 (re-save the model with safe_serialization=True)",
-            ));
-        }
+            .filter(|n| n.starts_with(format.prefix()) && n.ends_with(format.suffix()))
+            .collect()
+    };
+
+    let mut format = WeightFormat::Safetensors;
+    let mut parts = parts_of(format);
+    if parts.is_empty() && !dir.join(format.index_name()).is_file() {
+        format = WeightFormat::PytorchBin;
+        parts = parts_of(format);
+    }
+    let index_path = dir.join(format.index_name());
+    if index_path.is_file() {
+        return read_sharded(dir, &index_path, format);
+    }
+    if parts.is_empty() {
         return Err(Error::format(
             dir,
             "no weights found: expected model.safetensors, model-*.safetensors with \
@@ -132,11 +182,12 @@ fn read_weights(dir: &Path) -> Result<Vec<HfWeightFile>> {
     }
     parts
         .into_iter()
-        .map(|name| read_safetensors(&dir.join(name), name))
+        .map(|name| format.read(&dir.join(name)))
         .collect()
 }
 
-fn read_sharded(dir: &Path, index_path: &Path) -> Result<Vec<HfWeightFile>> {
+fn read_sharded(dir: &Path, index_path: &Path, format: WeightFormat) -> Result<Vec<HfWeightFile>> {
+    let index_name = format.index_name();
     let bytes = std::fs::read(index_path).with_path(index_path)?;
     let index: Json = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(index_path, format!("invalid JSON: {e}")))?;
@@ -184,7 +235,7 @@ fn read_sharded(dir: &Path, index_path: &Path) -> Result<Vec<HfWeightFile>> {
     }
     let mut out = Vec::with_capacity(by_file.len());
     for (file, expected) in &by_file {
-        let wf = read_safetensors(&dir.join(file), file)?;
+        let wf = format.read(&dir.join(file))?;
         let present: BTreeSet<&str> = wf.tensors.iter().map(|t| t.name.as_str()).collect();
         let absent: Vec<&str> = expected
             .iter()
@@ -211,8 +262,8 @@ fn read_sharded(dir: &Path, index_path: &Path) -> Result<Vec<HfWeightFile>> {
             return Err(Error::format(
                 dir.join(file),
                 format!(
-                    "shard holds {} tensor(s) that model.safetensors.index.json does not assign to \
-                     it: {} (the index and the shards disagree)",
+                    "shard holds {} tensor(s) that {index_name} does not assign to it: {} (the \
+                     index and the shards disagree)",
                     unknown.len(),
                     preview(&unknown)
                 ),
@@ -230,144 +281,4 @@ fn preview(names: &[&str]) -> String {
     } else {
         shown.join(", ")
     }
-}
-
-/// The dtype named `s` in a safetensors header.
-pub fn parse_st_dtype(s: &str) -> Option<DType> {
-    Some(match s {
-        "F32" => DType::F32,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
-        "I64" => DType::I64,
-        "I32" => DType::I32,
-        "I16" => DType::I16,
-        "I8" => DType::I8,
-        "U8" => DType::U8,
-        "BOOL" => DType::Bool,
-        _ => return None,
-    })
-}
-
-/// Maps and validates one safetensors file.
-pub fn read_safetensors(path: &Path, file_name: &str) -> Result<HfWeightFile> {
-    let file = File::open(path).with_path(path)?;
-    // SAFETY: read-only map of an input file; tinylm never writes its inputs. Populating up
-    // front replaces hundreds of thousands of page faults by one sequential read-ahead.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.with_path(path)?;
-    let map = Arc::new(map);
-    let tensors = parse_safetensors(&map).map_err(|msg| Error::format(path, msg))?;
-    Ok(HfWeightFile {
-        file_name: file_name.to_string(),
-        tensors: tensors
-            .into_iter()
-            .map(|(name, dtype, shape, range)| HfTensor {
-                name,
-                dtype,
-                shape,
-                data: TensorBytes::Mapped {
-                    map: map.clone(),
-                    range,
-                },
-            })
-            .collect(),
-    })
-}
-
-type ParsedTensor = (String, DType, Vec<usize>, std::ops::Range<usize>);
-
-/// Parses and checks a safetensors buffer; tensors come back in header order.
-pub fn parse_safetensors(buf: &[u8]) -> std::result::Result<Vec<ParsedTensor>, String> {
-    let len = buf.len() as u64;
-    let Some(head) = buf.get(..8) else {
-        return Err(format!(
-            "file is {len} bytes, too short for a safetensors header: truncated or not safetensors"
-        ));
-    };
-    let mut n8 = [0u8; 8];
-    n8.copy_from_slice(head);
-    let n = u64::from_le_bytes(n8);
-    if n > MAX_HEADER || n > len - 8 {
-        return Err(format!(
-            "header claims {n} bytes but the file has only {len}: truncated or not safetensors"
-        ));
-    }
-    let data_start = 8 + n as usize;
-    let header_bytes = &buf[8..data_start];
-    let header: Json = serde_json::from_slice(header_bytes)
-        .map_err(|e| format!("safetensors header is not valid JSON ({e}): truncated or corrupt"))?;
-    let Some(obj) = header.as_object() else {
-        return Err("safetensors header is not a JSON object".into());
-    };
-    let data_len = (len - data_start as u64) as usize;
-    let mut out = Vec::with_capacity(obj.len());
-    let mut ranges: Vec<(usize, usize, String)> = Vec::new();
-    for (name, info) in obj {
-        if name == "__metadata__" {
-            continue;
-        }
-        let bad = |what: String| format!("tensor '{name}': {what}");
-        let dtype_s = info
-            .get("dtype")
-            .and_then(Json::as_str)
-            .ok_or_else(|| bad("no dtype in the header".into()))?;
-        let dtype = parse_st_dtype(dtype_s).ok_or_else(|| {
-            bad(format!(
-                "dtype {dtype_s} is not supported (F32, F16, BF16, F64 and integers are)"
-            ))
-        })?;
-        let shape: Vec<usize> = info
-            .get("shape")
-            .and_then(Json::as_array)
-            .ok_or_else(|| bad("no shape in the header".into()))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("shape is not a list of non-negative integers".into()))?;
-        let offs: Vec<usize> = info
-            .get("data_offsets")
-            .and_then(Json::as_array)
-            .ok_or_else(|| bad("no data_offsets in the header".into()))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("data_offsets are not integers".into()))?;
-        let [begin, end] = offs[..] else {
-            return Err(bad("data_offsets must be [begin, end]".into()));
-        };
-        let nbytes = shape
-            .iter()
-            .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-        if end < begin || end - begin != nbytes {
-            return Err(bad(format!(
-                "header says bytes {begin}..{end} but a {dtype} tensor of shape {shape:?} needs \
-                 {nbytes} bytes: the header is inconsistent"
-            )));
-        }
-        if end > data_len {
-            return Err(bad(format!(
-                "data ends at byte {end} of the data section, but the file holds only {data_len} \
-                 data bytes: the file is truncated"
-            )));
-        }
-        ranges.push((begin, end, name.clone()));
-        out.push((
-            name.clone(),
-            dtype,
-            shape,
-            data_start + begin..data_start + end,
-        ));
-    }
-    ranges.sort();
-    for w in ranges.windows(2) {
-        if let [(_, e0, n0), (b1, _, n1)] = w
-            && b1 < e0
-        {
-            return Err(format!(
-                "tensors '{n0}' and '{n1}' overlap in the data section: the header is corrupt"
-            ));
-        }
-    }
-    Ok(out)
 }

@@ -1,16 +1,23 @@
-//! safetensors files: a deterministic writer and a zero-copy single-file reader.
+//! safetensors files: a deterministic writer and a validated zero-copy single-file reader.
 //!
 //! The writer produces exactly the bytes of Python's `safetensors.torch.save_file(tensors,
 //! metadata={"format": "pt"})` (what transformers' `save_pretrained` writes): tensors sorted by
 //! descending dtype then name, a compact JSON header with `__metadata__` first, padded with
 //! spaces to a multiple of 8, then the data back to back. The order is a property of the
 //! [`HfWeightFile`] (see [`sort_canonical`]); [`write`] keeps whatever order it is given so an
-//! in-memory weight file and its file on disk always agree. Sharded indexes are handled by the
-//! HF → GGUF converter, not here.
+//! in-memory weight file and its file on disk always agree.
+//!
+//! The reader ([`read`]) never trusts the header: it must fit the file, every tensor's byte range
+//! must match its dtype and shape and lie inside the data section, and tensors must not overlap;
+//! a violation is an error naming the tensor. Sharded checkpoints (`*.index.json`) are handled by
+//! the HF folder reader (`convert::hf_read`), not here.
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use serde_json::Value as Json;
 
 use crate::convert::hf::{HfTensor, HfWeightFile, TensorBytes};
 use crate::formats::DType;
@@ -63,24 +70,6 @@ fn st_dtype(d: DType) -> safetensors::Dtype {
         DType::Bool => S::BOOL,
         DType::C64 => S::C64,
     }
-}
-
-fn from_st_dtype(d: safetensors::Dtype) -> Option<DType> {
-    use safetensors::Dtype as S;
-    Some(match d {
-        S::F32 => DType::F32,
-        S::F16 => DType::F16,
-        S::BF16 => DType::BF16,
-        S::F64 => DType::F64,
-        S::I64 => DType::I64,
-        S::I32 => DType::I32,
-        S::I16 => DType::I16,
-        S::I8 => DType::I8,
-        S::U8 => DType::U8,
-        S::BOOL => DType::Bool,
-        S::C64 => DType::C64,
-        _ => return None,
-    })
 }
 
 /// Sorts tensors into the order the safetensors library writes them: descending dtype (its
@@ -170,47 +159,156 @@ pub fn write_file(path: &Path, file: &HfWeightFile) -> Result<(), SafetensorsErr
     Ok(())
 }
 
-/// Memory-maps a single `.safetensors` file; tensors come back in stored (offset) order and
-/// borrow the mapping.
+/// Largest JSON header accepted (the format's own limit is 100 MB).
+const MAX_HEADER: u64 = 100 * 1024 * 1024;
+
+/// Maps and validates a `.safetensors` file that will be read in full (its pages are pre-faulted);
+/// tensors come back in stored (data offset) order and borrow the mapping.
 pub fn read(path: &Path) -> Result<HfWeightFile, SafetensorsError> {
-    let invalid = |msg: String| SafetensorsError::Invalid {
-        path: path.to_owned(),
-        msg,
-    };
-    let map = crate::formats::pytorch::map_file(path).map_err(|source| SafetensorsError::Io {
+    read_mapped(path, crate::formats::map_file_populated)
+}
+
+/// Like [`read`], without pre-faulting the pages: for looking at the header of a large file.
+pub fn read_lazy(path: &Path) -> Result<HfWeightFile, SafetensorsError> {
+    read_mapped(path, crate::formats::map_file)
+}
+
+fn read_mapped(
+    path: &Path,
+    map_file: fn(&Path) -> std::io::Result<Arc<memmap2::Mmap>>,
+) -> Result<HfWeightFile, SafetensorsError> {
+    let map = map_file(path).map_err(|source| SafetensorsError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let (n, meta) = safetensors::SafeTensors::read_metadata(&map)
-        .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
-    let base = 8 + n;
-    let mut tensors = Vec::new();
-    for name in meta.offset_keys() {
-        let info = meta
-            .info(&name)
-            .ok_or_else(|| invalid(format!("tensor {name} vanished from the header")))?;
-        let dtype = from_st_dtype(info.dtype).ok_or_else(|| {
-            invalid(format!(
-                "tensor {name} has dtype {:?}, which tinylm does not handle",
-                info.dtype
-            ))
-        })?;
-        let (s, e) = info.data_offsets;
-        tensors.push(HfTensor {
-            name,
-            dtype,
-            shape: info.shape.clone(),
-            data: TensorBytes::Mapped {
-                map: Arc::clone(&map),
-                range: base + s..base + e,
-            },
-        });
-    }
+    let entries = parse(&map).map_err(|msg| SafetensorsError::Invalid {
+        path: path.to_owned(),
+        msg,
+    })?;
     let file_name = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let tensors = entries
+        .into_iter()
+        .map(|e| HfTensor {
+            name: e.name,
+            dtype: e.dtype,
+            shape: e.shape,
+            data: TensorBytes::Mapped {
+                map: Arc::clone(&map),
+                range: e.range,
+            },
+        })
+        .collect();
     Ok(HfWeightFile { file_name, tensors })
+}
+
+/// One tensor of a parsed header.
+struct Entry {
+    name: String,
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Byte range in the whole file.
+    range: Range<usize>,
+}
+
+/// Parses and checks a safetensors buffer: the header must fit the file, every tensor's byte
+/// range must match its dtype and shape and lie inside the data section, and no two tensors may
+/// overlap. Tensors come back in data offset order.
+fn parse(buf: &[u8]) -> Result<Vec<Entry>, String> {
+    let len = buf.len() as u64;
+    let Some(head) = buf.get(..8) else {
+        return Err(format!(
+            "file is {len} bytes, too short for a safetensors header: truncated or not safetensors"
+        ));
+    };
+    let mut n8 = [0u8; 8];
+    n8.copy_from_slice(head);
+    let n = u64::from_le_bytes(n8);
+    if n > MAX_HEADER || n > len - 8 {
+        return Err(format!(
+            "header claims {n} bytes but the file has only {len}: truncated or not safetensors"
+        ));
+    }
+    let data_start = 8 + n as usize;
+    let header: Json = serde_json::from_slice(&buf[8..data_start])
+        .map_err(|e| format!("safetensors header is not valid JSON ({e}): truncated or corrupt"))?;
+    let Some(obj) = header.as_object() else {
+        return Err("safetensors header is not a JSON object".into());
+    };
+    let data_len = buf.len() - data_start;
+    let mut out: Vec<Entry> = Vec::with_capacity(obj.len());
+    for (name, info) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let bad = |what: String| format!("tensor '{name}': {what}");
+        let dtype_s = info
+            .get("dtype")
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad("no dtype in the header".into()))?;
+        let dtype = DType::from_safetensors_name(dtype_s).ok_or_else(|| {
+            bad(format!(
+                "dtype {dtype_s} is not supported (F32, F16, BF16, F64 and integers are)"
+            ))
+        })?;
+        let shape = info
+            .get("shape")
+            .ok_or_else(|| bad("no shape in the header".into()))?;
+        let shape = usize_list(shape)
+            .ok_or_else(|| bad("shape is not a list of non-negative integers".into()))?;
+        let offs = info
+            .get("data_offsets")
+            .ok_or_else(|| bad("no data_offsets in the header".into()))?;
+        let offs = usize_list(offs).ok_or_else(|| bad("data_offsets are not integers".into()))?;
+        let [begin, end] = offs[..] else {
+            return Err(bad("data_offsets must be [begin, end]".into()));
+        };
+        let nbytes = shape
+            .iter()
+            .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+        if end < begin || end - begin != nbytes {
+            return Err(bad(format!(
+                "header says bytes {begin}..{end} but a {dtype} tensor of shape {shape:?} needs \
+                 {nbytes} bytes: the header is inconsistent"
+            )));
+        }
+        if end > data_len {
+            return Err(bad(format!(
+                "data ends at byte {end} of the data section, but the file holds only {data_len} \
+                 data bytes: the file is truncated"
+            )));
+        }
+        out.push(Entry {
+            name: name.clone(),
+            dtype,
+            shape,
+            range: data_start + begin..data_start + end,
+        });
+    }
+    // Stable: empty tensors sharing an offset keep their header order.
+    out.sort_by_key(|e| (e.range.start, e.range.end));
+    for w in out.windows(2) {
+        if let [a, b] = w
+            && b.range.start < a.range.end
+        {
+            return Err(format!(
+                "tensors '{}' and '{}' overlap in the data section: the header is corrupt",
+                a.name, b.name
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `v` as a list of `usize`; `None` unless it is a list of non-negative integers.
+fn usize_list(v: &Json) -> Option<Vec<usize>> {
+    v.as_array()?
+        .iter()
+        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -330,9 +428,87 @@ mod tests {
         for n in [0, 7, 8, 20, ok.len() - 1] {
             std::fs::write(&p, &ok[..n]).unwrap();
             let msg = read(&p).unwrap_err().to_string();
-            assert!(msg.contains("not a valid safetensors file"), "{msg}");
+            assert!(
+                msg.contains("bad.safetensors") && msg.contains("truncated"),
+                "{n}: {msg}"
+            );
         }
         let missing = dir.path().join("missing.safetensors");
         assert!(matches!(read(&missing), Err(SafetensorsError::Io { .. })));
+    }
+
+    /// A raw file whose header lists `entries` (name, dtype, shape, offsets) in the given order.
+    fn raw_file(entries: &[(&str, &str, &[usize], [usize; 2])], data_len: usize) -> Vec<u8> {
+        let mut header = serde_json::Map::new();
+        for (name, dtype, shape, offs) in entries {
+            header.insert(
+                (*name).into(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": offs}),
+            );
+        }
+        let h = serde_json::to_vec(&header).unwrap();
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&h);
+        out.extend((0..data_len).map(|i| i as u8));
+        out
+    }
+
+    #[test]
+    fn tensors_come_back_in_data_order_with_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.safetensors");
+        let bytes = raw_file(
+            &[
+                ("a", "F16", &[2], [8, 12]),
+                ("b", "F32", &[2], [0, 8]),
+                ("c", "C64", &[], [12, 20]),
+            ],
+            20,
+        );
+        std::fs::write(&p, &bytes).unwrap();
+        let f = read(&p).unwrap();
+        let got: Vec<(&str, DType, &[u8])> = f
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.dtype, t.data.as_bytes()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("b", DType::F32, &[0u8, 1, 2, 3, 4, 5, 6, 7][..]),
+                ("a", DType::F16, &[8, 9, 10, 11][..]),
+                ("c", DType::C64, &[12, 13, 14, 15, 16, 17, 18, 19][..]),
+            ]
+        );
+        assert_eq!(read_lazy(&p).unwrap().tensors.len(), 3);
+    }
+
+    /// (name, dtype, shape, data_offsets) of one header entry.
+    type HeaderEntry<'a> = (&'a str, &'a str, &'a [usize], [usize; 2]);
+
+    #[test]
+    fn inconsistent_headers_name_the_tensor() {
+        let cases: [(&[HeaderEntry], usize, &str); 5] = [
+            (&[("w", "F32", &[4], [0, 12])], 16, "needs 16 bytes"),
+            (&[("w", "F32", &[4], [0, 16])], 12, "truncated"),
+            (
+                &[("w", "F8_E4M3", &[4], [0, 4])],
+                4,
+                "dtype F8_E4M3 is not supported",
+            ),
+            (
+                &[("w", "F32", &[2], [0, 8]), ("v", "F32", &[2], [4, 12])],
+                12,
+                "overlap",
+            ),
+            (&[("w", "F32", &[2], [8, 0])], 8, "inconsistent"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.safetensors");
+        for (entries, data_len, want) in cases {
+            std::fs::write(&p, raw_file(entries, data_len)).unwrap();
+            let msg = read(&p).unwrap_err().to_string();
+            assert!(msg.contains(want) && msg.contains("'w'"), "{want}: {msg}");
+        }
     }
 }

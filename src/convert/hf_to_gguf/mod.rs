@@ -181,12 +181,16 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     let mut warnings: Vec<String> = Vec::new();
     reject_special_variants(model, &hp, &arch)?;
 
-    // ---- tensors, in the reference's order: extra tensors, then part by part, sorted by name
+    // ---- tensors, in the reference's order: extra tensors, then part by part; within a part,
+    // safetensors tensors sorted by name (gguf-py's SafetensorsLocal), a torch pickle's in its
+    // stored dict order (what torch.load returns).
     let mut order: Vec<&HfTensor> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for wf in &model.weights {
         let mut names: Vec<&HfTensor> = wf.tensors.iter().collect();
-        names.sort_by(|a, b| a.name.cmp(&b.name));
+        if !wf.is_pytorch_bin() {
+            names.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         for t in names {
             if !seen.insert(t.name.as_str()) {
                 return Err(tensor_err(

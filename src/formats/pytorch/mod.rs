@@ -21,6 +21,7 @@ pub use value::{Object, StorageRef, TensorRef, Value};
 pub use zip::ZipError;
 
 use crate::convert::hf::{HfTensor, TensorBytes};
+use crate::formats::map_file;
 
 /// Why a checkpoint could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +60,6 @@ impl From<PytorchError> for crate::Error {
             PytorchError::Invalid { path, msg } => crate::Error::Format { path, msg },
         }
     }
-}
-
-/// Memory-maps `path` read-only.
-pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: the mapping is read-only and private to this process. Like every mmap-based model
-    // reader, we rely on the user not truncating the file while tinylm runs; all offsets into
-    // the mapping are bounds-checked against its length at open time.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    Ok(Arc::new(map))
 }
 
 /// An opened torch zip checkpoint.
