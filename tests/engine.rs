@@ -8,9 +8,9 @@ use common::{Project, count, demo, ids_with, write_gguf};
 fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
     let p = demo();
     let r1 = p.build(&[]);
-    // import + modelfile per model, plus the release.
-    assert_eq!(count(&r1, "actions"), 5);
-    assert_eq!(count(&r1, "run"), 5);
+    // import + modelfile + lint per model, plus the release.
+    assert_eq!(count(&r1, "actions"), 7);
+    assert_eq!(count(&r1, "run"), 7);
     assert_eq!(count(&r1, "hashed_files"), 2, "the two source GGUFs");
     let files = p.tree("dist");
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
@@ -41,7 +41,7 @@ fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
             count(&r2, "from_cache"),
             count(&r2, "up_to_date")
         ),
-        (0, 0, 5)
+        (0, 0, 7)
     );
     assert_eq!(count(&r2, "hashed_files"), 0);
     assert_eq!(count(&r2, "hashed_bytes"), 0);
@@ -60,10 +60,10 @@ fn editing_a_template_reruns_only_its_modelfiles_and_the_release() {
         &manifest.replace("You are helpful.", "You are terse."),
     );
     let r = p.build(&[]);
-    assert_eq!(ids_with(&r, "run"), ["modelfile:a", "release:v1"]);
+    assert_eq!(ids_with(&r, "run"), ["lint:a", "modelfile:a", "release:v1"]);
     assert_eq!(
         ids_with(&r, "up_to_date"),
-        ["import:a", "import:b", "modelfile:b"]
+        ["import:a", "import:b", "lint:b", "modelfile:b"]
     );
     let mf = std::fs::read_to_string(p.path().join("dist/a/a.Modelfile")).unwrap();
     assert!(mf.contains("You are terse."), "{mf}");
@@ -94,7 +94,7 @@ fn editing_a_template_reruns_only_its_modelfiles_and_the_release() {
         }
         s
     };
-    for id in ["import:a", "import:b", "modelfile:b"] {
+    for id in ["import:a", "import:b", "modelfile:b", "lint:b"] {
         assert_eq!(
             table(&lock_before, id),
             table(&lock_after, id),
@@ -111,10 +111,19 @@ fn editing_a_template_reruns_only_its_modelfiles_and_the_release() {
 fn replacing_a_gguf_reruns_its_downstream_only() {
     let p = demo();
     p.build(&[]);
+    let modelfile = std::fs::read(p.path().join("dist/a/a.Modelfile")).unwrap();
     write_gguf(&p, "models/a.gguf", 9);
     let r = p.build(&[]);
-    // The Modelfile does not read the GGUF, so it is not rebuilt (early cutoff).
-    assert_eq!(ids_with(&r, "run"), ["import:a", "release:v1"]);
+    assert_eq!(
+        ids_with(&r, "run"),
+        ["import:a", "lint:a", "modelfile:a", "release:v1"]
+    );
+    // The Modelfile reads only the vocabulary, which did not change: it reran and came out
+    // byte-identical, so its cache object (and anything keyed on it alone) is unchanged.
+    assert_eq!(
+        std::fs::read(p.path().join("dist/a/a.Modelfile")).unwrap(),
+        modelfile
+    );
     assert_eq!(count(&r, "hashed_files"), 1);
     assert_eq!(
         std::fs::read(p.path().join("dist/a/a.gguf")).unwrap(),
@@ -205,7 +214,7 @@ fn concurrent_builds_wait_for_each_other_and_agree() {
     let ra: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     let rb: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
     // Exactly one did the work; the other found it done.
-    assert_eq!(count(&ra, "run") + count(&rb, "run"), 5, "{ra}\n{rb}");
+    assert_eq!(count(&ra, "run") + count(&rb, "run"), 7, "{ra}\n{rb}");
     assert_eq!(p.tree("dist"), reference.tree("dist"));
     assert_eq!(
         std::fs::read(p.path().join("tinylm.lock")).unwrap(),
@@ -304,12 +313,12 @@ fn thread_count_does_not_change_a_single_byte() {
 fn targets_build_subsets_and_unknown_targets_are_usage_errors() {
     let p = demo();
     let r = p.build(&["b"]);
-    assert_eq!(ids_with(&r, "run"), ["import:b", "modelfile:b"]);
+    assert_eq!(ids_with(&r, "run"), ["import:b", "lint:b", "modelfile:b"]);
     assert!(!p.path().join("dist/a").exists());
     let r = p.build(&["v1"]);
     assert_eq!(
         ids_with(&r, "run"),
-        ["import:a", "modelfile:a", "release:v1"]
+        ["import:a", "lint:a", "modelfile:a", "release:v1"]
     );
     let out = p.run(&["build", "vv1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -404,7 +413,14 @@ fn status_explains_what_changed() {
     let r = p.build(&["--dry-run"]);
     assert_eq!(
         ids_with(&r, "would_run"),
-        ["import:b", "modelfile:a", "release:v1"]
+        [
+            "import:b",
+            "lint:a",
+            "lint:b",
+            "modelfile:a",
+            "modelfile:b",
+            "release:v1"
+        ]
     );
 }
 
@@ -446,4 +462,54 @@ fn a_project_can_be_built_from_another_directory() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(p.path().join("dist/a/a.gguf").exists());
+}
+
+#[test]
+fn quants_of_a_gguf_source_share_it_and_land_in_the_release() {
+    let p = Project::new();
+    write_gguf(&p, "m.gguf", 5);
+    p.write(
+        "tinylm.toml",
+        "[project]\nname = \"q\"\nversion = \"2\"\n\n[models.m]\nsource.gguf = \"m.gguf\"\nquants = [\"f16\", \"q8_0\"]\n\n[releases.r]\nmodels = [\"m\"]\nquants = [\"q8_0\"]\n",
+    );
+    let r = p.build(&[]);
+    assert_eq!(
+        ids_with(&r, "run"),
+        [
+            "lint:m:f16",
+            "lint:m:q8_0",
+            "modelfile:m:f16",
+            "modelfile:m:q8_0",
+            "quantize:m:f16",
+            "quantize:m:q8_0",
+            "release:r"
+        ]
+    );
+    // The source already is F16: used as is, byte for byte.
+    assert_eq!(
+        std::fs::read(p.path().join("dist/m/m-f16.gguf")).unwrap(),
+        common::tiny_gguf(5)
+    );
+    let q8 = tinylm::formats::gguf::GgufFile::open(p.path().join("dist/m/m-q8_0.gguf")).unwrap();
+    assert_eq!(q8.get_u64("general.file_type").unwrap(), 7);
+    assert_eq!(
+        q8.tensor("token_embd.weight").unwrap().ggml_type,
+        tinylm::formats::gguf::GgmlType::Q8_0
+    );
+    let rel: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.path().join("dist/releases/r-2/release.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rel["artifacts"].as_array().unwrap().len(), 1);
+    let q = &rel["artifacts"][0]["quantization"];
+    assert_eq!(q["ftype"], "Q8_0");
+    assert!(
+        q["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "token_embd.weight" && t["rmse"].as_f64().unwrap() > 0.0)
+    );
+    let r = p.build(&["m:q8_0"]);
+    assert_eq!(count(&r, "up_to_date"), 3);
 }

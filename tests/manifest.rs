@@ -75,6 +75,29 @@ fn bad_values_are_checked_with_spans() {
 }
 
 #[test]
+fn modelfile_parameters_are_checked_against_ollamas_table() {
+    let base = "[project]\nname = \"x\"\nversion = \"1\"\n\n[templates.t]\n";
+    check(
+        &format!("{base}parameters = {{ temprature = 0.7 }}\n"),
+        6,
+        &[
+            "unknown PARAMETER `temprature`",
+            "did you mean `temperature`?",
+        ],
+    );
+    check(
+        &format!("{base}parameters = {{ num_ctx = 4096.0 }}\n"),
+        6,
+        &["num_ctx"],
+    );
+    check(
+        &format!("{base}parameters = {{ TEMPERATURE = 0.5 }}\n"),
+        6,
+        &["TEMPERATURE"],
+    );
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let p = Project::new();
     p.write(

@@ -68,3 +68,45 @@ fn the_schema_rejects_what_the_parser_rejects() {
     std::fs::write(&bad, "[project]\nname = \"x\"\n").unwrap();
     assert!(!validate(&bad).is_empty(), "missing version");
 }
+
+/// The manifest example in the README, so the docs cannot drift from what tinylm accepts.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("## The manifest\n\n```toml\n")
+        .expect("README has a manifest example")
+        + "## The manifest\n\n```toml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    readme[start..start + len].to_string()
+}
+
+#[test]
+fn the_readme_manifest_example_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tinylm.toml");
+    let text = readme_example();
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(validate(&path), Vec::<String>::new());
+    // Validation checks that sources exist: stub every path the example names.
+    let doc: toml::Value = toml::from_str(&text).unwrap();
+    for (_, model) in doc["models"].as_table().unwrap() {
+        let source = model["source"].as_table().unwrap();
+        let paths: Vec<&str> = match source.iter().next().unwrap() {
+            (_, toml::Value::String(p)) => vec![p.as_str()],
+            (_, toml::Value::Table(t)) => t.values().filter_map(|v| v.as_str()).collect(),
+            other => panic!("unexpected source {other:?}"),
+        };
+        for p in paths {
+            let p = dir.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if source.contains_key("hf") {
+                std::fs::create_dir_all(&p).unwrap();
+            } else {
+                std::fs::write(&p, b"").unwrap();
+            }
+        }
+    }
+    let loaded = tinylm::manifest::load(&path).unwrap();
+    let project = tinylm::manifest::validate(&loaded).unwrap();
+    assert_eq!(project.models.len(), 3);
+}

@@ -9,15 +9,24 @@
 //! The action key is derived from [`Action::kind`], [`Action::version`], [`Action::params`] and the
 //! input digests: bump `version` whenever an implementation change alters the bytes produced.
 
+mod export_hf;
+mod gguf;
 mod import;
+mod lint;
 mod modelfile;
+mod quantize;
 mod release;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use export_hf::{ExportHfAction, HF_FILES};
+pub use gguf::{GgufAction, GgufSource};
 pub use import::ImportGguf;
+pub use lint::LintAction;
 pub use modelfile::ModelfileAction;
+pub use quantize::QuantizeAction;
 pub use release::{ReleaseAction, ReleaseItem};
 
 use crate::cache::Digest;
@@ -57,8 +66,8 @@ pub struct RunCtx<'a> {
     pub inputs: &'a [ResolvedInput],
     /// Private staging directory; write output `name` to `out_dir/name`.
     pub out_dir: &'a Path,
-    /// Set on Ctrl-C or fail-fast; long actions check it between units of work.
-    pub cancel: &'a AtomicBool,
+    /// Set on Ctrl-C; long actions check it between units of work.
+    pub cancel: &'a Arc<AtomicBool>,
 }
 
 impl RunCtx<'_> {
@@ -84,9 +93,4 @@ impl RunCtx<'_> {
             Ok(())
         }
     }
-}
-
-/// Builds an error for an action kind whose implementation has not landed yet.
-pub fn not_supported(what: &str) -> Error {
-    Error::Build(format!("{what} is not supported yet"))
 }

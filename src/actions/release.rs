@@ -28,6 +28,10 @@ pub struct ReleaseItem {
     pub sources: Vec<String>,
     /// Input name of the quantization report, if any.
     pub report: Option<String>,
+    /// Input name of the lint report.
+    pub lint: String,
+    /// Input name of the Modelfile's template choice (`template.json`).
+    pub template: String,
 }
 
 /// Writes `SHA256SUMS` and `release.json` for a set of GGUFs and Modelfiles.
@@ -133,6 +137,8 @@ impl Action for ReleaseAction {
                 "modelfile": { "file": item.modelfile_file, "size": mf.size, "sha256": sha(&item.modelfile_file), "blake3": mf.digest.to_hex() },
                 "sources": sources,
                 "quantization": quantization,
+                "template": read_json(&ctx.input(&item.template)?.path)?,
+                "lint": read_json(&ctx.input(&item.lint)?.path)?,
             }));
         }
         let doc = json!({
@@ -166,4 +172,9 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::{GlobalOpts, workspace};
 use crate::exec::{self, BuildOptions};
+use crate::install::project::{self, Runtime};
 use crate::{Result, plan};
 
 /// Arguments of `tinylm build`.
@@ -20,6 +21,9 @@ pub struct BuildArgs {
     /// Keep building independent actions after a failure.
     #[arg(long, short = 'k')]
     pub keep_going: bool,
+    /// Report lint errors (template, stops, tokenizer) as warnings instead of failing.
+    #[arg(long)]
+    pub allow_lint: bool,
     /// Worker threads (default: number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -28,7 +32,12 @@ pub struct BuildArgs {
 /// Runs `tinylm build`.
 pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(
+        &ws.project,
+        plan::PlanOptions {
+            allow_lint: args.allow_lint,
+        },
+    )?;
     let _locks = if args.dry_run {
         None
     } else {
@@ -44,11 +53,32 @@ pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
         verbose_lines: !g.quiet && !g.json,
     };
     let report = exec::build(&ws, &plan, &opts, workspace::cancel_on_ctrl_c())?;
+    // The [install] section runs last, only after a complete, successful build.
+    let mut installed = Vec::new();
+    if report.failed == 0 && !args.dry_run {
+        let sel = plan.select(&opts.targets)?;
+        for (runtime, list) in [
+            (Runtime::Ollama, &ws.project.install_ollama),
+            (Runtime::Lmstudio, &ws.project.install_lmstudio),
+        ] {
+            let which: Vec<_> = list
+                .iter()
+                .filter(|(m, q)| {
+                    plan.artifacts
+                        .iter()
+                        .any(|a| &a.model == m && &a.quant == q && sel.nodes.contains(&a.modelfile))
+                })
+                .cloned()
+                .collect();
+            if !which.is_empty() {
+                installed.extend(project::install(&ws, &plan, runtime, &which, None)?);
+            }
+        }
+    }
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["installed"] = serde_json::to_value(&installed).unwrap_or_default();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         if args.dry_run {
             for d in &report.details {
@@ -56,6 +86,15 @@ pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
             }
         }
         if !g.quiet {
+            for i in &installed {
+                let what = if i.changed { "Installed" } else { "Up to date" };
+                eprintln!(
+                    "{what:>12} {} ({:?}: {})",
+                    i.name,
+                    i.runtime,
+                    i.location.display()
+                );
+            }
             eprintln!("{}", report.summary_line());
         }
     }

@@ -29,7 +29,7 @@ pub struct StatusArgs {
 /// Runs `tinylm status`.
 pub fn status(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(&ws.project, Default::default())?;
     let opts = BuildOptions {
         targets: args.targets,
         jobs: workspace::jobs(None)?,
@@ -56,12 +56,21 @@ pub fn status(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
             )],
             _ => Vec::new(),
         };
-        entries.push((d, reasons));
+        let template = (args.explain || g.json)
+            .then(|| template_choice(&ws, &lock, d))
+            .flatten();
+        entries.push((d, reasons, template));
     }
     if g.json {
         let list: Vec<_> = entries
             .iter()
-            .map(|(d, r)| serde_json::json!({ "id": d.id, "kind": d.kind, "status": d.status, "key": d.key, "reasons": r }))
+            .map(|(d, r, t)| {
+                let mut v = serde_json::json!({ "id": d.id, "kind": d.kind, "status": d.status, "key": d.key, "reasons": r });
+                if let Some(t) = t {
+                    v["template"] = t.clone();
+                }
+                v
+            })
             .collect();
         println!(
             "{}",
@@ -71,12 +80,16 @@ pub fn status(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut fresh = 0;
-    for (d, reasons) in &entries {
+    for (d, reasons, template) in &entries {
         let label = match d.status {
             Status::WouldRun => "stale",
             Status::FromCache => "restore",
             _ => {
                 fresh += 1;
+                if let Some(t) = template {
+                    println!("{:>8}  {}", "ok", d.id);
+                    println!("{:>10}{}", "", describe_template(t));
+                }
                 continue;
             }
         };
@@ -84,12 +97,55 @@ pub fn status(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
         for r in reasons {
             println!("{:>10}{r}", "");
         }
+        if let Some(t) = template {
+            println!("{:>10}{}", "", describe_template(t));
+        }
     }
     println!(
         "{} actions: {} stale, {} to restore from cache, {fresh} up to date",
         report.actions, report.would_run, report.from_cache
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The template a built Modelfile uses and why (its `template.json`, read from the cache).
+fn template_choice(
+    ws: &Workspace,
+    lock: &LockFile,
+    d: &exec::ActionReport,
+) -> Option<serde_json::Value> {
+    if d.kind != "modelfile" || d.status == Status::WouldRun {
+        return None;
+    }
+    let out = lock.actions.get(&d.id)?.outputs.get("template.json")?;
+    let bytes = std::fs::read(ws.store.object_path(&out.digest)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One line: `template chatml (detected: …); stops added: <|im_end|>`.
+fn describe_template(t: &serde_json::Value) -> String {
+    let name = t["template"].as_str();
+    let family = t["family"].as_str();
+    let evidence: Vec<&str> = t["evidence"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
+        .unwrap_or_default();
+    let mut line = match (name, family) {
+        (None, _) => "no template (bare FROM)".to_string(),
+        (Some("auto"), Some(f)) => format!("template {f}, detected: {}", evidence.join("; ")),
+        (Some(n), _) => format!("template {n} (from the manifest)"),
+    };
+    let stops: Vec<&str> = t["stops_added"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
+        .unwrap_or_default();
+    if !stops.is_empty() {
+        line.push_str(&format!(
+            "; stops added from the vocabulary: {}",
+            stops.join(", ")
+        ));
+    }
+    line
 }
 
 /// Why a stale action must run, from the lock and the previous action record.
@@ -178,7 +234,7 @@ pub struct GraphArgs {
 /// Runs `tinylm graph`.
 pub fn graph(g: &GlobalOpts, args: GraphArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project)?;
+    let plan = plan::plan(&ws.project, Default::default())?;
     let root = &ws.project.root;
     // Source files are nodes too, so the picture shows where everything comes from.
     let mut files: BTreeSet<String> = BTreeSet::new();

@@ -143,15 +143,9 @@ fn init_logging(g: &GlobalOpts) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::exec::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
-}
-
-/// Placeholder for subcommands whose issue has not landed yet.
-pub(crate) fn not_yet(what: &str) -> Result<ExitCode> {
-    Err(crate::Error::Usage(format!(
-        "`tinylm {what}` is not implemented yet"
-    )))
 }

@@ -63,6 +63,15 @@ pub struct HfWeightFile {
     pub tensors: Vec<HfTensor>,
 }
 
+impl HfWeightFile {
+    /// Whether this is a torch pickle (`pytorch_model*.bin`) rather than safetensors. The
+    /// reference converter iterates a pickle's tensors in stored order but a safetensors file's
+    /// sorted by name, so the GGUF tensor order depends on it.
+    pub fn is_pytorch_bin(&self) -> bool {
+        self.file_name.ends_with(".bin")
+    }
+}
+
 /// A Hugging Face model folder: small text/JSON files plus weight files.
 #[derive(Debug, Clone, Default)]
 pub struct HfModel {
@@ -71,6 +80,6 @@ pub struct HfModel {
     /// Small files by name: `config.json`, `tokenizer.json`, `tokenizer_config.json`,
     /// `special_tokens_map.json`, `generation_config.json`, `chat_template.jinja`, `README.md`, …
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Weight files, in file-name order.
+    /// Weight files, in the order the reference converter reads them (sorted file names).
     pub weights: Vec<HfWeightFile>,
 }

@@ -16,6 +16,7 @@ mod fault;
 pub mod lockfile;
 pub mod materialize;
 mod progress;
+pub use progress::LogWriter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -377,7 +378,7 @@ fn schedule(
     stat: &StatCache,
     old_lock: &LockFile,
     opts: &BuildOptions,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
     pool: &rayon::ThreadPool,
     progress: &mut progress::Progress,
 ) -> (Vec<NodeState>, Vec<ActionReport>, Vec<String>) {
@@ -603,10 +604,13 @@ fn run_node(
     key: &Digest,
     preimage: serde_json::Value,
     stat: &StatCache,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<BTreeMap<String, OutputEntry>> {
     let node = &plan.graph[n];
-    tracing::info!("running {} (key {})", node.id, &key.to_hex()[..12]);
+    // Warnings from inside the action then name the action they come from. No parent: rayon may
+    // run another action on this thread while this one waits, and only the innermost matters.
+    let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
+    tracing::info!("running (key {})", &key.to_hex()[..12]);
     let tmp_root = ws.store.tmp_dir();
     let staging = tempfile::Builder::new()
         .prefix(&format!("{}-", std::process::id()))
@@ -779,6 +783,9 @@ fn place_outputs(
             removed += 1;
         }
     }
-    state.save(&state_path)?;
+    // A no-op build writes nothing (and pays for no fsync).
+    if placed > 0 || removed > 0 {
+        state.save(&state_path)?;
+    }
     Ok((placed, removed, touched))
 }

@@ -1,6 +1,7 @@
 //! Progress display: an indicatif bar on a terminal, plain lines otherwise.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +22,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
+            set_active(Some(bar.clone()));
             bar
         });
         Progress {
@@ -62,6 +64,7 @@ impl Progress {
     pub fn finish(&mut self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+            set_active(None);
         }
     }
 
@@ -78,5 +81,34 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.set_message(self.running.join(", "));
         }
+    }
+}
+
+/// The bar on screen, if any: log lines are printed above it instead of through it.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn set_active(bar: Option<ProgressBar>) {
+    if let Ok(mut active) = ACTIVE.lock() {
+        *active = bar;
+    }
+}
+
+/// Log writer for `tracing`: stderr, with the progress bar (if any) hidden while a line is
+/// written so logs and the bar never interleave on a terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE.lock().ok().and_then(|a| a.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

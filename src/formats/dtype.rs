@@ -64,6 +64,24 @@ impl DType {
             DType::C64 => "C64",
         }
     }
+
+    /// The dtype named `s` in a safetensors header, if tinylm handles it.
+    pub fn from_safetensors_name(s: &str) -> Option<DType> {
+        Some(match s {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "F64" => DType::F64,
+            "I64" => DType::I64,
+            "I32" => DType::I32,
+            "I16" => DType::I16,
+            "I8" => DType::I8,
+            "U8" => DType::U8,
+            "BOOL" => DType::Bool,
+            "C64" => DType::C64,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for DType {

@@ -1,7 +1,7 @@
 //! File formats, each in its own module: readers and writers, no conversion logic.
 //!
 //! - [`gguf`]: GGUF v3 reader and streaming writer.
-//! - [`safetensors`]: single and sharded safetensors reading (mmap) and deterministic writing.
+//! - [`safetensors`]: validated zero-copy reading (mmap) and deterministic writing of one file.
 //! - [`pytorch`]: torch zip checkpoints (`.ckpt`, `.pt`, `.bin`) through a restricted unpickler.
 //! - [`tiktoken`]: pickled `tiktoken.core.Encoding` state.
 
@@ -12,3 +12,30 @@ pub mod safetensors;
 pub mod tiktoken;
 
 pub use dtype::DType;
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Memory-maps an input file read-only; tensor readers hand out slices of this mapping.
+pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
+    map(path, false)
+}
+
+/// Like [`map_file`], but pre-faults every page: for inputs that will be read in full (weights
+/// being converted), one sequential read-ahead replaces hundreds of thousands of page faults.
+pub(crate) fn map_file_populated(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
+    map(path, true)
+}
+
+fn map(path: &Path, populate: bool) -> std::io::Result<Arc<memmap2::Mmap>> {
+    let file = std::fs::File::open(path)?;
+    let mut opts = memmap2::MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
+    // SAFETY: the mapping is read-only and private to this process; tinylm never writes its
+    // inputs. Like every mmap-based model reader, we rely on the user not truncating the file
+    // while tinylm runs; readers bounds-check every offset against the mapping's length.
+    let map = unsafe { opts.map(&file)? };
+    Ok(Arc::new(map))
+}

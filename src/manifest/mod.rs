@@ -14,10 +14,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use span::{Sp, closest, render};
-pub use validate::{
-    ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateChoice, TemplateSpec, TinyLmSpec,
-};
+pub use validate::{ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateSpec, TinyLmSpec};
 
+pub use crate::template::params::RawValue;
 use crate::{Error, IoContext, Result};
 
 /// The whole manifest as written.
@@ -42,6 +41,30 @@ pub struct Manifest {
     /// Release bundles, by name.
     #[serde(default)]
     pub releases: BTreeMap<String, Release>,
+    /// Local runtimes `tinylm build` installs into as its last step.
+    #[serde(default)]
+    pub install: InstallSection,
+}
+
+/// `[install]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSection {
+    /// Write models into the Ollama store (`$OLLAMA_MODELS` or `~/.ollama/models`): `true` for
+    /// every model, or a list of `model` / `model:quant`.
+    pub ollama: Option<Sp<InstallSelection>>,
+    /// Link models into LM Studio's folder (`$LMSTUDIO_MODELS` or `~/.lmstudio/models`).
+    pub lmstudio: Option<Sp<InstallSelection>>,
+}
+
+/// Which artifacts to install.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum InstallSelection {
+    /// `true`: everything; `false`: nothing.
+    All(bool),
+    /// `model` (all its quants) or `model:quant` entries.
+    Only(Vec<String>),
 }
 
 /// `[project]`.
@@ -151,6 +174,9 @@ pub enum HfDtype {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDef {
+    /// Start from a built-in family (`chatml`, `llama3-tools`, …) or `auto` (detected from the
+    /// model); `template` and `parameters.stop` override the family's.
+    pub family: Option<Sp<String>>,
     /// Go template text (Ollama TEMPLATE).
     pub template: Option<Sp<String>>,
     /// File holding the Go template, relative to the manifest.
@@ -158,27 +184,11 @@ pub struct TemplateDef {
     /// System prompt.
     pub system: Option<String>,
     /// Ollama PARAMETERs; `stop` is a list of strings.
-    pub parameters: Option<BTreeMap<String, Sp<ParamValue>>>,
+    pub parameters: Option<BTreeMap<String, Sp<RawValue>>>,
     /// License text.
     pub license: Option<String>,
     /// Example conversation.
     pub messages: Option<Vec<Message>>,
-}
-
-/// A PARAMETER value as written in TOML; its type is checked against Ollama's table.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(untagged)]
-pub enum ParamValue {
-    /// `true`/`false`.
-    Bool(bool),
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A string.
-    Str(String),
-    /// A list of strings (`stop`).
-    List(Vec<String>),
 }
 
 /// One MESSAGE of a Modelfile.

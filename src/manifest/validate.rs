@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{HfDtype, Loaded, Message, Model, ParamValue, Sp, TinyLmArch, closest};
+use super::{HfDtype, InstallSelection, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use crate::quant::FileType;
+use crate::template::families::{builtin, builtin_names};
+use crate::template::lint;
+use crate::template::params::{self, ParamValue};
 use crate::{Error, Result};
-
-/// Quantization names accepted in `quants` (llama-quantize's, lower-cased).
-pub const QUANTS: &[&str] = &[
-    "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m",
-    "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
-];
 
 /// Base GGUF types the converter can write directly.
 pub const OUTTYPES: &[&str] = &["f32", "f16", "bf16", "q8_0", "auto"];
@@ -35,6 +33,10 @@ pub struct Project {
     pub models: BTreeMap<String, ModelSpec>,
     /// Releases by name.
     pub releases: BTreeMap<String, ReleaseSpec>,
+    /// Artifacts to install into Ollama after a build.
+    pub install_ollama: Vec<(String, Option<String>)>,
+    /// Artifacts to install into LM Studio after a build.
+    pub install_lmstudio: Vec<(String, Option<String>)>,
 }
 
 /// A model with defaults applied.
@@ -46,8 +48,8 @@ pub struct ModelSpec {
     pub source: SourceSpec,
     /// Quantizations to build, lower-case, in manifest order; empty for a GGUF used as is.
     pub quants: Vec<String>,
-    /// Template for its Modelfiles.
-    pub template: TemplateChoice,
+    /// Template, system prompt and parameters for its Modelfiles; `None` writes a bare `FROM`.
+    pub template: Option<TemplateSpec>,
     /// Name for Ollama installs.
     pub ollama_name: String,
     /// Type of the converted base GGUF (`hf`/`tinylm` sources).
@@ -86,23 +88,16 @@ pub struct TinyLmSpec {
     pub dtype: HfDtype,
 }
 
-/// Which template a model's Modelfiles use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TemplateChoice {
-    /// No TEMPLATE line: runtimes use the GGUF's own chat template.
-    None,
-    /// Detect the family from the model (`template = "auto"`).
-    Auto,
-    /// A template from `[templates]`.
-    Named(TemplateSpec),
-}
-
-/// A resolved `[templates.<name>]` entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// What a model's Modelfiles carry: a `[templates]` entry, a built-in family, or `auto`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TemplateSpec {
-    /// Template name.
+    /// Template name as the manifest refers to it.
     pub name: String,
-    /// Go template text.
+    /// Built-in family the template comes from, or `auto` (detected from the model at build
+    /// time). `None` for a fully custom template.
+    pub family: Option<String>,
+    /// Go template text (for built-in families, resolved here so it is part of the key);
+    /// `None` with family `auto` means "detect", otherwise "no TEMPLATE line".
     pub template: Option<String>,
     /// System prompt.
     pub system: Option<String>,
@@ -264,10 +259,15 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         );
     }
 
+    let install_ollama = resolve_install(&mut errs, &models, m.install.ollama.as_ref());
+    let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
+
     if !errs.list.is_empty() {
         return Err(Error::Manifest(errs.list.join("\n\n")));
     }
     Ok(Project {
+        install_ollama,
+        install_lmstudio,
         name,
         version,
         root,
@@ -282,6 +282,28 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
 fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, TemplateSpec> {
     let mut out = BTreeMap::new();
     for (tname, def) in &errs.loaded.manifest.templates {
+        let family = match &def.family {
+            None => None,
+            Some(f) if f.value == "auto" => Some((f.value.clone(), None)),
+            Some(f) => match builtin(&f.value) {
+                Some(b) => Some((b.name.clone(), Some(b))),
+                None => {
+                    let names = builtin_names();
+                    let hint = closest(&f.value, names.iter().map(String::as_str))
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    errs.at(
+                        &f.span,
+                        format!(
+                            "unknown template family `{}`; {hint}built-ins: {}, or \"auto\"",
+                            f.value,
+                            names.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
         let text = match (&def.template, &def.file) {
             (Some(_), Some(f)) => {
                 errs.at(
@@ -290,9 +312,9 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
                 );
                 continue;
             }
-            (Some(t), None) => Some(t.value.clone()),
+            (Some(t), None) => Some((t.value.clone(), t.span.clone())),
             (None, Some(f)) => match std::fs::read_to_string(root.join(&f.value)) {
-                Ok(t) => Some(t),
+                Ok(t) => Some((t, f.span.clone())),
                 Err(e) => {
                     errs.at(
                         &f.span,
@@ -303,12 +325,31 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
             },
             (None, None) => None,
         };
+        // A template that does not parse would only fail later, inside Ollama.
+        if let Some((t, span)) = &text {
+            let mut report = lint::LintReport::default();
+            lint::check_template(t, None, &mut report);
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.severity == lint::Severity::Error)
+            {
+                errs.at(span, format!("template `{tname}`: {}", f.message));
+            }
+        }
         let mut parameters = Vec::new();
         for (pname, value) in def.parameters.iter().flatten() {
-            match crate::template::params::check_manifest_param(pname, &value.value) {
-                Ok(()) => parameters.push((pname.clone(), value.value.clone())),
-                Err(msg) => errs.at(&value.span, format!("template `{tname}`: {msg}")),
+            match params::validate(pname, &value.value) {
+                Ok(typed) => parameters.push((pname.clone(), typed)),
+                Err(e) => errs.at(&value.span, format!("template `{tname}`: {e}")),
             }
+        }
+        let builtin_t = family.as_ref().and_then(|(_, b)| b.as_ref());
+        if let Some(b) = builtin_t
+            && !parameters.iter().any(|(n, _)| n == "stop")
+        {
+            parameters.extend(b.parameters());
+            parameters.sort_by(|a, b| a.0.cmp(&b.0));
         }
         let messages = def.messages.iter().flatten().filter_map(|Message { role, content }| {
             if ["system", "user", "assistant"].contains(&role.value.as_str()) {
@@ -326,7 +367,10 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
             tname.clone(),
             TemplateSpec {
                 name: tname.clone(),
-                template: text,
+                template: text
+                    .map(|(t, _)| t)
+                    .or_else(|| builtin_t.map(|b| b.template.clone())),
+                family: family.map(|(f, _)| f),
                 system: def.system.clone(),
                 parameters,
                 license: def.license.clone(),
@@ -446,28 +490,34 @@ fn resolve_model(
     };
 
     let template = match model.template.as_ref().or(default_template) {
-        None => TemplateChoice::None,
-        Some(t) if t.value == "auto" => TemplateChoice::Auto,
-        Some(t) => match templates.get(&t.value) {
-            Some(spec) => TemplateChoice::Named(spec.clone()),
-            None => {
-                let known: Vec<&str> = templates.keys().map(String::as_str).collect();
-                let hint = closest(&t.value, known.iter().copied())
+        None => None,
+        Some(t) if t.value == "auto" => Some(TemplateSpec {
+            name: "auto".into(),
+            family: Some("auto".into()),
+            ..Default::default()
+        }),
+        Some(t) => match (templates.get(&t.value), builtin(&t.value)) {
+            (Some(spec), _) => Some(spec.clone()),
+            (None, Some(b)) => Some(TemplateSpec {
+                name: b.name.clone(),
+                family: Some(b.name.clone()),
+                template: Some(b.template.clone()),
+                parameters: b.parameters(),
+                ..Default::default()
+            }),
+            (None, None) => {
+                let known: Vec<String> = templates.keys().cloned().chain(builtin_names()).collect();
+                let hint = closest(&t.value, known.iter().map(String::as_str))
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
                 errs.at(
                     &t.span,
-                    format!(
-                        "unknown template `{}`{hint} (defined: {}; or use \"auto\")",
+                    format!("unknown template `{}`{hint} (defined in [templates]: {}; built-in: {}; or \"auto\")",
                         t.value,
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
+                        if templates.is_empty() { "none".to_string() } else { templates.keys().cloned().collect::<Vec<_>>().join(", ") },
+                        builtin_names().join(", ")),
                 );
-                TemplateChoice::None
+                None
             }
         },
     };
@@ -508,22 +558,35 @@ fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> P
 }
 
 fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
-    let lq = q.value.to_lowercase();
-    if QUANTS.contains(&lq.as_str()) {
-        return true;
+    match q.value.parse::<FileType>() {
+        // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
+        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => true,
+        Ok(t) => {
+            errs.at(
+                &q.span,
+                format!("write `{}` for `{}`", t.name().to_lowercase(), q.value),
+            );
+            false
+        }
+        Err(e) => {
+            let names: Vec<String> = FileType::ALL
+                .iter()
+                .map(|t| t.name().to_lowercase())
+                .collect();
+            let hint = closest(&q.value.to_lowercase(), names.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            errs.at(
+                &q.span,
+                format!(
+                    "unknown quant `{}`; {hint}expected one of {}",
+                    e.given,
+                    names.join(", ")
+                ),
+            );
+            false
+        }
     }
-    let hint = closest(&lq, QUANTS.iter().copied())
-        .map(|c| format!("did you mean `{c}`? "))
-        .unwrap_or_default();
-    errs.at(
-        &q.span,
-        format!(
-            "unknown quant `{}`; {hint}expected one of {}",
-            q.value,
-            QUANTS.join(", ")
-        ),
-    );
-    false
 }
 
 fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
@@ -558,4 +621,58 @@ fn is_ollama_name(s: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
     path.split('/').count() <= 2 && path.split('/').all(part_ok) && part_ok(tag)
+}
+
+/// Resolves an `[install]` selection into (model, quant) artifacts.
+fn resolve_install(
+    errs: &mut Errors<'_>,
+    models: &BTreeMap<String, ModelSpec>,
+    sel: Option<&Sp<InstallSelection>>,
+) -> Vec<(String, Option<String>)> {
+    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<String>)> {
+        if m.quants.is_empty() {
+            vec![(m.name.clone(), None)]
+        } else {
+            m.quants
+                .iter()
+                .map(|q| (m.name.clone(), Some(q.clone())))
+                .collect()
+        }
+    };
+    let Some(sel) = sel else { return Vec::new() };
+    match &sel.value {
+        InstallSelection::All(false) => Vec::new(),
+        InstallSelection::All(true) => models.values().flat_map(artifacts).collect(),
+        InstallSelection::Only(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                let (model, quant) = match item.split_once(':') {
+                    Some((m, q)) => (m, Some(q.to_lowercase())),
+                    None => (item.as_str(), None),
+                };
+                let Some(spec) = models.get(model) else {
+                    let hint = closest(model, models.keys().map(String::as_str))
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    errs.at(
+                        &sel.span,
+                        format!("[install] names unknown model `{model}`{hint}"),
+                    );
+                    continue;
+                };
+                match quant {
+                    None => out.extend(artifacts(spec)),
+                    Some(q) if spec.quants.contains(&q) => out.push((model.to_string(), Some(q))),
+                    Some(q) => errs.at(
+                        &sel.span,
+                        format!(
+                            "[install] wants `{model}:{q}`, but `{model}` builds [{}]",
+                            spec.quants.join(", ")
+                        ),
+                    ),
+                }
+            }
+            out
+        }
+    }
 }

@@ -20,9 +20,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ImportGguf, ModelfileAction, ReleaseAction, ReleaseItem, not_supported,
+    Action, ExportHfAction, GgufAction, GgufSource, HF_FILES, ImportGguf, LintAction,
+    ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem,
 };
-use crate::manifest::{ModelSpec, Project, SourceSpec, TemplateChoice, closest};
+use crate::manifest::{ModelSpec, Project, SourceSpec, closest};
 use crate::{Error, Result};
 
 /// Where an input comes from.
@@ -76,6 +77,15 @@ pub struct Plan {
     pub graph: DiGraph<Node, String>,
     /// Outputs to put under `out/`.
     pub materializations: Vec<Materialization>,
+    /// Every (model, quant) artifact.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Choices that change actions but are not in the manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Lint errors become warnings (`--allow-lint`).
+    pub allow_lint: bool,
 }
 
 /// A subset of the plan chosen by targets.
@@ -88,32 +98,6 @@ pub struct Selection {
     /// Whether everything was selected: then outputs of models and releases that left the
     /// manifest are stale too.
     pub all: bool,
-}
-
-/// Placeholder for action kinds whose converter has not landed yet.
-#[derive(Debug)]
-struct Unsupported {
-    kind: &'static str,
-    what: String,
-    outputs: Vec<String>,
-}
-
-impl Action for Unsupported {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-    fn version(&self) -> u32 {
-        0
-    }
-    fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "what": self.what })
-    }
-    fn outputs(&self) -> Vec<String> {
-        self.outputs.clone()
-    }
-    fn run(&self, _ctx: &crate::actions::RunCtx<'_>) -> Result<()> {
-        Err(not_supported(&self.what))
-    }
 }
 
 /// File name stem of a model's artifact: `m-q`, or `m` for a GGUF used as is.
@@ -236,13 +220,13 @@ impl Plan {
 }
 
 /// Builds the plan for a validated project.
-pub fn plan(project: &Project) -> Result<Plan> {
+pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
     let mut p = Plan::default();
-    // (model, quant) → (gguf node, gguf output, modelfile node, report output if any)
     let mut artifacts: BTreeMap<(String, Option<String>), Artifact> = BTreeMap::new();
     for model in project.models.values() {
-        plan_model(&mut p, model, &mut artifacts)?;
+        plan_model(&mut p, model, opts, &mut artifacts)?;
     }
+    p.artifacts = artifacts.values().cloned().collect();
     for rel in project.releases.values() {
         let dir = PathBuf::from("releases").join(format!("{}-{}", rel.name, rel.version));
         let group = format!("release:{}", rel.name);
@@ -267,7 +251,23 @@ pub fn plan(project: &Project) -> Result<Plan> {
                     .map(|(n, _)| format!("source/{model}/{n}"))
                     .collect(),
                 report: a.report.as_ref().map(|_| format!("report/{stem}")),
+                lint: format!("lint/{stem}"),
+                template: format!("template/{stem}"),
             };
+            inputs.push((
+                item.lint.clone(),
+                Input::Output {
+                    node: a.lint,
+                    output: "lint.json".into(),
+                },
+            ));
+            inputs.push((
+                item.template.clone(),
+                Input::Output {
+                    node: a.modelfile,
+                    output: "template.json".into(),
+                },
+            ));
             inputs.push((
                 ReleaseAction::gguf_input(&item),
                 Input::Output {
@@ -322,17 +322,29 @@ pub fn plan(project: &Project) -> Result<Plan> {
     Ok(p)
 }
 
-#[derive(Debug)]
-struct Artifact {
-    gguf: (NodeIndex, String),
-    modelfile: NodeIndex,
-    report: Option<(NodeIndex, String)>,
-    sources: Vec<(String, Input)>,
+/// One shippable (model, quant): where its GGUF, Modelfile and lint report come from.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Model name.
+    pub model: String,
+    /// Quant, or `None` for a GGUF used as is.
+    pub quant: Option<String>,
+    /// Node and output name of the GGUF.
+    pub gguf: (NodeIndex, String),
+    /// Node writing the Modelfile (outputs `Modelfile`, `template.json`).
+    pub modelfile: NodeIndex,
+    /// Node linting it (output `lint.json`).
+    pub lint: NodeIndex,
+    /// Node and output of the quantization report, if quantized.
+    pub report: Option<(NodeIndex, String)>,
+    /// The model's source inputs.
+    pub sources: Vec<(String, Input)>,
 }
 
 fn plan_model(
     p: &mut Plan,
     m: &ModelSpec,
+    opts: PlanOptions,
     artifacts: &mut BTreeMap<(String, Option<String>), Artifact>,
 ) -> Result<()> {
     let name = &m.name;
@@ -366,16 +378,47 @@ fn plan_model(
         }
         SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
         SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
-            let what = match m.source {
-                SourceSpec::Hf(_) => "converting a Hugging Face folder to GGUF (source.hf)",
-                _ => "converting a tiny-lm checkpoint to GGUF (source.tinylm)",
+            let source = match &m.source {
+                SourceSpec::TinyLm(t) => GgufSource::TinyLm(ExportHfAction {
+                    arch: t.arch,
+                    dtype: t.dtype,
+                    dir_name: name.clone(),
+                }),
+                // The reference derives `general.name` from the folder's name.
+                SourceSpec::Hf(dir) | SourceSpec::Gguf(dir) => GgufSource::Hf {
+                    dir_name: dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                },
             };
+            if let (SourceSpec::TinyLm(t), true) = (&m.source, m.export_hf) {
+                let node = p.add(
+                    format!("export_hf:{name}"),
+                    Box::new(ExportHfAction {
+                        arch: t.arch,
+                        dtype: t.dtype,
+                        dir_name: name.clone(),
+                    }),
+                    sources.clone(),
+                    vec![name.clone()],
+                );
+                for f in HF_FILES {
+                    p.materialize(
+                        node,
+                        f,
+                        PathBuf::from(name).join("hf").join(f),
+                        node,
+                        &group,
+                    );
+                }
+            }
             let node = p.add(
                 format!("gguf:{name}"),
-                Box::new(Unsupported {
-                    kind: "gguf",
-                    what: what.into(),
-                    outputs: vec!["model.gguf".into()],
+                Box::new(GgufAction {
+                    source,
+                    outtype: m.outtype.clone(),
+                    pre: m.pre.clone(),
                 }),
                 sources.clone(),
                 vec![name.clone()],
@@ -384,11 +427,7 @@ fn plan_model(
         }
     };
 
-    let template = match &m.template {
-        TemplateChoice::None => None,
-        TemplateChoice::Named(t) => Some(t.clone()),
-        TemplateChoice::Auto => None,
-    };
+    let template = m.template.clone();
     let quants: Vec<Option<String>> = if m.quants.is_empty() {
         vec![None]
     } else {
@@ -413,11 +452,7 @@ fn plan_model(
             };
             let node = p.add(
                 format!("quantize:{name}:{q}"),
-                Box::new(Unsupported {
-                    kind: "quantize",
-                    what: format!("quantizing to {q}"),
-                    outputs: vec!["model.gguf".into(), "report.json".into()],
-                }),
+                Box::new(QuantizeAction { quant: q.clone() }),
                 vec![("source".into(), input)],
                 groups.clone(),
             );
@@ -426,12 +461,10 @@ fn plan_model(
                 Some((node, "report.json".to_string())),
             )
         };
-        if matches!(m.template, TemplateChoice::Auto) {
-            return Err(Error::Build(format!(
-                "model `{name}`: template = \"auto\" needs the template detector, which is not supported yet; \
-                 name a template from [templates]"
-            )));
-        }
+        let gguf_input = Input::Output {
+            node: gguf.0,
+            output: gguf.1.clone(),
+        };
         let modelfile = p.add(
             format!(
                 "modelfile:{name}{}",
@@ -441,7 +474,25 @@ fn plan_model(
                 gguf_file: format!("{stem}.gguf"),
                 template: template.clone(),
             }),
-            Vec::new(),
+            vec![("gguf".into(), gguf_input.clone())],
+            groups.clone(),
+        );
+        let suffix = quant.as_ref().map(|q| format!(":{q}")).unwrap_or_default();
+        let lint = p.add(
+            format!("lint:{name}{suffix}"),
+            Box::new(LintAction {
+                allow: opts.allow_lint,
+            }),
+            vec![
+                ("gguf".into(), gguf_input),
+                (
+                    "modelfile".into(),
+                    Input::Output {
+                        node: modelfile,
+                        output: "Modelfile".into(),
+                    },
+                ),
+            ],
             groups,
         );
         let dir = PathBuf::from(name);
@@ -460,10 +511,13 @@ fn plan_model(
             &group,
         );
         artifacts.insert(
-            (name.clone(), quant),
+            (name.clone(), quant.clone()),
             Artifact {
+                model: name.clone(),
+                quant: quant.clone(),
                 gguf,
                 modelfile,
+                lint,
                 report,
                 sources: sources.clone(),
             },

@@ -104,6 +104,32 @@ pub fn backdate(p: &Path) {
 
 /// A small but real GGUF (a 2-layer llama-shaped header and F16/F32 tensors).
 pub fn tiny_gguf(seed: u8) -> Vec<u8> {
+    gguf_with_vocab(seed, &Vocab::default())
+}
+
+/// The vocabulary of a test GGUF.
+pub struct Vocab {
+    pub tokens: Vec<&'static str>,
+    pub types: Vec<i32>,
+    pub merges: Vec<&'static str>,
+    pub eos: Option<u32>,
+    pub chat_template: Option<&'static str>,
+}
+
+impl Default for Vocab {
+    fn default() -> Self {
+        Vocab {
+            tokens: vec!["<s>", "</s>", "a", "b", "ab"],
+            types: vec![3, 3, 1, 1, 1],
+            merges: vec!["a b"],
+            eos: Some(1),
+            chat_template: None,
+        }
+    }
+}
+
+/// A GGUF with the given vocabulary (token_embd rows = vocab size).
+pub fn gguf_with_vocab(seed: u8, v: &Vocab) -> Vec<u8> {
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::str("llama"));
     w.add_kv("general.name", Value::str("Tiny"));
@@ -112,11 +138,29 @@ pub fn tiny_gguf(seed: u8) -> Vec<u8> {
     w.add_kv("tokenizer.ggml.model", Value::str("gpt2"));
     w.add_kv(
         "tokenizer.ggml.tokens",
-        Value::Array(Array::strings(["<s>", "</s>", "a", "b"])),
+        Value::Array(Array::strings(&v.tokens)),
     );
+    w.add_kv(
+        "tokenizer.ggml.token_type",
+        Value::Array(Array::I32(v.types.clone())),
+    );
+    if !v.merges.is_empty() {
+        w.add_kv(
+            "tokenizer.ggml.merges",
+            Value::Array(Array::strings(&v.merges)),
+        );
+    }
+    w.add_kv("tokenizer.ggml.bos_token_id", Value::U32(0));
+    if let Some(e) = v.eos {
+        w.add_kv("tokenizer.ggml.eos_token_id", Value::U32(e));
+    }
+    if let Some(t) = v.chat_template {
+        w.add_kv("tokenizer.chat_template", Value::str(t));
+    }
+    let rows = v.tokens.len() as u64;
     w.add_tensor(TensorSpec {
         name: "token_embd.weight".into(),
-        ne: vec![64, 4],
+        ne: vec![64, rows],
         ggml_type: GgmlType::F16,
     })
     .unwrap();
@@ -128,9 +172,16 @@ pub fn tiny_gguf(seed: u8) -> Vec<u8> {
     .unwrap();
     let mut out = Vec::new();
     w.write(&mut out, |i, t, o| {
-        let bytes: Vec<u8> = (0..t.nbytes())
-            .map(|b| (b as u8).wrapping_mul(31).wrapping_add(seed ^ i as u8))
-            .collect();
+        // Deterministic finite values in [-1, 1), different per seed and tensor.
+        let n: u64 = t.ne.iter().product();
+        let vals = (0..n)
+            .map(|k| ((k * 37 + u64::from(seed) * 11 + i as u64 * 5) % 200) as f32 / 100.0 - 1.0);
+        let bytes: Vec<u8> = match t.ggml_type {
+            GgmlType::F16 => vals
+                .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            _ => vals.flat_map(f32::to_le_bytes).collect(),
+        };
         o.write_all(&bytes).map_err(|e| tinylm::Error::io("mem", e))
     })
     .unwrap();

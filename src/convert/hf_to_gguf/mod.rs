@@ -1,1 +1,722 @@
-//! Hugging Face folder (or an in-memory HF view) → GGUF, byte-identical to convert_hf_to_gguf.py.
+//! Hugging Face folder (or an in-memory HF view) → GGUF, byte-identical to llama.cpp's
+//! `convert_hf_to_gguf.py` (notes/llama-cpp.md §1–3).
+//!
+//! [`plan`] decides everything up front (KVs, tensor names, shapes, types, order) without touching
+//! tensor data; [`convert`] then streams the header and each tensor's bytes in order, so peak
+//! memory is a few row chunks whatever the model size. The caller owns the output (temp file +
+//! rename).
+//!
+//! Deltas kept on purpose (the reference is wrong or non-deterministic there):
+//! - GPT-2 `h.N.attn.bias` / `h.N.attn.masked_bias` buffers are dropped (the reference fails).
+//! - GPT-2 configs without `n_ctx` use `n_positions` (the reference raises KeyError).
+//! - custom BPE tokenizers get a structural `tokenizer.ggml.pre` (the reference refuses them).
+//! - `tokenizer.chat_templates` (named templates) is sorted (the reference writes a Python set).
+
+mod arch;
+mod error;
+mod hparams;
+mod metadata;
+mod model_card;
+mod pretok;
+mod tensors;
+mod vocab;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use serde_json::Value as Json;
+
+pub use arch::{Family, SUPPORTED};
+pub use error::ConvertError;
+pub use hparams::Hparams;
+pub use metadata::{id_to_title, model_id_components, size_label};
+pub use pretok::{PreSource, pre_for_hash, structural_pre};
+pub use tensors::{PlannedTensor, Source, Transform};
+pub use vocab::{CHKTXT, HfTokenizer};
+
+use self::error::{Result, cfg, file_err, tensor_err};
+use crate::convert::hf::{HfModel, HfTensor};
+use crate::formats::DType;
+use crate::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
+
+/// `--outtype` of the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutType {
+    /// Everything F32.
+    F32,
+    /// F16 weights, F32 norms/biases.
+    F16,
+    /// BF16 weights.
+    BF16,
+    /// Q8_0 weights.
+    Q8_0,
+    /// BF16 if the first ≥2-D tensor is bf16, F16 otherwise.
+    #[default]
+    Auto,
+}
+
+impl OutType {
+    /// Parses `f32`, `f16`, `bf16`, `q8_0`, `auto`.
+    pub fn parse(s: &str) -> Option<OutType> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "f32" => OutType::F32,
+            "f16" => OutType::F16,
+            "bf16" => OutType::BF16,
+            "q8_0" => OutType::Q8_0,
+            "auto" => OutType::Auto,
+            _ => return None,
+        })
+    }
+
+    /// The reference's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutType::F32 => "f32",
+            OutType::F16 => "f16",
+            OutType::BF16 => "bf16",
+            OutType::Q8_0 => "q8_0",
+            OutType::Auto => "auto",
+        }
+    }
+
+    fn file_type(self) -> u32 {
+        match self {
+            OutType::F32 => 0,
+            OutType::F16 | OutType::Auto => 1,
+            OutType::BF16 => 32,
+            OutType::Q8_0 => 7,
+        }
+    }
+
+    fn weight_type(self) -> GgmlType {
+        match self {
+            OutType::F32 => GgmlType::F32,
+            OutType::F16 | OutType::Auto => GgmlType::F16,
+            OutType::BF16 => GgmlType::BF16,
+            OutType::Q8_0 => GgmlType::Q8_0,
+        }
+    }
+}
+
+/// Conversion options.
+#[derive(Debug, Clone, Default)]
+pub struct GgufOptions {
+    /// Output type for weights.
+    pub outtype: OutType,
+    /// Forces `tokenizer.ggml.pre` (manifest `pre = "…"`).
+    pub pre_override: Option<String>,
+    /// Forces `general.name` (the reference's `--model-name`).
+    pub name_override: Option<String>,
+    /// Worker threads for tensor encoding (`None`: rayon's global pool).
+    pub threads: Option<usize>,
+    /// Set to `true` to stop; the conversion then fails with [`ConvertError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertReport {
+    /// `general.architecture`.
+    pub arch: String,
+    /// The HF architecture.
+    pub hf_arch: String,
+    /// The effective outtype (`auto` resolved).
+    pub outtype: OutType,
+    /// Number of tensors written.
+    pub tensor_count: usize,
+    /// Total parameters (elements of every output tensor).
+    pub params: u64,
+    /// `tokenizer.ggml.pre`.
+    pub pre: String,
+    /// How `pre` was chosen.
+    pub pre_source: PreSource,
+    /// The tokenizer's chkhsh, when computed.
+    pub chkhsh: Option<String>,
+    /// Warnings worth showing to the user (approximations, dropped tensors, fallbacks).
+    pub warnings: Vec<String>,
+    /// Size of the output in bytes.
+    pub file_size: u64,
+}
+
+impl ConvertReport {
+    /// The report as JSON, for `--json` output and the `gguf` action's `report.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "arch": self.arch,
+            "hf_arch": self.hf_arch,
+            "outtype": self.outtype.name(),
+            "tensors": self.tensor_count,
+            "params": self.params,
+            "pre": self.pre,
+            "pre_source": format!("{:?}", self.pre_source),
+            "chkhsh": self.chkhsh,
+            "warnings": self.warnings,
+            "bytes": self.file_size,
+        })
+    }
+}
+
+/// A complete conversion plan: the header and where every tensor's bytes come from.
+pub struct Plan {
+    /// KVs and tensor specs, ready to write.
+    pub writer: GgufWriter,
+    /// Output tensors in file order.
+    pub tensors: Vec<PlannedTensor>,
+    /// The report (file size filled in).
+    pub report: ConvertReport,
+}
+
+/// Plans the conversion: validates the model, decides KVs and tensors. Reads no tensor data.
+pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
+    let config = model.files.get("config.json").ok_or_else(|| {
+        file_err(
+            "config.json",
+            "missing: a Hugging Face model folder needs config.json",
+        )
+    })?;
+    let hp = Hparams::parse(config)?;
+    let arch = arch::Arch::detect(&hp)?;
+    let block_count = hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
+    let mut warnings: Vec<String> = Vec::new();
+    reject_special_variants(model, &hp, &arch)?;
+
+    // ---- tensors, in the reference's order: extra tensors, then part by part; within a part,
+    // safetensors tensors sorted by name (gguf-py's SafetensorsLocal), a torch pickle's in its
+    // stored dict order (what torch.load returns).
+    let mut order: Vec<&HfTensor> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for wf in &model.weights {
+        let mut names: Vec<&HfTensor> = wf.tensors.iter().collect();
+        if !wf.is_pytorch_bin() {
+            names.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        for t in names {
+            if !seen.insert(t.name.as_str()) {
+                return Err(tensor_err(
+                    &t.name,
+                    format!(
+                        "appears in more than one weight file (again in {})",
+                        wf.file_name
+                    ),
+                ));
+            }
+            order.push(t);
+        }
+    }
+    if order.is_empty() {
+        return Err(file_err(&model.dir_name, "the model has no weights"));
+    }
+
+    // outtype auto: first tensor with ≥ 2 dims decides.
+    let outtype = match opts.outtype {
+        OutType::Auto => match order.iter().find(|t| t.shape.len() >= 2).map(|t| t.dtype) {
+            Some(DType::BF16) => OutType::BF16,
+            _ => OutType::F16,
+        },
+        o => o,
+    };
+
+    let n_head = hp
+        .find(&["n_heads", "num_attention_heads"])
+        .and_then(hparams::as_u32);
+    let n_kv_head = hp
+        .find(&["n_kv_heads", "num_key_value_heads"])
+        .and_then(hparams::as_u32);
+
+    let mut planned: Vec<PlannedTensor> = Vec::new();
+    if arch.family == Family::Llama
+        && let Some(values) = llama3_rope_freqs(&hp)?
+    {
+        planned.push(PlannedTensor {
+            name: "rope_freqs.weight".into(),
+            shape: vec![values.len()],
+            ggml_type: GgmlType::F32,
+            source: Source::Values(values.into()),
+            src_dtype: None,
+        });
+    }
+    let mut dropped: Vec<String> = Vec::new();
+    for t in order {
+        let mut name = t.name.clone();
+        if name.ends_with(".attention.masked_bias")
+            || name.ends_with(".attention.bias")
+            || name.ends_with(".rotary_emb.inv_freq")
+        {
+            continue;
+        }
+        if arch.family == Family::Gpt2
+            && (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias"))
+        {
+            dropped.push(name);
+            continue;
+        }
+        if let Some(stripped) = name.strip_prefix("language_model.") {
+            name = stripped.to_string();
+        }
+        name = name.replace("language_model.", "");
+        if arch.family == Family::Llama {
+            name = name.replace("text_model.", "");
+        }
+        if matches!(
+            arch.hf_arch.as_str(),
+            "LlamaModel" | "Qwen2Model" | "Qwen3Model"
+        ) {
+            name = format!("model.{name}");
+        }
+        if !t.dtype.is_float()
+            && !matches!(
+                t.dtype,
+                DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U8 | DType::Bool
+            )
+        {
+            return Err(tensor_err(
+                &t.name,
+                format!("dtype {} cannot be converted", t.dtype),
+            ));
+        }
+        let expected = t.shape.iter().product::<usize>() * t.dtype.size();
+        if t.data.as_bytes().len() != expected {
+            return Err(tensor_err(
+                &t.name,
+                format!(
+                    "has {} bytes of data but shape {:?} × {} needs {expected}",
+                    t.data.as_bytes().len(),
+                    t.shape,
+                    t.dtype
+                ),
+            ));
+        }
+        let mut shape = t.shape.clone();
+        let mut transform = Transform::None;
+        if arch.family == Family::Gpt2
+            && (name.ends_with(".c_attn.weight")
+                || name.ends_with(".c_proj.weight")
+                || name.ends_with(".c_fc.weight"))
+        {
+            if shape.len() != 2 {
+                return Err(tensor_err(
+                    &t.name,
+                    format!("Conv1D weight must be 2-D, shape is {shape:?}"),
+                ));
+            }
+            shape.swap(0, 1);
+            transform = Transform::Transpose;
+        }
+        if arch.family == Family::Llama {
+            let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+                Some(n_head)
+            } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+                Some(match (n_head, n_kv_head) {
+                    (h, Some(kv)) if Some(kv) != h => Some(kv),
+                    (h, _) => h,
+                })
+            } else {
+                None
+            };
+            if let Some(h) = heads {
+                let h = h.ok_or_else(|| {
+                    cfg("num_attention_heads / num_key_value_heads are required to permute Q/K")
+                })? as usize;
+                let rows = shape.first().copied().unwrap_or(0);
+                if h == 0 || rows % (2 * h) != 0 {
+                    return Err(tensor_err(
+                        &t.name,
+                        format!("{rows} rows cannot be split into {h} heads of even size"),
+                    ));
+                }
+                transform = Transform::Permute(h);
+            }
+        }
+        let gguf_name = arch.map_name(&name, block_count).ok_or_else(|| {
+            tensor_err(
+                &t.name,
+                format!(
+                    "cannot be mapped to a GGUF tensor of architecture '{}'",
+                    arch.family.gguf_name()
+                ),
+            )
+        })?;
+        let n_dims = shape.len();
+        let mut ty = if n_dims <= 1
+            || gguf_name.ends_with("_norm.weight")
+            || gguf_name == "position_embd.weight"
+            || !gguf_name.ends_with(".weight")
+        {
+            GgmlType::F32
+        } else {
+            outtype.weight_type()
+        };
+        if ty == GgmlType::Q8_0 && shape.last().is_none_or(|d| d % 32 != 0) {
+            warnings.push(format!(
+                "{gguf_name}: rows of {} elements cannot be Q8_0, falling back to F16",
+                shape.last().copied().unwrap_or(0)
+            ));
+            ty = GgmlType::F16;
+        }
+        if shape.iter().product::<usize>() == 0 && n_dims == 0 {
+            shape = vec![1];
+        }
+        planned.push(PlannedTensor {
+            name: gguf_name,
+            shape,
+            ggml_type: ty,
+            source: Source::Hf(t.clone(), transform),
+            src_dtype: Some(t.dtype),
+        });
+    }
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "dropped {} GPT-2 attention mask buffer(s) ({}…): they are not weights",
+            dropped.len(),
+            dropped[0]
+        ));
+    }
+
+    // vocab size must match the embedding rows
+    let vocab_size = hp.opt_u32(&["vocab_size"])?;
+    if let (Some(vs), Some(emb)) = (
+        vocab_size,
+        planned.iter().find(|p| p.name == "token_embd.weight"),
+    ) && emb.shape.first().copied() != Some(vs as usize)
+    {
+        return Err(cfg(format!(
+            "vocab_size is {vs} but the token embedding has {} rows: llama.cpp cannot load such a model",
+            emb.shape.first().copied().unwrap_or(0)
+        )));
+    }
+
+    let params: u64 = planned.iter().map(|p| p.n_elements() as u64).sum();
+
+    // ---- KVs
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str(arch.family.gguf_name()));
+    w.add_kv("general.type", Value::str("model"));
+    let mut md = metadata::Metadata::load(model, opts.name_override.as_deref(), params as i64)?;
+    if md.size_label.is_none() && params > 0 {
+        md.size_label = Some(size_label(params));
+    }
+    md.write(&mut w);
+    arch.write_params(&hp, outtype.file_type(), &mut w)?;
+    w.add_kv("general.quantization_version", Value::U32(2));
+
+    let (pre, pre_source, chkhsh) = write_vocab(model, &hp, &arch, opts, &mut w, &mut warnings)?;
+
+    for p in &planned {
+        w.add_tensor(TensorSpec {
+            name: p.name.clone(),
+            ne: p.shape.iter().rev().map(|&d| d as u64).collect(),
+            ggml_type: p.ggml_type,
+        })
+        .map_err(ConvertError::Write)?;
+    }
+    let file_size = w.file_size();
+    let report = ConvertReport {
+        arch: arch.family.gguf_name().to_string(),
+        hf_arch: arch.hf_arch.clone(),
+        outtype,
+        tensor_count: planned.len(),
+        params,
+        pre,
+        pre_source,
+        chkhsh,
+        warnings,
+        file_size,
+    };
+    Ok(Plan {
+        writer: w,
+        tensors: planned,
+        report,
+    })
+}
+
+fn write_vocab(
+    model: &HfModel,
+    hp: &Hparams,
+    arch: &arch::Arch,
+    opts: &GgufOptions,
+    w: &mut GgufWriter,
+    warnings: &mut Vec<String>,
+) -> Result<(String, PreSource, Option<String>)> {
+    if arch.family == Family::Llama {
+        if let Some(tc) = vocab::parse_json_file(model, "tokenizer_config.json")?
+            && let Some(v) = tc.get("add_prefix_space").filter(|v| !v.is_null())
+        {
+            w.add_kv(
+                "tokenizer.ggml.add_space_prefix",
+                Value::Bool(json_truthy(v)),
+            );
+        }
+        if model.files.contains_key("tekken.json") && !model.files.contains_key("tokenizer.json") {
+            return Err(ConvertError::Tokenizer(
+                "Mistral tekken.json tokenizers are not supported; provide tokenizer.json".into(),
+            ));
+        }
+    }
+    if model.files.contains_key("tokenizer.model") {
+        return Err(ConvertError::Tokenizer(
+            "SentencePiece tokenizers (tokenizer.model) are not supported yet; tinylm converts byte-level BPE tokenizer.json".into(),
+        ));
+    }
+    let tokenizer_json = vocab::parse_json_file(model, "tokenizer.json")?;
+    if arch.family == Family::Llama
+        && let Some(tj) = &tokenizer_json
+    {
+        let m = tj.get("model").cloned().unwrap_or(Json::Null);
+        let is_bpe = m.get("type").and_then(Json::as_str) == Some("BPE");
+        let byte_fallback = m
+            .get("byte_fallback")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        let seq_decoder = tj
+            .get("decoder")
+            .and_then(|d| d.get("type"))
+            .and_then(Json::as_str)
+            == Some("Sequence");
+        let llama3 = is_bpe
+            && m.get("ignore_merges")
+                .and_then(Json::as_bool)
+                .unwrap_or(false)
+            && !byte_fallback;
+        if !llama3 && is_bpe && byte_fallback && seq_decoder {
+            return Err(ConvertError::Tokenizer(
+                "SentencePiece-style tokenizer.json (BPE with byte_fallback) is not supported yet"
+                    .into(),
+            ));
+        }
+    }
+
+    let Some(tokenizer_json) = tokenizer_json else {
+        return Err(file_err(
+            "tokenizer.json",
+            "missing: tinylm converts byte-level BPE tokenizers from tokenizer.json",
+        ));
+    };
+    let tok = HfTokenizer::from_json(Json::Object(tokenizer_json.clone()), model, hp)?;
+    let vocab_size = match hp.get("vocab_size") {
+        Some(v) => hparams::as_u32(v).ok_or_else(|| cfg("vocab_size must be an integer"))? as usize,
+        None => tok.inner().get_vocab_size(true),
+    };
+    let (pre, source, chkhsh) = if let Some(p) = &opts.pre_override {
+        (p.clone(), PreSource::Override, None)
+    } else {
+        let h = tok.chkhsh()?;
+        if let Some(p) = pre_for_hash(&h) {
+            (p.to_string(), PreSource::Hash, Some(h))
+        } else {
+            match structural_pre(&Json::Object(tokenizer_json.clone())) {
+                Some((p, src)) => {
+                    if let PreSource::Approximation(msg) = &src {
+                        warnings.push(msg.clone());
+                    }
+                    (p.to_string(), src, Some(h))
+                }
+                None => {
+                    return Err(ConvertError::Tokenizer(format!(
+                        "BPE pre-tokenizer not recognized (chkhsh {h}) and its structure matches none of \
+                         llama.cpp's pre-tokenizers; set `pre` (e.g. \"llama-bpe\", \"gpt-2\", \"qwen2\") to choose one"
+                    )));
+                }
+            }
+        }
+    };
+    let (tokens, types) = tok.vocab_base(vocab_size)?;
+    w.add_kv("tokenizer.ggml.model", Value::str("gpt2"));
+    if !pre.is_empty() {
+        w.add_kv("tokenizer.ggml.pre", Value::str(&pre));
+    }
+    w.add_kv(
+        "tokenizer.ggml.tokens",
+        Value::Array(Array::strings(&tokens)),
+    );
+    w.add_kv("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    let sv = vocab::SpecialVocab::load(model, Some(&tokenizer_json), true, None)?;
+    if sv.merges.is_empty() {
+        warnings.push("the tokenizer has no merges: output may be non-functional".into());
+    }
+    sv.add_to(w);
+    if arch.family == Family::Llama
+        && hp
+            .get("vocab_size")
+            .and_then(hparams::as_u32)
+            .unwrap_or(32000)
+            == 49152
+    {
+        w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
+    }
+    Ok((pre, source, chkhsh))
+}
+
+/// Variants the reference converts differently (embedding pooling, Qwen3 rerankers): refused
+/// rather than converted wrongly.
+fn reject_special_variants(model: &HfModel, hp: &Hparams, arch: &arch::Arch) -> Result<()> {
+    if matches!(arch.family, Family::Qwen2 | Family::Qwen3)
+        && let Some(bytes) = model.files.get("modules.json")
+        && let Ok(Json::Array(mods)) = serde_json::from_slice::<Json>(bytes)
+        && mods.iter().any(|m| {
+            m.get("type")
+                .and_then(Json::as_str)
+                .is_some_and(|t| t.ends_with("Pooling"))
+        })
+    {
+        return Err(file_err(
+            "modules.json",
+            "sentence-transformers pooling (embedding models) is not supported",
+        ));
+    }
+    if arch.family == Family::Qwen3 {
+        let readme = model
+            .files
+            .get("README.md")
+            .map(|b| String::from_utf8_lossy(b).to_lowercase())
+            .unwrap_or_default();
+        let hints = [
+            model.dir_name.to_lowercase(),
+            hp.raw
+                .get("_name_or_path")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_lowercase(),
+        ];
+        if readme.contains("# qwen3-reranker")
+            || readme.contains("# qwen3-vl-reranker")
+            || hints
+                .iter()
+                .any(|h| h.contains("qwen3-reranker") || h.contains("qwen3-vl-reranker"))
+        {
+            return Err(cfg("Qwen3 reranker models are not supported"));
+        }
+    }
+    Ok(())
+}
+
+fn json_truthy(v: &Json) -> bool {
+    match v {
+        Json::Bool(b) => *b,
+        Json::Null => false,
+        Json::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Llama 3 `rope_freqs` (f32 arithmetic as torch does it), when `rope_type == "llama3"`.
+fn llama3_rope_freqs(hp: &Hparams) -> Result<Option<Vec<f32>>> {
+    let rp = arch::rope_parameters(hp);
+    let rp = rp
+        .get("full_attention")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or(rp);
+    if rp.is_empty()
+        || !rp
+            .get("rope_type")
+            .and_then(Json::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("llama3"))
+    {
+        return Ok(None);
+    }
+    let num = |k: &str, d: f64| -> Result<f64> {
+        match rp.get(k).filter(|v| !v.is_null()) {
+            None => Ok(d),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| cfg(format!("rope_scaling.{k} must be a number"))),
+        }
+    };
+    let base = num("rope_theta", 10000.0)?;
+    let dim = match hp.get("head_dim") {
+        Some(v) => hparams::as_u32(v).ok_or_else(|| cfg("head_dim must be an integer"))?,
+        None => {
+            let heads = hp.req_u32(&["num_attention_heads"])?;
+            if heads == 0 {
+                return Err(cfg("num_attention_heads is 0"));
+            }
+            hp.req_u32(&["hidden_size"])? / heads
+        }
+    } as usize;
+    let factor = num("factor", 8.0)?;
+    let low = num("low_freq_factor", 1.0)?;
+    let high = num("high_freq_factor", 4.0)?;
+    let old_ctx = num("original_max_position_embeddings", 8192.0)?;
+    let low_wavelen = old_ctx / low;
+    let high_wavelen = old_ctx / high;
+    let base32 = base as f32;
+    let two_pi = (2.0 * std::f64::consts::PI) as f32;
+    let mut out = Vec::with_capacity(dim / 2);
+    for i in (0..dim).step_by(2) {
+        let exponent = i as f32 / dim as f32;
+        let freq = 1.0f32 / base32.powf(exponent);
+        let wavelen = two_pi / freq;
+        let v = if wavelen < high_wavelen as f32 {
+            1.0
+        } else if wavelen > low_wavelen as f32 {
+            factor as f32
+        } else {
+            let smooth = (old_ctx as f32 / wavelen - low as f32) / (high - low) as f32;
+            1.0 / ((1.0 - smooth) / factor as f32 + smooth)
+        };
+        out.push(v);
+    }
+    Ok(Some(out))
+}
+
+impl Plan {
+    /// Streams the GGUF: header first, then each tensor in order.
+    pub fn write(&self, out: &mut dyn Write, opts: &GgufOptions) -> Result<()> {
+        let cancel = opts.cancel.as_deref();
+        let pool = match opts.threads {
+            Some(n) if n > 0 => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| {
+                        ConvertError::Write(crate::Error::Build(format!("thread pool: {e}")))
+                    })?,
+            ),
+            _ => None,
+        };
+        let mut out = out;
+        self.writer
+            .write(&mut out, |i, _spec, w| {
+                let p = &self.tensors[i];
+                tensors::write_tensor(p, w, cancel, pool.as_ref()).map_err(crate::Error::from)
+            })
+            .map_err(|e| match e {
+                crate::Error::Interrupted => ConvertError::Cancelled,
+                other => ConvertError::Write(other),
+            })
+    }
+}
+
+/// Converts `model` to GGUF, streaming into `out`.
+pub fn convert(model: &HfModel, opts: &GgufOptions, out: &mut impl Write) -> Result<ConvertReport> {
+    let plan = plan(model, opts)?;
+    plan.write(out, opts)?;
+    Ok(plan.report)
+}
+
+/// Converts `model` into the file at `path`, atomically: the GGUF is written to a temporary file
+/// next to `path` and renamed only once complete, so a failure never leaves a partial file.
+pub fn convert_to_path(
+    model: &HfModel,
+    opts: &GgufOptions,
+    path: &std::path::Path,
+) -> Result<ConvertReport> {
+    use crate::error::IoContext;
+    let plan = plan(model, opts)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_path(dir)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        plan.write(&mut w, opts)?;
+        w.flush().with_path(tmp.path())?;
+    }
+    tmp.persist(path)
+        .map_err(|e| crate::Error::io(path, e.error))?;
+    Ok(plan.report)
+}

@@ -1,6 +1,7 @@
 //! GGUF v3: value and tensor types ([`types`]), a bounds-checked mmap reader ([`reader`]) and a
 //! streaming writer ([`writer`]). Layout facts: `notes/llama-cpp.md` §1.
 
+pub mod describe;
 pub mod reader;
 pub mod types;
 pub mod writer;

@@ -265,3 +265,46 @@ fn header_bytes_and_offsets_match_the_streamed_file() {
     assert_eq!(streamed[offs[1] as usize], 7);
     assert_eq!(streamed.len() as u64, w.file_size());
 }
+
+#[test]
+fn describe_lists_metadata_and_tensors() {
+    use super::{GgmlType, GgufWriter, TensorSpec, Value};
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    w.add_kv(
+        "tokenizer.ggml.tokens",
+        Value::Array(super::Array::strings((0..20).map(|i| format!("t{i}")))),
+    );
+    w.add_tensor(TensorSpec {
+        name: "a.weight".into(),
+        ne: vec![4, 2],
+        ggml_type: GgmlType::F32,
+    })
+    .unwrap();
+    let mut bytes = Vec::new();
+    w.write(&mut bytes, |_, spec, out| {
+        out.write_all(&vec![0u8; spec.nbytes() as usize])
+            .map_err(|e| crate::Error::Build(e.to_string()))
+    })
+    .unwrap();
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &bytes).unwrap();
+    let g = super::GgufFile::open(tmp.path()).unwrap();
+    let j = g.describe_json();
+    assert_eq!(j["params"], 8);
+    assert_eq!(j["metadata"]["general.architecture"], "llama");
+    assert_eq!(j["metadata"]["tokenizer.ggml.tokens"]["len"], 20);
+    assert_eq!(
+        j["metadata"]["tokenizer.ggml.tokens"]["head"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+    assert_eq!(j["tensors"][0]["ne"], serde_json::json!([4, 2]));
+    let t = g.describe_text();
+    assert!(
+        t.contains("a.weight") && t.contains("general.architecture") && t.contains("8 parameters"),
+        "{t}"
+    );
+}

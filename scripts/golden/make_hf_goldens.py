@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Generate the HF → GGUF goldens for `cargo test` (tests/golden/hf_to_gguf/).
+
+Run with the refkit:  source ~/.cache/tinylm-refkit/env.sh && $REFKIT_PY scripts/golden/make_hf_goldens.py
+
+For each fixture this script
+1. rebuilds a REAL tokenizer from llama.cpp's models/ggml-vocab-<name>.gguf (tokens, merges, token
+   types, the pre-tokenizer of the original model) and checks that the reference converter's chkhsh
+   recognises it (same hash, same `tokenizer.ggml.pre` as the original model);
+2. builds a tiny model with transformers (real config.json / generation_config.json), fills every
+   weight from a deterministic counter-based generator (`det_values`, mirrored in Rust by
+   tests/golden_hf_to_gguf.rs) so the weights never need to be committed, and saves it with
+   save_pretrained (optionally sharded);
+3. runs llama.cpp's convert_hf_to_gguf.py for each outtype and records the reference file's
+   blake3/sha256, size, KVs (big arrays as hashes) and per-tensor info + data hash.
+
+Committed per fixture (tests/golden/hf_to_gguf/<fixture>/): the small HF files (config.json,
+generation_config.json, tokenizer_config.json, special_tokens_map.json, chat_template.jinja,
+README.md), weights.json (weight files, tensor names/dtypes/shapes in stored order) and
+expected.json (the reference outputs). The tokenizer.json files are big, so they are stored once,
+xz-compressed, in tests/golden/hf_to_gguf/tokenizers/<vocab>.json.xz and shared between fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "tests" / "golden" / "hf_to_gguf"
+LLAMACPP = Path(os.environ["LLAMACPP_DIR"])
+sys.path.insert(0, str(LLAMACPP / "gguf-py"))
+import gguf  # noqa: E402
+
+CHKTXT = '\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български \'\'\'\'\'\'```````""""......!!!!!!?????? I\'ve been \'told he\'s there, \'RE you sure? \'M not sure I\'ll make it, \'D you like some tea? We\'Ve a\'lL'
+
+LLAMA3_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+# expected (chkhsh, pre) of the original models, from convert_hf_to_gguf.py's table
+EXPECTED_PRE = {
+    "gpt-2": ("3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454", "gpt-2"),
+    "llama-bpe": ("0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5", "llama-bpe"),
+    "qwen2": ("e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea", "qwen2"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# deterministic weights (mirrored in Rust)
+
+def fnv1a32(s: str) -> int:
+    h = 0x811C9DC5
+    for b in s.encode():
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def det_values(name: str, n: int) -> np.ndarray:
+    """n float32 values in [-0.5, 0.5): murmur3-finalised counter hash of (name, index)."""
+    seed = np.uint64(fnv1a32(name))
+    i = np.arange(n, dtype=np.uint64)
+    h = (seed ^ ((i * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF))) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(16)
+    v = (h >> np.uint64(16)).astype(np.uint16).view(np.int16).astype(np.float32)
+    return v / np.float32(65536.0)
+
+
+def fill_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    seen = set()
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            # tied weights share storage: fill them once, under the name that gets saved
+            if p.data_ptr() in seen:
+                continue
+            seen.add(p.data_ptr())
+            vals = torch.from_numpy(det_values(name, p.numel()).reshape(tuple(p.shape)))
+            p.copy_(vals.to(dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenizers rebuilt from llama.cpp's vocab GGUFs
+
+def read_vocab_gguf(name: str):
+    r = gguf.GGUFReader(LLAMACPP / "models" / f"ggml-vocab-{name}.gguf")
+
+    def arr(key):
+        f = r.fields[key]
+        return [f.parts[i] for i in f.data]
+
+    tokens = [bytes(p).decode("utf-8") for p in arr("tokenizer.ggml.tokens")]
+    types = [int(p[0]) for p in arr("tokenizer.ggml.token_type")]
+    merges = [bytes(p).decode("utf-8") for p in arr("tokenizer.ggml.merges")]
+    return tokens, types, merges
+
+
+def build_tokenizer_json(name: str) -> dict:
+    from tokenizers import Tokenizer, Regex, decoders, models, normalizers, pre_tokenizers, processors, AddedToken
+
+    tokens, types, merges = read_vocab_gguf(name)
+    vocab = {}
+    added = []
+    for i, (t, ty) in enumerate(zip(tokens, types)):
+        if ty == 5:  # UNUSED padding ([PAD123]) is not part of the real tokenizer
+            continue
+        if ty == 1:
+            vocab[t] = i
+        else:
+            added.append((i, t, ty == 3))
+    merge_pairs = [tuple(m.split(" ", 1)) for m in merges]
+    if name == "gpt-2":
+        bpe = models.BPE(vocab=vocab, merges=merge_pairs, dropout=None, continuing_subword_prefix="",
+                         end_of_word_suffix="", fuse_unk=False, byte_fallback=False)
+        tok = Tokenizer(bpe)
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+        tok.post_processor = processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True)
+    elif name == "llama-bpe":
+        bpe = models.BPE(vocab=vocab, merges=merge_pairs, dropout=None, continuing_subword_prefix="",
+                         end_of_word_suffix="", fuse_unk=False, byte_fallback=False, ignore_merges=True)
+        tok = Tokenizer(bpe)
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_RE), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+        ])
+        tok.post_processor = processors.Sequence([
+            processors.ByteLevel(add_prefix_space=True, trim_offsets=False, use_regex=True),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A",
+                pair="<|begin_of_text|> $A <|begin_of_text|> $B:1",
+                special_tokens=[("<|begin_of_text|>", 128000)],
+            ),
+        ])
+    elif name == "qwen2":
+        bpe = models.BPE(vocab=vocab, merges=merge_pairs, dropout=None, continuing_subword_prefix="",
+                         end_of_word_suffix="", fuse_unk=False, byte_fallback=False)
+        tok = Tokenizer(bpe)
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_RE), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ])
+        tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    else:
+        raise ValueError(name)
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    for i, t, special in sorted(added):
+        got = tok.add_special_tokens([AddedToken(t, special=True, normalized=False)]) if special else \
+            tok.add_tokens([AddedToken(t, special=False, normalized=False)])
+        assert got == 1 and tok.token_to_id(t) == i, (name, i, t, tok.token_to_id(t))
+    return json.loads(tok.to_str())
+
+
+TOKENIZER_CONFIGS = {
+    "gpt-2": {
+        "add_prefix_space": False,
+        "bos_token": "<|endoftext|>",
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>",
+        "model_max_length": 1024,
+        "tokenizer_class": "GPT2Tokenizer",
+        "unk_token": "<|endoftext|>",
+    },
+    "llama-bpe": {
+        "bos_token": "<|begin_of_text|>",
+        "clean_up_tokenization_spaces": True,
+        "eos_token": "<|eot_id|>",
+        "model_input_names": ["input_ids", "attention_mask"],
+        "model_max_length": 131072,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    },
+    "qwen2": {
+        "bos_token": None,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>",
+        "errors": "replace",
+        "model_max_length": 131072,
+        "pad_token": "<|endoftext|>",
+        "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None,
+    },
+}
+
+
+def tokenizer_json_path(cache: Path, vocab: str) -> Path:
+    p = cache / f"{vocab}.json"
+    if not p.exists():
+        tj = build_tokenizer_json(vocab)
+        p.write_text(json.dumps(tj, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        xz = OUT / "tokenizers" / f"{vocab}.json.xz"
+        xz.parent.mkdir(parents=True, exist_ok=True)
+        xz.write_bytes(lzma.compress(p.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+FIXTURES = [
+    {
+        "name": "gpt2",
+        "dir_name": "tiny-gpt2",
+        "vocab": "gpt-2",
+        "arch": "GPT2LMHeadModel",
+        "config": dict(n_embd=32, n_layer=2, n_head=2, n_positions=64, n_ctx=64, vocab_size=50257,
+                       bos_token_id=50256, eos_token_id=50256, tie_word_embeddings=True),
+        "dtype": torch.float32,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=50256, eos_token_id=50256),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        "name": "llama",
+        "dir_name": "Llama-3.2-Tiny-Instruct",
+        "vocab": "llama-bpe",
+        "arch": "LlamaForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
+                       rope_theta=500000.0, vocab_size=128256, tie_word_embeddings=False,
+                       bos_token_id=128000, eos_token_id=[128001, 128008, 128009],
+                       rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}),
+        "dtype": torch.bfloat16,
+        "shard": "2MB",
+        "template": "meta-llama-Llama-3.2-3B-Instruct.jinja",
+        "generation": dict(bos_token_id=128000, eos_token_id=[128001, 128008, 128009], do_sample=True,
+                           temperature=0.6, top_p=0.9),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        "name": "mistral",
+        "dir_name": "mistral-tiny-v0.1",
+        "vocab": "llama-bpe",
+        "arch": "MistralForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=1, max_position_embeddings=512, rms_norm_eps=1e-5,
+                       vocab_size=128256, tie_word_embeddings=True, sliding_window=None,
+                       bos_token_id=128000, eos_token_id=128009),
+        "dtype": torch.float16,
+        "shard": None,
+        "template": "mistralai-Mistral-Nemo-Instruct-2407.jinja",
+        "generation": dict(bos_token_id=128000, eos_token_id=128009, do_sample=True, repetition_penalty=1.1, top_k=40),
+        "outtypes": ["f32", "f16", "q8_0", "auto"],
+    },
+    {
+        "name": "qwen2",
+        "dir_name": "Qwen2.5-Tiny-Instruct",
+        "vocab": "qwen2",
+        "arch": "Qwen2ForCausalLM",
+        "config": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-6,
+                       rope_theta=1000000.0, vocab_size=151936, tie_word_embeddings=True,
+                       bos_token_id=151643, eos_token_id=151645, use_sliding_window=False),
+        "dtype": torch.float32,
+        "shard": None,
+        "template": "Qwen-Qwen2.5-7B-Instruct.jinja",
+        "generation": dict(bos_token_id=151643, eos_token_id=[151645, 151643], pad_token_id=151643,
+                           do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05),
+        "readme": "---\nlicense: apache-2.0\nlanguage:\n- en\npipeline_tag: text-generation\nbase_model: Qwen/Qwen2.5-0.5B\ntags:\n- chat\n---\n\n# Qwen2.5 tiny\n",
+        "outtypes": ["f32", "f16", "bf16", "q8_0"],
+    },
+    {
+        # head_dim is left to Qwen3Config's default (128): the AutoConfig default leaks into
+        # key_length/value_length, as in the reference.
+        "name": "qwen3",
+        "dir_name": "Qwen3-Tiny",
+        "vocab": "qwen2",
+        "arch": "Qwen3ForCausalLM",
+        "config": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=1, max_position_embeddings=512, rms_norm_eps=1e-6,
+                       rope_theta=1000000.0, vocab_size=151936, tie_word_embeddings=True,
+                       bos_token_id=151643, eos_token_id=151645),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "Qwen-Qwen3-0.6B.jinja",
+        "generation": dict(bos_token_id=151643, eos_token_id=[151645, 151643], do_sample=True,
+                           temperature=0.6, top_p=0.95, top_k=20),
+        "outtypes": ["f32", "bf16", "q8_0", "auto"],
+    },
+]
+
+
+def sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def describe_gguf(path: Path) -> dict:
+    r = gguf.GGUFReader(path)
+    kvs = []
+    for k, f in r.fields.items():
+        if k.startswith("GGUF."):
+            continue
+        t = f.types[0]
+        if t == gguf.GGUFValueType.ARRAY:
+            sub = f.types[-1]
+            raw = b"".join(bytes(f.parts[i]) if sub == gguf.GGUFValueType.STRING else f.parts[i].tobytes() for i in f.data)
+            entry = {"key": k, "type": "array", "elem": sub.name, "len": len(f.data),
+                     "sha256": hashlib.sha256(raw).hexdigest()}
+            if len(f.data) <= 16:
+                entry["value"] = [bytes(f.parts[i]).decode() if sub == gguf.GGUFValueType.STRING else f.parts[i].tolist()[0] for i in f.data]
+        elif t == gguf.GGUFValueType.STRING:
+            entry = {"key": k, "type": t.name, "value": bytes(f.parts[-1]).decode()}
+        else:
+            entry = {"key": k, "type": t.name, "value": f.parts[-1].tolist()[0]}
+        kvs.append(entry)
+    tensors = []
+    for t in r.tensors:
+        tensors.append({"name": t.name, "type": t.tensor_type.name, "ne": [int(x) for x in t.shape],
+                        "sha256": hashlib.sha256(t.data.tobytes()).hexdigest()})
+    return {"kvs": kvs, "tensors": tensors}
+
+
+def chkhsh_of(folder: Path) -> str:
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = tok.encode(CHKTXT)
+    return hashlib.sha256(str(ids).encode()).hexdigest()
+
+
+def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    name = fx["name"]
+    print(f"== {name}", flush=True)
+    hf = work / fx["dir_name"]
+    if hf.exists():
+        shutil.rmtree(hf)
+    hf.mkdir(parents=True)
+
+    cfg_cls = transformers.CONFIG_MAPPING[{"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama",
+                                           "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
+                                           "Qwen3ForCausalLM": "qwen3"}[fx["arch"]]]
+    config = cfg_cls(architectures=[fx["arch"]], **fx["config"])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=fx["dtype"])
+    fill_weights(model, fx["dtype"])
+    kwargs = {"max_shard_size": fx["shard"]} if fx["shard"] else {}
+    model.save_pretrained(hf, safe_serialization=True, **kwargs)
+    GenerationConfig(**fx["generation"]).save_pretrained(hf)
+
+    # tokenizer: the shared tokenizer.json + this fixture's tokenizer_config.json
+    tj = tokenizer_json_path(tokcache, fx["vocab"])
+    shutil.copy(tj, hf / "tokenizer.json")
+    tc = dict(TOKENIZER_CONFIGS[fx["vocab"]])
+    (hf / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
+    if fx["template"]:
+        shutil.copy(LLAMACPP / "models" / "templates" / fx["template"], hf / "chat_template.jinja")
+    if fx.get("readme"):
+        (hf / "README.md").write_text(fx["readme"])
+    # round-trip through transformers so tokenizer_config/special_tokens_map look like real exports
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(hf)
+    tok.save_pretrained(hf)
+    for extra in ("vocab.json", "merges.txt"):
+        (hf / extra).unlink(missing_ok=True)
+    # save_pretrained rewrites tokenizer.json; keep the shared one so fixtures can share it
+    shutil.copy(tj, hf / "tokenizer.json")
+
+    hsh = chkhsh_of(hf)
+    want_hsh, want_pre = EXPECTED_PRE[fx["vocab"]]
+    assert hsh == want_hsh, f"{name}: rebuilt tokenizer hashes to {hsh}, expected {want_hsh}"
+
+    dest = OUT / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    small = [p for p in sorted(hf.iterdir()) if p.is_file() and not p.name.endswith(".safetensors")
+             and p.name != "tokenizer.json"]
+    for p in small:
+        shutil.copy(p, dest / p.name)
+
+    # weights.json: what Rust needs to rebuild identical weight files
+    from safetensors import safe_open
+    st_files = sorted(p.name for p in hf.glob("*.safetensors"))
+    weights = []
+    for fn in st_files:
+        with open(hf / fn, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        tensors = [{"name": k, "dtype": v["dtype"], "shape": v["shape"]}
+                   for k, v in header.items() if k != "__metadata__"]
+        weights.append({"file": fn, "tensors": tensors})
+        # sanity: data is det_values
+        with safe_open(hf / fn, "pt") as f:
+            for t in tensors:
+                got = f.get_tensor(t["name"]).float().numpy().ravel()
+                want = torch.from_numpy(det_values(t["name"], got.size)).to(fx["dtype"]).float().numpy()
+                assert np.array_equal(got, want), t["name"]
+
+    expected = {"dir_name": fx["dir_name"], "vocab": fx["vocab"], "chkhsh": hsh, "pre": want_pre, "outputs": {}}
+    for outtype in fx["outtypes"]:
+        out = work / f"{name}-{outtype}.gguf"
+        cmd = [sys.executable, str(LLAMACPP / "convert_hf_to_gguf.py"), str(hf), "--outtype", outtype,
+               "--outfile", str(out)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"{name} {outtype}: reference failed:\n{res.stderr[-3000:]}")
+        desc = describe_gguf(out)
+        expected["outputs"][outtype] = {"size": out.stat().st_size, "sha256": sha256_file(out), **desc}
+        print(f"   {outtype}: {out.stat().st_size} bytes", flush=True)
+    (dest / "weights.json").write_text(json.dumps({"files": weights}, indent=1) + "\n")
+    (dest / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+def main() -> None:
+    only = set(sys.argv[1:])
+    work = Path(os.environ.get("GOLDEN_WORK", tempfile.mkdtemp(prefix="hf-goldens-")))
+    tokcache = work / "tokenizers"
+    tokcache.mkdir(parents=True, exist_ok=True)
+    for fx in FIXTURES:
+        if only and fx["name"] not in only:
+            continue
+        make_fixture(fx, work, tokcache)
+    print(f"work dir: {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+//! `gguf`: the base GGUF of a Hugging Face folder or a tiny-lm run, as `convert_hf_to_gguf.py`
+//! would write it.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::{Action, ExportHfAction, RunCtx};
+use crate::convert::hf::HfModel;
+use crate::convert::hf_to_gguf::{self, GgufOptions, OutType};
+use crate::convert::tinylm_to_hf;
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// Where the model comes from.
+#[derive(Debug)]
+pub enum GgufSource {
+    /// Input `hf`: a Hugging Face folder. `dir_name` is the folder's name, which the reference
+    /// turns into `general.name`, so renaming the folder changes the output.
+    Hf {
+        /// The folder's file name.
+        dir_name: String,
+    },
+    /// Inputs `checkpoint`, `config`, `tokenizer` (`tokenizer_config`): exported to an HF model
+    /// in memory, then converted; byte-identical to converting the exported folder on disk.
+    TinyLm(ExportHfAction),
+}
+
+/// Converts its source to a GGUF of type `outtype`.
+#[derive(Debug)]
+pub struct GgufAction {
+    /// The source kind and its parameters.
+    pub source: GgufSource,
+    /// `f32`, `f16`, `bf16`, `q8_0` or `auto`.
+    pub outtype: String,
+    /// `tokenizer.ggml.pre` override.
+    pub pre: Option<String>,
+}
+
+impl GgufAction {
+    fn model(&self, ctx: &RunCtx<'_>) -> Result<HfModel> {
+        match &self.source {
+            GgufSource::Hf { dir_name } => {
+                let mut model = HfModel::open(&ctx.input("hf")?.path)?;
+                model.dir_name = dir_name.clone();
+                Ok(model)
+            }
+            GgufSource::TinyLm(export) => Ok(tinylm_to_hf::export(
+                &export.inputs(ctx)?,
+                &export.options(),
+            )?),
+        }
+    }
+}
+
+impl Action for GgufAction {
+    fn kind(&self) -> &'static str {
+        "gguf"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn params(&self) -> serde_json::Value {
+        let source = match &self.source {
+            GgufSource::Hf { dir_name } => json!({ "hf": { "dir_name": dir_name } }),
+            GgufSource::TinyLm(export) => json!({ "tinylm": export.params_json() }),
+        };
+        json!({ "source": source, "outtype": self.outtype, "pre": self.pre })
+    }
+
+    fn outputs(&self) -> Vec<String> {
+        vec!["model.gguf".into(), "report.json".into()]
+    }
+
+    fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
+        let outtype = OutType::parse(&self.outtype).ok_or_else(|| {
+            Error::Build(format!(
+                "internal error: unknown outtype `{}`",
+                self.outtype
+            ))
+        })?;
+        let model = self.model(ctx)?;
+        ctx.check_cancel()?;
+        let opts = GgufOptions {
+            outtype,
+            pre_override: self.pre.clone(),
+            name_override: None,
+            threads: None,
+            cancel: Some(ctx.cancel.clone()),
+        };
+        let path = ctx.output("model.gguf");
+        let file = std::fs::File::create(&path).with_path(&path)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let report = hf_to_gguf::convert(&model, &opts, &mut w)?;
+        w.flush().with_path(&path)?;
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        let doc = report.to_json();
+        let mut text =
+            serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
+        text.push('\n');
+        let path = ctx.output("report.json");
+        std::fs::write(&path, text).with_path(&path)
+    }
+}

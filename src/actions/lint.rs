@@ -1,0 +1,66 @@
+//! `lint`: checks a Modelfile against the model it points at (template, markers, stops,
+//! tokenizer). Errors fail the build unless `--allow-lint`, so a model that would talk garbage
+//! or never stop cannot reach a release.
+
+use serde_json::json;
+
+use super::{Action, RunCtx};
+use crate::template::lint::{Severity, lint_modelfile_text};
+use crate::template::vocab::Vocab;
+use crate::{Error, Result};
+
+/// Lints `modelfile` against `gguf`; writes `lint.json`.
+#[derive(Debug)]
+pub struct LintAction {
+    /// Downgrade errors to warnings (`--allow-lint`). Part of the key: a lenient pass is never
+    /// reused by a strict build.
+    pub allow: bool,
+}
+
+impl Action for LintAction {
+    fn kind(&self) -> &'static str {
+        "lint"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn params(&self) -> serde_json::Value {
+        json!({ "allow": self.allow })
+    }
+
+    fn outputs(&self) -> Vec<String> {
+        vec!["lint.json".into()]
+    }
+
+    fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
+        let gguf = &ctx.input("gguf")?.path;
+        let mf_path = &ctx.input("modelfile")?.path;
+        let vocab = Vocab::open_gguf(gguf)?;
+        let text = std::fs::read(mf_path).map_err(|e| Error::io(mf_path, e))?;
+        let report = lint_modelfile_text(&vocab, &text);
+        if report.has_errors() && !self.allow {
+            return Err(Error::Build(format!(
+                "the Modelfile does not fit the model:\n{report}\n(fix the template or parameters, or pass --allow-lint)"
+            )));
+        }
+        let findings: Vec<_> = report
+            .findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "severity": if f.severity == Severity::Error { "error" } else { "warning" },
+                    "code": f.code,
+                    "message": f.message,
+                    "hint": f.hint,
+                })
+            })
+            .collect();
+        let doc = json!({ "errors": report.errors(), "warnings": report.warnings(), "findings": findings });
+        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
+        s.push('\n');
+        let path = ctx.output("lint.json");
+        std::fs::write(&path, s).map_err(|e| Error::io(&path, e))
+    }
+}

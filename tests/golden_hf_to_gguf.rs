@@ -1,0 +1,336 @@
+//! Golden tests: tinylm's HF → GGUF output must be byte-identical to llama.cpp's
+//! convert_hf_to_gguf.py for every fixture and outtype recorded by
+//! scripts/golden/make_hf_goldens.py (tests/golden/hf_to_gguf/).
+//!
+//! Weights are not committed: both the generator and this test fill every tensor from the same
+//! counter-based hash (`det_values`), so the inputs are identical by construction and only the
+//! reference's output hash, KVs and per-tensor hashes need to be stored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use half::{bf16, f16};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use tinylm::convert::hf::{HfModel, HfTensor, HfWeightFile, TensorBytes};
+use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType, PreSource};
+use tinylm::formats::DType;
+use tinylm::formats::gguf::{GgufFile, Value};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/hf_to_gguf")
+}
+
+fn fnv1a32(s: &str) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Mirrors `det_values` in scripts/golden/make_hf_goldens.py.
+fn det_values(name: &str, n: usize) -> Vec<f32> {
+    let seed = fnv1a32(name);
+    (0..n)
+        .map(|i| {
+            let mut h = seed ^ (i as u32).wrapping_mul(0x9E37_79B9);
+            h ^= h >> 16;
+            h = h.wrapping_mul(0x85EB_CA6B);
+            h ^= h >> 13;
+            h = h.wrapping_mul(0xC2B2_AE35);
+            h ^= h >> 16;
+            f32::from((h >> 16) as u16 as i16) / 65536.0
+        })
+        .collect()
+}
+
+fn tensor_bytes(name: &str, dtype: &str, n: usize) -> (DType, Vec<u8>) {
+    let v = det_values(name, n);
+    match dtype {
+        "F32" => (DType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        "F16" => (
+            DType::F16,
+            v.iter()
+                .flat_map(|x| f16::from_f32(*x).to_bits().to_le_bytes())
+                .collect(),
+        ),
+        "BF16" => (
+            DType::BF16,
+            v.iter()
+                .flat_map(|x| bf16::from_f32(*x).to_bits().to_le_bytes())
+                .collect(),
+        ),
+        other => panic!("unexpected dtype {other} in weights.json"),
+    }
+}
+
+fn tokenizer_json(vocab: &str) -> Vec<u8> {
+    let path = golden_dir()
+        .join("tokenizers")
+        .join(format!("{vocab}.json.xz"));
+    let xz = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut out).expect("valid xz");
+    out
+}
+
+struct Fixture {
+    name: String,
+    model: HfModel,
+    expected: Json,
+}
+
+fn load_fixture(name: &str) -> Fixture {
+    let dir = golden_dir().join(name);
+    let expected: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected.json"))
+            .expect("json");
+    let weights: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("weights.json")).expect("weights.json"))
+            .expect("json");
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("fixture dir") {
+        let p = entry.expect("entry").path();
+        let fname = p.file_name().unwrap().to_string_lossy().into_owned();
+        if fname == "expected.json" || fname == "weights.json" {
+            continue;
+        }
+        files.insert(fname, std::fs::read(&p).expect("read"));
+    }
+    files.insert(
+        "tokenizer.json".into(),
+        tokenizer_json(expected["vocab"].as_str().expect("vocab")),
+    );
+    let mut wfs = Vec::new();
+    for f in weights["files"].as_array().expect("files") {
+        let mut tensors = Vec::new();
+        for t in f["tensors"].as_array().expect("tensors") {
+            let tname = t["name"].as_str().unwrap();
+            let shape: Vec<usize> = t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let (dtype, bytes) =
+                tensor_bytes(tname, t["dtype"].as_str().unwrap(), shape.iter().product());
+            tensors.push(HfTensor {
+                name: tname.to_string(),
+                dtype,
+                shape,
+                data: TensorBytes::Owned(Arc::from(bytes)),
+            });
+        }
+        wfs.push(HfWeightFile {
+            file_name: f["file"].as_str().unwrap().to_string(),
+            tensors,
+        });
+    }
+    Fixture {
+        name: name.to_string(),
+        model: HfModel {
+            dir_name: expected["dir_name"].as_str().unwrap().to_string(),
+            files,
+            weights: wfs,
+        },
+        expected,
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::String(_) => Json::String(v.as_str().unwrap_or("").to_string()),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::F32(x) => serde_json::json!(*x as f64),
+        other => serde_json::json!(other.as_u64().map(|x| x as i64).unwrap_or(-1)),
+    }
+}
+
+/// Explains how `ours` differs from the reference description, for a readable failure.
+fn describe_diff(ours: &[u8], want: &Json) -> String {
+    let tmp = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(tmp.path(), ours).expect("write");
+    let g = match GgufFile::open(tmp.path()) {
+        Ok(g) => g,
+        Err(e) => return format!("our output does not parse: {e}"),
+    };
+    let mut msgs = Vec::new();
+    let want_kvs = want["kvs"].as_array().unwrap();
+    let our_keys: Vec<&str> = g.metadata.iter().map(|(k, _)| k.as_str()).collect();
+    let want_keys: Vec<&str> = want_kvs
+        .iter()
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    if our_keys != want_keys {
+        msgs.push(format!(
+            "KV order/keys differ:\n ours: {our_keys:?}\n want: {want_keys:?}"
+        ));
+    }
+    for wk in want_kvs {
+        let key = wk["key"].as_str().unwrap();
+        let Some((_, v)) = g.metadata.iter().find(|(k, _)| k == key) else {
+            continue;
+        };
+        if wk["type"] == "array" {
+            let Value::Array(a) = v else {
+                msgs.push(format!("{key}: not an array"));
+                continue;
+            };
+            if a.len() as u64 != wk["len"].as_u64().unwrap() {
+                msgs.push(format!("{key}: {} elements, want {}", a.len(), wk["len"]));
+            }
+        } else {
+            let ours = value_json(v);
+            let same = match (&ours, &wk["value"]) {
+                (Json::Number(a), Json::Number(b)) => {
+                    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-12
+                }
+                (a, b) => a == b,
+            };
+            if !same {
+                msgs.push(format!("{key}: ours {ours}, want {}", wk["value"]));
+            }
+        }
+    }
+    let want_t = want["tensors"].as_array().unwrap();
+    for (i, wt) in want_t.iter().enumerate() {
+        let Some(ot) = g.tensors.get(i) else {
+            msgs.push(format!("missing tensor #{i} {}", wt["name"]));
+            continue;
+        };
+        if ot.name != wt["name"].as_str().unwrap() {
+            msgs.push(format!(
+                "tensor #{i}: ours {}, want {}",
+                ot.name, wt["name"]
+            ));
+            continue;
+        }
+        let start = (g.data_offset + ot.offset) as usize;
+        let data = &ours[start..start + ot.nbytes as usize];
+        if sha256_hex(data) != wt["sha256"].as_str().unwrap() {
+            msgs.push(format!(
+                "tensor {} data differs ({} {:?})",
+                ot.name, ot.ggml_type, ot.ne
+            ));
+        }
+    }
+    if g.tensors.len() != want_t.len() {
+        msgs.push(format!(
+            "{} tensors, want {}",
+            g.tensors.len(),
+            want_t.len()
+        ));
+    }
+    msgs.join("\n")
+}
+
+fn check_fixture(fx: &Fixture, model: &HfModel, label: &str) {
+    for (outtype, want) in fx.expected["outputs"].as_object().expect("outputs") {
+        let opts = GgufOptions {
+            outtype: OutType::parse(outtype).expect("outtype"),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let report = hf_to_gguf::convert(model, &opts, &mut out)
+            .unwrap_or_else(|e| panic!("{}/{label} {outtype}: {e}", fx.name));
+        assert_eq!(report.file_size, out.len() as u64);
+        assert_eq!(report.pre, fx.expected["pre"].as_str().unwrap());
+        assert_eq!(
+            report.pre_source,
+            PreSource::Hash,
+            "{}: pre from the hash",
+            fx.name
+        );
+        assert_eq!(
+            report.chkhsh.as_deref(),
+            fx.expected["chkhsh"].as_str(),
+            "{}: chkhsh",
+            fx.name
+        );
+        let got = sha256_hex(&out);
+        if got != want["sha256"].as_str().unwrap()
+            || out.len() as u64 != want["size"].as_u64().unwrap()
+        {
+            panic!(
+                "{}/{label} {outtype}: output differs from the reference ({} bytes, want {}):\n{}",
+                fx.name,
+                out.len(),
+                want["size"],
+                describe_diff(&out, want)
+            );
+        }
+    }
+}
+
+#[test]
+fn gpt2_matches_reference() {
+    let fx = load_fixture("gpt2");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn gpt2_with_attention_mask_buffers_converts_like_without() {
+    // The reference fails on these ("Can not map tensor 'h.0.attn.bias'"); older revisions and
+    // tinylm drop them, giving the same file as a checkpoint without them.
+    let fx = load_fixture("gpt2");
+    let mut model = fx.model.clone();
+    for l in 0..2 {
+        for (suffix, len) in [("attn.bias", 64 * 64), ("attn.masked_bias", 1)] {
+            model.weights[0].tensors.push(HfTensor {
+                name: format!("transformer.h.{l}.{suffix}"),
+                dtype: DType::F32,
+                shape: if len == 1 { vec![] } else { vec![1, 1, 64, 64] },
+                data: TensorBytes::Owned(Arc::from(vec![0u8; len * 4])),
+            });
+        }
+    }
+    check_fixture(&fx, &model, "with attn.bias buffers");
+}
+
+#[test]
+fn gpt2_without_n_ctx_uses_n_positions() {
+    // The reference raises KeyError('n_ctx'); tinylm takes the context length from n_positions.
+    let fx = load_fixture("gpt2");
+    let mut model = fx.model.clone();
+    let mut cfg: serde_json::Map<String, Json> =
+        serde_json::from_slice(&model.files["config.json"]).unwrap();
+    assert!(cfg.remove("n_ctx").is_some());
+    model.files.insert(
+        "config.json".into(),
+        serde_json::to_vec_pretty(&cfg).unwrap(),
+    );
+    check_fixture(&fx, &model, "without n_ctx");
+}
+#[test]
+fn llama_matches_reference() {
+    let fx = load_fixture("llama");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn mistral_matches_reference() {
+    let fx = load_fixture("mistral");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn qwen2_matches_reference() {
+    let fx = load_fixture("qwen2");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn qwen3_matches_reference() {
+    let fx = load_fixture("qwen3");
+    check_fixture(&fx, &fx.model, "as generated");
+}
