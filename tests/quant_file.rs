@@ -42,7 +42,9 @@ fn write_model(path: &Path, tensors: &[(&str, Vec<u64>, Vec<f32>)], with_arch: b
 }
 
 fn ramp(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
 }
 
 #[test]
@@ -52,7 +54,10 @@ fn requantizing_is_refused_unless_allowed() {
     let input = golden("llama-gqa.Q8_0.gguf");
     let err = quantize_file(&input, &out, &QuantizeOptions::new(FileType::Q4_0)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("requantizing from type q8_0 is disabled"), "{msg}");
+    assert!(
+        msg.contains("requantizing from type q8_0 is disabled"),
+        "{msg}"
+    );
     assert!(msg.contains("--allow-requantize"), "{msg}");
     assert_eq!(err.exit_code(), 1);
 
@@ -60,8 +65,16 @@ fn requantizing_is_refused_unless_allowed() {
     opts.allow_requantize = true;
     let report = quantize_file(&input, &out, &opts).unwrap();
     let f = GgufFile::open(&out).unwrap();
-    assert_eq!(f.tensor("blk.0.attn_q.weight").unwrap().ggml_type, GgmlType::Q4_0);
-    assert!(report.tensors.iter().any(|t| t.source_type == "q8_0" && t.target_type == "q4_0"));
+    assert_eq!(
+        f.tensor("blk.0.attn_q.weight").unwrap().ggml_type,
+        GgmlType::Q4_0
+    );
+    assert!(
+        report
+            .tensors
+            .iter()
+            .any(|t| t.source_type == "q8_0" && t.target_type == "q4_0")
+    );
 }
 
 #[test]
@@ -136,7 +149,11 @@ fn values_that_overflow_fp16_fail_validation() {
 fn missing_architecture_is_explained() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("noarch.gguf");
-    write_model(&input, &[("blk.0.attn_q.weight", vec![256, 2], ramp(512))], false);
+    write_model(
+        &input,
+        &[("blk.0.attn_q.weight", vec![256, 2], ramp(512))],
+        false,
+    );
     let msg = quantize_file(
         &input,
         &tmp.path().join("o.gguf"),
@@ -159,8 +176,8 @@ fn cancellation_stops_with_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = QuantizeOptions::new(FileType::Q4_K_M);
     opts.cancel = Some(Arc::new(AtomicBool::new(true)));
-    let err = quantize_file(&golden("llama-gqa.gguf"), &tmp.path().join("o.gguf"), &opts)
-        .unwrap_err();
+    let err =
+        quantize_file(&golden("llama-gqa.gguf"), &tmp.path().join("o.gguf"), &opts).unwrap_err();
     assert!(matches!(err, Error::Interrupted), "{err}");
 }
 
@@ -178,20 +195,39 @@ fn report_has_per_tensor_statistics() {
     // Output order: non-block tensors first, then layers numerically.
     assert_eq!(q4.tensors[0].name, "output.weight");
     assert_eq!(q4.tensors[3].name, "blk.0.attn_k.weight");
-    let norm = q4.tensors.iter().find(|t| t.name == "output_norm.weight").unwrap();
+    let norm = q4
+        .tensors
+        .iter()
+        .find(|t| t.name == "output_norm.weight")
+        .unwrap();
     assert_eq!((norm.rmse, norm.max_abs_error), (0.0, 0.0));
-    let q = q4.tensors.iter().find(|t| t.name == "blk.3.attn_q.weight").unwrap();
+    let q = q4
+        .tensors
+        .iter()
+        .find(|t| t.name == "blk.3.attn_q.weight")
+        .unwrap();
     assert_eq!(q.target_type, "q4_K");
     assert!(q.rmse > 0.0 && q.max_abs_error >= q.rmse, "{q:?}");
-    let down = q4.tensors.iter().find(|t| t.name == "blk.0.ffn_down.weight").unwrap();
+    let down = q4
+        .tensors
+        .iter()
+        .find(|t| t.name == "blk.0.ffn_down.weight")
+        .unwrap();
     assert!(down.fallback, "ffn_down rows of 96 need a fallback");
     assert!(q4.n_fallback >= 16);
     // More bits, less error.
     assert!(q8.rmse < q4.rmse / 4.0, "q8 {} vs q4 {}", q8.rmse, q4.rmse);
     assert!(q8.bits_per_weight > q4.bits_per_weight);
     // The 1-row attn_k of layer 5 is 1-D for ggml and is copied.
-    let k5 = q4.tensors.iter().find(|t| t.name == "blk.5.attn_k.weight").unwrap();
-    assert_eq!((k5.target_type.as_str(), k5.shape.as_slice()), ("f16", &[256u64][..]));
+    let k5 = q4
+        .tensors
+        .iter()
+        .find(|t| t.name == "blk.5.attn_k.weight")
+        .unwrap();
+    assert_eq!(
+        (k5.target_type.as_str(), k5.shape.as_slice()),
+        ("f16", &[256u64][..])
+    );
     let json = serde_json::to_value(&q4).unwrap();
     assert_eq!(json["tensors"][0]["name"], "output.weight");
 }

@@ -101,7 +101,10 @@ fn every_kernel_matches_llama_quantize_pure() {
         // The fast path (SIMD lanes where the CPU has AVX2) and the plain scalar port must both
         // reproduce llama-quantize.
         for (path, quantize) in [
-            ("fast", quantize_row as fn(GgmlType, &[f32], &mut [u8]) -> bool),
+            (
+                "fast",
+                quantize_row as fn(GgmlType, &[f32], &mut [u8]) -> bool,
+            ),
             ("scalar", quantize_row_reference),
         ] {
             let mut ours = vec![0u8; want.len()];
