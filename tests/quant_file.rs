@@ -1,7 +1,6 @@
 //! quantize_file behaviour beyond byte equality: refusals, validation, cancellation, reports
 //! and the CLI.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
