@@ -23,10 +23,15 @@ pub fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Digest, u
     set_readonly(file)?;
     let dir = dest.parent().unwrap_or(store.root());
     std::fs::create_dir_all(dir).with_path(dir)?;
+    // Recorded before the rename so that a concurrent build step producing the same object
+    // finds it trusted instead of rehashing it.
+    stat.record_before_rename(file, &dest, digest)?;
     // A corrupt object in the way is read-only; renaming over it is still allowed on Unix.
-    std::fs::rename(file, &dest).map_err(|e| Error::io(&dest, e))?;
+    if let Err(e) = std::fs::rename(file, &dest) {
+        stat.forget(&dest);
+        return Err(Error::io(&dest, e));
+    }
     atomic::sync_dir(dir);
-    stat.record(&dest, digest)?;
     Ok((digest, size))
 }
 

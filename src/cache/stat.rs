@@ -137,6 +137,7 @@ impl StatCache {
             return Ok((e.digest, stat.size));
         }
         let started = now_ns();
+        tracing::debug!("hashing {}", path.display());
         let digest = hash_file(path)?;
         self.hashed_files.fetch_add(1, Ordering::Relaxed);
         self.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
@@ -154,12 +155,14 @@ impl StatCache {
         Ok((digest, stat.size))
     }
 
-    /// Records that `path` (which tinylm itself just wrote) has `digest`.
-    pub fn record(&self, path: &Path, digest: Digest) -> Result<()> {
-        let stat = FileStat::of(path).with_path(path)?;
-        // We produced the bytes ourselves, so the entry is trustworthy whatever its mtime.
+    /// Records `digest` for `to`, with the stat of `from`: call it just before renaming `from`
+    /// (which tinylm wrote) to `to`. A rename keeps device, inode, size and mtime, so the entry
+    /// is valid the moment the file appears and a concurrent [`StatCache::verify`] of `to` never
+    /// needs to rehash it.
+    pub fn record_before_rename(&self, from: &Path, to: &Path, digest: Digest) -> Result<()> {
+        let stat = FileStat::of(from).with_path(from)?;
         self.insert(
-            path,
+            to,
             Entry {
                 stat,
                 digest,
@@ -310,12 +313,19 @@ mod tests {
     #[test]
     fn verify_detects_corruption() {
         let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("obj.tmp");
         let f = dir.path().join("obj");
-        std::fs::write(&f, b"content").unwrap();
+        std::fs::write(&tmp, b"content").unwrap();
         let c = StatCache::load(&dir.path().join("stat.json"));
         let d = Digest::of(b"content");
-        c.record(&f, d).unwrap();
+        c.record_before_rename(&tmp, &f, d).unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
         assert!(c.verify(&f, &d, 7).unwrap());
+        assert_eq!(
+            c.hashed_files.load(Ordering::Relaxed),
+            0,
+            "trusted after the rename"
+        );
         // A later same-size overwrite (a new mtime) is caught by rehashing.
         std::fs::write(&f, b"CONTENT").unwrap();
         let later = SystemTime::now() + std::time::Duration::from_secs(5);
