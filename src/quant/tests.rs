@@ -244,13 +244,7 @@ fn divergent_superblocks(n_blocks: usize, seed: u64) -> Vec<f32> {
 fn lane_parallel_kernels_match_the_scalar_reference_on_divergent_blocks() {
     for seed in 0..2 {
         let x = divergent_superblocks(300, seed);
-        for t in [
-            GgmlType::Q2K,
-            GgmlType::Q3K,
-            GgmlType::Q4K,
-            GgmlType::Q5K,
-            GgmlType::Q6K,
-        ] {
+        for t in QUANT_TYPES {
             let n = t.bytes_for(x.len() as u64).unwrap() as usize;
             let mut fast = vec![0u8; n];
             let mut reference = vec![0u8; n];
@@ -262,4 +256,23 @@ fn lane_parallel_kernels_match_the_scalar_reference_on_divergent_blocks() {
             }
         }
     }
+}
+
+#[test]
+fn q8_0_rounds_exact_ties_away_from_zero_on_every_path() {
+    // amax 127 gives d = 1 and id = 1, so every x·id is exactly the input: .5 ties everywhere.
+    let mut x: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) * 4.0 + 0.5).collect();
+    x[0] = 127.0;
+    x[1] = -126.5;
+    x[2] = -0.5;
+    x[3] = 0.5;
+    x[4] = -0.0;
+    let mut fast = vec![0u8; 34];
+    let mut reference = vec![0u8; 34];
+    quantize_row(GgmlType::Q8_0, &x, &mut fast);
+    quantize_row_reference(GgmlType::Q8_0, &x, &mut reference);
+    assert_eq!(fast, reference);
+    let q: Vec<i8> = fast[2..].iter().map(|&b| b as i8).collect();
+    assert_eq!(&q[..5], &[127, -127, -1, 1, 0]);
+    assert_eq!(q[5], ((5.0f32 - 16.0) * 4.0 + 0.5).round() as i8);
 }
