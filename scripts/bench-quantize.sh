@@ -32,6 +32,8 @@ measure() {
   for _ in $(seq "$RUNS"); do
     local f
     f=$(mktemp)
+    # Flush the previous run's dirty pages so their writeback does not bill this run.
+    sync
     /usr/bin/time -f "%e %U %S" -o "$f" "$@" >/dev/null 2>&1
     read -r wall user sys <"$f"
     rm -f "$f"
