@@ -3,7 +3,7 @@
 
 Usage: make_gguf.py OUT.gguf SIZE_MB SEED
 The tensors are random F16 values in [-1, 1): enough for quantization and for the build engine
-(no tokenizer, so llama.cpp will not run it; it is for build-system benchmarks only).
+(a made-up vocabulary, so llama.cpp will not produce text; it is for build-system benchmarks only).
 """
 import random
 import struct
@@ -25,6 +25,23 @@ def kv_str(k, v):
     return s(k) + struct.pack("<I", 8) + s(v)
 
 
+def kv_strs(k, vs):
+    return s(k) + struct.pack("<IIQ", 9, 8, len(vs)) + b"".join(s(v) for v in vs)
+
+
+def kv_i32s(k, vs):
+    return s(k) + struct.pack("<IIQ", 9, 5, len(vs)) + struct.pack(f"<{len(vs)}i", *vs)
+
+
+def vocab_kvs(n_vocab):
+    """A small BPE vocabulary (bos <s>, eos </s>) so tinylm's Modelfile lint has tokens to check."""
+    tokens = ["<s>", "</s>"] + [f"t{i}" for i in range(2, n_vocab)]
+    types = [3, 3] + [1] * (n_vocab - 2)
+    return [kv_str("tokenizer.ggml.model", "gpt2"), kv_strs("tokenizer.ggml.tokens", tokens),
+            kv_i32s("tokenizer.ggml.token_type", types), kv_strs("tokenizer.ggml.merges", ["t 2", "t 3"]),
+            kv_u32("tokenizer.ggml.bos_token_id", 0), kv_u32("tokenizer.ggml.eos_token_id", 1)]
+
+
 def main():
     out, size_mb, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
@@ -43,7 +60,7 @@ def main():
            kv_u32("llama.embedding_length", d), kv_u32("llama.feed_forward_length", ff),
            kv_u32("llama.attention.head_count", 8), kv_u32("llama.attention.head_count_kv", 8),
            s("llama.attention.layer_norm_rms_epsilon") + struct.pack("<If", 6, 1e-5),
-           kv_u32("general.file_type", 1)]
+           kv_u32("general.file_type", 1)] + vocab_kvs(1024)
     header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs)
     offset = 0
     sizes = []
