@@ -341,6 +341,23 @@ fn unsupported_architecture_fails_up_front_listing_supported_ones() {
 }
 
 #[test]
+fn sentencepiece_tokenizers_fail_clearly() {
+    // The reference converts tokenizer.model with sentencepiece; tinylm does not (yet) and must
+    // say so instead of writing a BPE vocabulary that would tokenize differently.
+    let mut m = tiny_gpt2(gpt2_config(), 300);
+    m.files
+        .insert("tokenizer.model".into(), b"\x0a\x00".to_vec());
+    let e = hf_to_gguf::plan(&m, &GgufOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("SentencePiece") && e.contains("tokenizer.model") && e.contains("not supported"),
+        "{e}"
+    );
+}
+
+#[test]
 fn custom_tokenizer_gets_structural_pre_with_warning_and_override() {
     let m = tiny_gpt2(gpt2_config(), 300);
     let r = hf_to_gguf::plan(&m, &GgufOptions::default())
