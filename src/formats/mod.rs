@@ -6,12 +6,14 @@
 //! - [`tiktoken`]: pickled `tiktoken.core.Encoding` state.
 
 pub mod dtype;
+mod error;
 pub mod gguf;
 pub mod pytorch;
 pub mod safetensors;
 pub mod tiktoken;
 
 pub use dtype::DType;
+pub use error::FileError;
 
 use std::path::Path;
 use std::sync::Arc;

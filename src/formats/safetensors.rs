@@ -14,7 +14,7 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -26,34 +26,7 @@ use crate::formats::DType;
 pub const METADATA: (&str, &str) = ("format", "pt");
 
 /// Why a safetensors file could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum SafetensorsError {
-    /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The contents are not valid.
-    #[error("{}: {msg}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        msg: String,
-    },
-}
-
-impl From<SafetensorsError> for crate::Error {
-    fn from(e: SafetensorsError) -> Self {
-        match e {
-            SafetensorsError::Io { path, source } => crate::Error::Io { path, source },
-            SafetensorsError::Invalid { path, msg } => crate::Error::Format { path, msg },
-        }
-    }
-}
+pub type SafetensorsError = super::FileError;
 
 fn st_dtype(d: DType) -> safetensors::Dtype {
     use safetensors::Dtype as S;

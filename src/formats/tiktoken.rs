@@ -6,40 +6,13 @@
 //! instantiated.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::formats::pytorch::pickle::{self, Options};
 use crate::formats::pytorch::value::Value;
 
 /// Why a tokenizer pickle could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum TiktokenError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The file is not a usable tiktoken encoding.
-    #[error("{}: {msg}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        msg: String,
-    },
-}
-
-impl From<TiktokenError> for crate::Error {
-    fn from(e: TiktokenError) -> Self {
-        match e {
-            TiktokenError::Io { path, source } => crate::Error::Io { path, source },
-            TiktokenError::Invalid { path, msg } => crate::Error::Format { path, msg },
-        }
-    }
-}
+pub type TiktokenError = super::FileError;
 
 /// The state of a tiktoken encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +164,7 @@ impl TiktokenEncoding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -18,10 +18,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::convert::hf::{HfModel, HfWeightFile};
-use crate::formats::DType;
-use crate::formats::pytorch::{Checkpoint, PytorchError};
-use crate::formats::safetensors::{self, SafetensorsError};
-use crate::formats::tiktoken::{TiktokenEncoding, TiktokenError};
+use crate::formats::pytorch::Checkpoint;
+use crate::formats::safetensors;
+use crate::formats::tiktoken::TiktokenEncoding;
+use crate::formats::{DType, FileError};
 
 use config::{ModelYaml, TokenizerYaml};
 
@@ -81,15 +81,9 @@ impl Default for ExportOptions {
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The checkpoint could not be read.
+    /// The checkpoint or tokenizer could not be read, or the weights not written.
     #[error(transparent)]
-    Checkpoint(#[from] PytorchError),
-    /// The tokenizer pickle could not be read.
-    #[error(transparent)]
-    Tokenizer(#[from] TiktokenError),
-    /// Writing the weights failed.
-    #[error(transparent)]
-    Safetensors(#[from] SafetensorsError),
+    File(#[from] FileError),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -114,9 +108,7 @@ pub enum ExportError {
 impl From<ExportError> for crate::Error {
     fn from(e: ExportError) -> Self {
         match e {
-            ExportError::Checkpoint(e) => e.into(),
-            ExportError::Tokenizer(e) => e.into(),
-            ExportError::Safetensors(e) => e.into(),
+            ExportError::File(e) => e.into(),
             ExportError::Io { path, source } => crate::Error::Io { path, source },
             ExportError::Invalid { path, msg } => crate::Error::Format { path, msg },
             ExportError::Options(msg) => crate::Error::Usage(msg),

@@ -24,43 +24,7 @@ use crate::convert::hf::{HfTensor, TensorBytes};
 use crate::formats::map_file;
 
 /// Why a checkpoint could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum PytorchError {
-    /// The file could not be opened or mapped.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// Anything wrong with the file's contents.
-    #[error("{}: {msg}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong and what to do.
-        msg: String,
-    },
-}
-
-impl PytorchError {
-    fn invalid(path: &Path, msg: impl Into<String>) -> Self {
-        PytorchError::Invalid {
-            path: path.to_owned(),
-            msg: msg.into(),
-        }
-    }
-}
-
-impl From<PytorchError> for crate::Error {
-    fn from(e: PytorchError) -> Self {
-        match e {
-            PytorchError::Io { path, source } => crate::Error::Io { path, source },
-            PytorchError::Invalid { path, msg } => crate::Error::Format { path, msg },
-        }
-    }
-}
+pub type PytorchError = super::FileError;
 
 /// An opened torch zip checkpoint.
 #[derive(Debug)]
