@@ -255,6 +255,20 @@ FIXTURES = [
         "shard": None,
         "template": "mistralai-Mistral-Nemo-Instruct-2407.jinja",
         "generation": dict(bos_token_id=128000, eos_token_id=128009, do_sample=True, repetition_penalty=1.1, top_k=40),
+        # A merge-style model card exercising the reference's card heuristics: license_name/link,
+        # model_creator → author, base models as HF id (with version), HF URL, foreign URL and
+        # dict, datasets as id and a 3-segment URL (regex does not match: repo_url only), the
+        # "- no" Norway hack, tabs replaced by two spaces, pipeline_tag appended to tags.
+        "readme": ("---\nlicense: other\nlicense_name: tiny-research-license\n"
+                   "license_link: https://example.org/LICENSE\nmodel_creator: Tiny Labs\n"
+                   "language:\n- en\n- fr\n- no\ntags:\n- mistral\n- merge\npipeline_tag: text-generation\n"
+                   "base_model:\n- mistralai/Mistral-7B-Instruct-v0.2\n"
+                   "- https://huggingface.co/TinyLabs/Tiny-Base-v1.5\n"
+                   "- https://example.org/models/custom\n"
+                   "- name: Custom Base\n\torganization: Example\n\trepo_url: https://example.org/custom-base\n"
+                   "datasets:\n- HuggingFaceH4/ultrachat_200k\n"
+                   "- https://huggingface.co/datasets/tatsu-lab/alpaca\n"
+                   "---\n\n# Mistral tiny\n\n---\nnot front matter\n"),
         "outtypes": ["f32", "f16", "q8_0", "auto"],
     },
     {

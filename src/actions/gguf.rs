@@ -59,7 +59,9 @@ impl Action for GgufAction {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: model cards parsed with YAML 1.1 booleans and last-wins duplicate keys (PyYAML's
+        // behaviour); cards using them now give different general.* metadata.
+        2
     }
 
     fn params(&self) -> serde_json::Value {
