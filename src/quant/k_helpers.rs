@@ -97,11 +97,9 @@ pub fn make_qkx2_quants(
     (scale, -min)
 }
 
-/// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric scale with iterative refinement.
-///
-/// Fills `l` with quants in `0..2*nmax` and returns the scale.
-pub fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
-    let n = x.len();
+/// The value of largest magnitude (first on ties) and its magnitude, as both symmetric
+/// searches start.
+fn signed_absmax(x: &[f32]) -> (f32, f32) {
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -111,6 +109,15 @@ pub fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
             max = v;
         }
     }
+    (amax, max)
+}
+
+/// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric scale with iterative refinement.
+///
+/// Fills `l` with quants in `0..2*nmax` and returns the scale.
+pub fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
+    let n = x.len();
+    let (amax, max) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         l[..n].fill(0);
         return 0.0;
@@ -162,15 +169,7 @@ pub fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
 /// candidate inverse scales. Fills `l` with quants in `0..2*nmax` and returns the scale.
 pub fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
     let n = x.len();
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
+    let (amax, max) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         l[..n].fill(0);
         return 0.0;

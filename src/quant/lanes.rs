@@ -320,12 +320,7 @@ mod avx2 {
         let (amax, max) = signed_absmax::<N>(&xt);
         let tiny = lt(amax, _mm256_set1_ps(super::super::k_helpers::GROUP_MAX_EPS));
         let nmaxf = nmax as f32;
-        let mut w = [zero; N];
-        let mut wx = [zero; N];
-        for i in 0..N {
-            w[i] = _mm256_mul_ps(xt[i], xt[i]);
-            wx[i] = _mm256_mul_ps(w[i], xt[i]);
-        }
+        let (w, wx) = weights(&xt);
         let mut lq = [_mm256_setzero_si256(); N];
         let iscale = _mm256_div_ps(_mm256_set1_ps(-nmaxf), max);
         let (sumlx, suml2) = qx_pass(&xt, &w, &wx, nmax, iscale, &mut lq);
@@ -353,21 +348,49 @@ mod avx2 {
             scale = sel(take, _mm256_div_ps(sumlx, suml2), scale);
             best = sel(take, _mm256_mul_ps(scale, sumlx), best);
         }
-        let off = _mm256_set1_epi32(nmax);
-        for i in 0..N {
-            // All-zero lanes get L = 0 (not nmax) and scale 0.
-            lq[i] = sel_i(tiny, _mm256_setzero_si256(), _mm256_add_epi32(lq[i], off));
+        finish_signed(&lq, nmax, tiny, scale, l)
+    }
+
+    /// The weights `x²` and `x³` of `make_qx_quants` / `make_q3_quants` (ggml's `w = x*x`,
+    /// `w*x`), per element vector.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn weights(xt: &[__m256; 16]) -> ([__m256; 16], [__m256; 16]) {
+        let mut w = [_mm256_setzero_ps(); 16];
+        let mut wx = [_mm256_setzero_ps(); 16];
+        for i in 0..16 {
+            w[i] = _mm256_mul_ps(xt[i], xt[i]);
+            wx[i] = _mm256_mul_ps(w[i], xt[i]);
         }
-        scale = sel(tiny, zero, scale);
-        let mut lu = [0u8; 8 * N];
-        untranspose::<N>(&lq, &mut lu);
+        (w, wx)
+    }
+
+    /// The common ending of the symmetric searches: quants offset by `nmax` into `l`, except
+    /// that all-zero (`tiny`) lanes get L = 0 and scale 0, as the reference's early return.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn finish_signed(
+        lq: &[__m256i; 16],
+        nmax: i32,
+        tiny: __m256,
+        scale: __m256,
+        l: &mut [i8],
+    ) -> [f32; 8] {
+        let off = _mm256_set1_epi32(nmax);
+        let mut out = [_mm256_setzero_si256(); 16];
+        for i in 0..16 {
+            out[i] = sel_i(tiny, _mm256_setzero_si256(), _mm256_add_epi32(lq[i], off));
+        }
+        let mut lu = [0u8; 8 * 16];
+        untranspose::<16>(&out, &mut lu);
         for (d, s) in l.iter_mut().zip(lu) {
             *d = s as i8;
         }
-        store(scale)
+        store(sel(tiny, _mm256_setzero_ps(), scale))
     }
 
-    /// One pass of `make_qx_quants`: quants for `iscale` and the two weighted sums.
+    /// One quantization pass of `make_qx_quants` / `make_q3_quants`: quants for `iscale` and
+    /// the two weighted sums.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn qx_pass(
@@ -399,19 +422,9 @@ mod avx2 {
         let (amax, max) = signed_absmax::<N>(&xt);
         let tiny = lt(amax, _mm256_set1_ps(super::super::k_helpers::GROUP_MAX_EPS));
         let iscale = _mm256_div_ps(_mm256_set1_ps(-(nmax as f32)), max);
-        let mut w = [zero; N];
-        let mut wx = [zero; N];
+        let (w, wx) = weights(&xt);
         let mut lq = [_mm256_setzero_si256(); N];
-        let (mut sumlx, mut suml2) = (zero, zero);
-        for i in 0..N {
-            w[i] = _mm256_mul_ps(xt[i], xt[i]);
-            wx[i] = _mm256_mul_ps(w[i], xt[i]);
-            let li = clamp_i(nearest_int(_mm256_mul_ps(iscale, xt[i])), -nmax, nmax - 1);
-            lq[i] = li;
-            let lf = _mm256_cvtepi32_ps(li);
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], lf));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], lf), lf));
-        }
+        let (mut sumlx, mut suml2) = qx_pass(&xt, &w, &wx, nmax, iscale, &mut lq);
         // Lanes still iterating; a lane stops after a round without changes, as in the
         // reference's `break`.
         let mut active = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -455,17 +468,7 @@ mod avx2 {
                 break;
             }
         }
-        let off = _mm256_set1_epi32(nmax);
-        for i in 0..N {
-            lq[i] = sel_i(tiny, _mm256_setzero_si256(), _mm256_add_epi32(lq[i], off));
-        }
         let scale = sel(gt(suml2, zero), _mm256_div_ps(sumlx, suml2), zero);
-        let scale = sel(tiny, zero, scale);
-        let mut lu = [0u8; 8 * N];
-        untranspose::<N>(&lq, &mut lu);
-        for (d, s) in l.iter_mut().zip(lu) {
-            *d = s as i8;
-        }
-        store(scale)
+        finish_signed(&lq, nmax, tiny, scale, l)
     }
 }
