@@ -40,6 +40,13 @@ fn write_model(path: &Path, tensors: &[(&str, Vec<u64>, Vec<f32>)], with_arch: b
     .unwrap();
 }
 
+/// The message of a quantization that must fail.
+fn quantize_error(input: &Path, out: &Path, ftype: FileType) -> String {
+    quantize_file(input, out, &QuantizeOptions::new(ftype))
+        .unwrap_err()
+        .to_string()
+}
+
 fn ramp(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
@@ -106,9 +113,7 @@ fn non_finite_inputs_are_rejected_naming_the_tensor() {
         true,
     );
     let out = tmp.path().join("out.gguf");
-    let msg = quantize_file(&input, &out, &QuantizeOptions::new(FileType::Q4_K_M))
-        .unwrap_err()
-        .to_string();
+    let msg = quantize_error(&input, &out, FileType::Q4_K_M);
     assert!(msg.contains("blk.0.attn_q.weight"), "{msg}");
     assert!(msg.contains("NaN or infinity"), "{msg}");
     assert!(msg.contains("nan.gguf"), "{msg}");
@@ -124,9 +129,7 @@ fn non_finite_inputs_are_rejected_naming_the_tensor() {
         ],
         true,
     );
-    let msg = quantize_file(&input, &out, &QuantizeOptions::new(FileType::Q8_0))
-        .unwrap_err()
-        .to_string();
+    let msg = quantize_error(&input, &out, FileType::Q8_0);
     assert!(msg.contains("blk.0.attn_norm.weight"), "{msg}");
 }
 
@@ -138,9 +141,7 @@ fn values_that_overflow_fp16_fail_validation() {
     v[0] = 1e9;
     write_model(&input, &[("blk.0.attn_q.weight", vec![256, 2], v)], true);
     let out = tmp.path().join("out.gguf");
-    let msg = quantize_file(&input, &out, &QuantizeOptions::new(FileType::F16))
-        .unwrap_err()
-        .to_string();
+    let msg = quantize_error(&input, &out, FileType::F16);
     assert!(msg.contains("validation failed"), "{msg}");
 }
 
@@ -153,13 +154,7 @@ fn missing_architecture_is_explained() {
         &[("blk.0.attn_q.weight", vec![256, 2], ramp(512))],
         false,
     );
-    let msg = quantize_file(
-        &input,
-        &tmp.path().join("o.gguf"),
-        &QuantizeOptions::new(FileType::Q8_0),
-    )
-    .unwrap_err()
-    .to_string();
+    let msg = quantize_error(&input, &tmp.path().join("o.gguf"), FileType::Q8_0);
     assert!(msg.contains("general.architecture"), "{msg}");
 }
 

@@ -180,15 +180,21 @@ fn zero_blocks_decode_to_zero_and_constant_blocks_are_close() {
     assert!(q.iter().all(|b| *b == 0));
 }
 
+/// One row encoded by the dispatching fast path and by the scalar reference quantizers.
+fn fast_and_reference(t: GgmlType, x: &[f32]) -> (Vec<u8>, Vec<u8>) {
+    let n = t.bytes_for(x.len() as u64).unwrap() as usize;
+    let mut fast = vec![0u8; n];
+    let mut reference = vec![0u8; n];
+    quantize_row(t, x, &mut fast);
+    quantize_row_reference(t, x, &mut reference);
+    (fast, reference)
+}
+
 #[test]
 fn fast_row_kernels_match_the_scalar_reference() {
     for x in corpus(4096, 3) {
         for t in QUANT_TYPES {
-            let n = t.bytes_for(x.len() as u64).unwrap() as usize;
-            let mut fast = vec![0u8; n];
-            let mut reference = vec![0u8; n];
-            quantize_row(t, &x, &mut fast);
-            quantize_row_reference(t, &x, &mut reference);
+            let (fast, reference) = fast_and_reference(t, &x);
             assert!(
                 fast == reference,
                 "{t}: fast path differs from the reference"
@@ -245,11 +251,7 @@ fn lane_parallel_kernels_match_the_scalar_reference_on_divergent_blocks() {
     for seed in 0..2 {
         let x = divergent_superblocks(300, seed);
         for t in QUANT_TYPES {
-            let n = t.bytes_for(x.len() as u64).unwrap() as usize;
-            let mut fast = vec![0u8; n];
-            let mut reference = vec![0u8; n];
-            quantize_row(t, &x, &mut fast);
-            quantize_row_reference(t, &x, &mut reference);
+            let (fast, reference) = fast_and_reference(t, &x);
             let bs = t.type_size() as usize;
             if let Some(i) = fast.iter().zip(&reference).position(|(a, b)| a != b) {
                 panic!("{t} seed {seed}: block {} differs", i / bs);
