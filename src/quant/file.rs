@@ -133,11 +133,19 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
 
     // Positioned writes: the header first, then every chunk at its final offset, from the
     // worker that produced it. Padding stays as the zeros of the pre-sized file.
+    // The header (with its vocabulary arrays) is serialised once; sizes and offsets follow.
+    let header = writer.header_bytes();
+    let data_start = header.len() as u64;
+    let output_bytes = data_start + writer.data_size();
     let file = File::create(output).map_err(|e| Error::io(output, e))?;
-    file.set_len(writer.file_size())
+    file.set_len(output_bytes)
         .map_err(|e| Error::io(output, e))?;
-    write_at(&file, &writer.header_bytes(), 0).map_err(|e| Error::io(output, e))?;
-    let offsets = writer.tensor_file_offsets();
+    write_at(&file, &header, 0).map_err(|e| Error::io(output, e))?;
+    let offsets: Vec<u64> = writer
+        .data_offsets()
+        .iter()
+        .map(|o| data_start + o)
+        .collect();
     let sink = Sink {
         file: &file,
         input,
@@ -177,7 +185,6 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
     // No fsync here: the caller decides about durability (the engine renames into its cache).
     drop(file);
 
-    let output_bytes = writer.file_size();
     let elements: u64 = reports.iter().map(|r| r.elements).sum();
     let converted_elements = reports
         .iter()

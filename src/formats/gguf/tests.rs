@@ -258,7 +258,11 @@ fn header_bytes_and_offsets_match_the_streamed_file() {
     let header = w.header_bytes();
     assert_eq!(header.len() as u64, w.header_size());
     assert_eq!(&streamed[..header.len()], &header[..]);
-    let offs = w.tensor_file_offsets();
+    let offs: Vec<u64> = w
+        .data_offsets()
+        .iter()
+        .map(|o| header.len() as u64 + o)
+        .collect();
     assert_eq!(offs[0], w.header_size());
     assert_eq!(offs[1], offs[0] + 32);
     assert_eq!(offs[2], offs[1] + 160);

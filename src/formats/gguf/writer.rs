@@ -133,7 +133,7 @@ impl GgufWriter {
     }
 
     /// The header bytes (magic, KVs, tensor infos and padding), for writers that place tensor
-    /// data themselves at [`GgufWriter::tensor_file_offsets`].
+    /// data themselves: tensor `i` starts at `header_bytes().len() + data_offsets()[i]`.
     pub fn header_bytes(&self) -> Vec<u8> {
         let mut counter = CountingWriter {
             inner: Vec::new(),
@@ -144,9 +144,10 @@ impl GgufWriter {
         counter.inner
     }
 
-    /// Absolute file offset of each tensor's data, in write order.
-    pub fn tensor_file_offsets(&self) -> Vec<u64> {
-        let mut off = self.header_size();
+    /// Offset of each tensor's data from the start of the data section, in write order (the
+    /// offsets the tensor infos record).
+    pub fn data_offsets(&self) -> Vec<u64> {
+        let mut off = 0;
         self.tensors
             .iter()
             .map(|t| {
@@ -157,14 +158,17 @@ impl GgufWriter {
             .collect()
     }
 
+    /// Size of the data section: every tensor padded to the alignment.
+    pub fn data_size(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| pad(t.nbytes(), self.alignment))
+            .sum()
+    }
+
     /// Total size of the file that [`GgufWriter::write`] will produce.
     pub fn file_size(&self) -> u64 {
-        self.header_size()
-            + self
-                .tensors
-                .iter()
-                .map(|t| pad(t.nbytes(), self.alignment))
-                .sum::<u64>()
+        self.header_size() + self.data_size()
     }
 
     /// Writes the file: header, then each tensor's data from `data(index, spec, out)`, which must
@@ -206,8 +210,7 @@ impl GgufWriter {
             w.write_all(&(v.value_type() as u32).to_le_bytes())?;
             write_value(w, v)?;
         }
-        let mut offset = 0u64;
-        for t in &self.tensors {
+        for (t, offset) in self.tensors.iter().zip(self.data_offsets()) {
             write_str(w, t.name.as_bytes())?;
             w.write_all(&(t.ne.len() as u32).to_le_bytes())?;
             for d in &t.ne {
@@ -215,7 +218,6 @@ impl GgufWriter {
             }
             w.write_all(&t.ggml_type.id().to_le_bytes())?;
             w.write_all(&offset.to_le_bytes())?;
-            offset += pad(t.nbytes(), self.alignment);
         }
         let pos = w.count;
         write_zeros(w, pad(pos, self.alignment) - pos)
