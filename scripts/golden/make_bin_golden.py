@@ -39,7 +39,6 @@ and the index) and expected.json; about 0.9 MB in total.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -53,8 +52,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "golden" / "hf_to_gguf" / "gpt2-bin"
 LLAMACPP = Path(os.environ["LLAMACPP_DIR"])
-sys.path.insert(0, str(LLAMACPP / "gguf-py"))
-import gguf  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# One GGUF description for every golden, so tests/golden_hf_to_gguf.rs reads them all alike.
+from make_hf_goldens import describe_gguf, sha256_file  # noqa: E402
 
 OUTTYPES = ["f32", "f16", "bf16", "q8_0", "auto"]
 VARIANTS = ["single", "sharded", "views"]
@@ -79,34 +79,6 @@ def tinylm_bin() -> Path:
         if p.is_file():
             return p
     raise SystemExit("build tinylm first (cargo build) or set TINYLM_BIN")
-
-
-def sha256_file(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
-
-
-def describe_gguf(path: Path) -> dict:
-    """KVs (arrays as length + hash) and tensors in file order, as make_hf_goldens.py records them."""
-    r = gguf.GGUFReader(path)
-    kvs = []
-    for k, f in r.fields.items():
-        if k.startswith("GGUF."):
-            continue
-        t = f.types[0]
-        if t == gguf.GGUFValueType.ARRAY:
-            sub = f.types[-1]
-            raw = b"".join(bytes(f.parts[i]) if sub == gguf.GGUFValueType.STRING else f.parts[i].tobytes()
-                           for i in f.data)
-            entry = {"key": k, "type": "array", "elem": sub.name, "len": len(f.data),
-                     "sha256": hashlib.sha256(raw).hexdigest()}
-        elif t == gguf.GGUFValueType.STRING:
-            entry = {"key": k, "type": t.name, "value": bytes(f.parts[-1]).decode()}
-        else:
-            entry = {"key": k, "type": t.name, "value": f.parts[-1].tolist()[0]}
-        kvs.append(entry)
-    tensors = [{"name": t.name, "type": t.tensor_type.name, "ne": [int(x) for x in t.shape],
-                "sha256": hashlib.sha256(t.data.tobytes()).hexdigest()} for t in r.tensors]
-    return {"kvs": kvs, "tensors": tensors}
 
 
 def make_views(single: Path, dest: Path) -> None:
