@@ -154,10 +154,7 @@ fn read_mapped(
         path: path.to_owned(),
         source,
     })?;
-    let entries = parse(&map).map_err(|msg| SafetensorsError::Invalid {
-        path: path.to_owned(),
-        msg,
-    })?;
+    let entries = parse(&map).map_err(|msg| SafetensorsError::invalid(path, msg))?;
     let file_name = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())

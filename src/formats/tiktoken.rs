@@ -34,10 +34,7 @@ impl TiktokenEncoding {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_pickle(&bytes).map_err(|msg| TiktokenError::Invalid {
-            path: path.to_owned(),
-            msg,
-        })
+        Self::from_pickle(&bytes).map_err(|msg| TiktokenError::invalid(path, msg))
     }
 
     /// Parses the bytes of a tokenizer pickle.

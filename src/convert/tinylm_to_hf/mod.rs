@@ -81,25 +81,9 @@ impl Default for ExportOptions {
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The checkpoint or tokenizer could not be read, or the weights not written.
+    /// A file could not be read or written, or an input is inconsistent or unsupported.
     #[error(transparent)]
     File(#[from] FileError),
-    /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// An input is inconsistent or unsupported.
-    #[error("{}: {msg}", path.display())]
-    Invalid {
-        /// The offending input.
-        path: PathBuf,
-        /// What was wrong and what to do.
-        msg: String,
-    },
     /// Export options are invalid.
     #[error("{0}")]
     Options(String),
@@ -109,18 +93,13 @@ impl From<ExportError> for crate::Error {
     fn from(e: ExportError) -> Self {
         match e {
             ExportError::File(e) => e.into(),
-            ExportError::Io { path, source } => crate::Error::Io { path, source },
-            ExportError::Invalid { path, msg } => crate::Error::Format { path, msg },
             ExportError::Options(msg) => crate::Error::Usage(msg),
         }
     }
 }
 
 fn invalid(path: &Path, msg: impl Into<String>) -> ExportError {
-    ExportError::Invalid {
-        path: path.to_owned(),
-        msg: msg.into(),
-    }
+    FileError::invalid(path, msg).into()
 }
 
 /// The Lightning module prefix of every model key.
@@ -236,7 +215,7 @@ pub fn export(inputs: &TinyLmInputs, opts: &ExportOptions) -> Result<HfModel, Ex
 pub fn write_hf_dir(model: &HfModel, dir: &Path) -> Result<(), ExportError> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| ExportError::Io { path, source }
+        move |source| ExportError::File(FileError::Io { path, source })
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     for (name, bytes) in &model.files {
