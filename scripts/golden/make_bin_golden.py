@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "golden" / "hf_to_gguf" / "gpt2-bin"
 LLAMACPP = Path(os.environ["LLAMACPP_DIR"])
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# One GGUF description for every golden, so tests/golden_hf_to_gguf.rs reads them all alike.
+# One GGUF description for every golden, so tests/it/golden_hf_to_gguf.rs reads them all alike.
 from make_hf_goldens import describe_gguf, sha256_file  # noqa: E402
 
 OUTTYPES = ["f32", "f16", "bf16", "q8_0", "auto"]

@@ -9,7 +9,7 @@ For each fixture this script
    recognises it (same hash, same `tokenizer.ggml.pre` as the original model);
 2. builds a tiny model with transformers (real config.json / generation_config.json), fills every
    weight from a deterministic counter-based generator (`det_values`, mirrored in Rust by
-   tests/golden_hf_to_gguf.rs) so the weights never need to be committed, and saves it with
+   tests/it/golden_hf_to_gguf.rs) so the weights never need to be committed, and saves it with
    save_pretrained (optionally sharded);
 3. runs llama.cpp's convert_hf_to_gguf.py for each outtype and records the reference file's
    blake3/sha256, size, KVs (big arrays as hashes) and per-tensor info + data hash.

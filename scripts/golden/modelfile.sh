@@ -4,5 +4,5 @@
 # Ollama's parser (src/template/modelfile.rs), so a golden that Ollama would misread fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TINYLM_BLESS=1 cargo test --test modelfile_golden
+TINYLM_BLESS=1 cargo test --test it modelfile_golden
 git status --short tests/golden/modelfile

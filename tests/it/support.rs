@@ -1,4 +1,5 @@
-//! Helpers for integration tests that drive the real `tinylm` binary in temp directories.
+//! Helpers shared by the integration tests: repository paths, the binary under test, temp
+//! projects that drive it, small real GGUFs, hashes.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,41 @@ use tinylm::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
 /// Path of the binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tinylm"))
+}
+
+/// `tests/fixtures/<rel>` in the repository.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// `tests/golden/<rel>` in the repository.
+pub fn golden(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(rel)
+}
+
+/// The inputs of a tiny-lm run laid out like the fixtures: `last.ckpt`, `model.yaml`,
+/// `tokenizer.pkl`, `tokenizer.yaml` in `dir`.
+pub fn tinylm_inputs(dir: &Path) -> tinylm::convert::tinylm_to_hf::TinyLmInputs {
+    tinylm::convert::tinylm_to_hf::TinyLmInputs {
+        checkpoint: dir.join("last.ckpt"),
+        config: dir.join("model.yaml"),
+        tokenizer: dir.join("tokenizer.pkl"),
+        tokenizer_config: Some(dir.join("tokenizer.yaml")),
+        arch: None,
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A temp project directory.

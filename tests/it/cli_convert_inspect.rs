@@ -3,15 +3,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::support;
+
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    support::fixture("")
 }
 
 fn tinylm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinylm"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(support::bin()).args(args).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {

@@ -1,8 +1,6 @@
 //! Templates in builds: families, `auto`, automatic EOS stops, and lint gating releases.
 
-mod common;
-
-use common::{Project, Vocab, backdate, count, gguf_with_vocab, ids_with};
+use crate::support::{Project, Vocab, backdate, count, gguf_with_vocab, ids_with};
 
 fn project(vocab: &Vocab, template: &str) -> Project {
     let p = Project::new();

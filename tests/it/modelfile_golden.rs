@@ -2,7 +2,7 @@
 //! parses back (with the port of Ollama's parser) to the struct it was written from.
 //!
 //! Regenerate after an intended change with `scripts/golden/modelfile.sh`
-//! (`TINYLM_BLESS=1 cargo test --test modelfile_golden`).
+//! (`TINYLM_BLESS=1 cargo test --test it modelfile_golden`).
 
 use std::path::PathBuf;
 

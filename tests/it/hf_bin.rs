@@ -9,10 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
 use tinylm::formats::gguf::GgufFile;
+
+use crate::support::sha256_hex;
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/hf_to_gguf/gpt2-bin")
@@ -21,13 +22,6 @@ fn golden() -> PathBuf {
 fn expected() -> Json {
     let bytes = std::fs::read(golden().join("expected.json")).expect("expected.json");
     serde_json::from_slice(&bytes).expect("expected.json is JSON")
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 fn convert(model: &HfModel, outtype: &str) -> Vec<u8> {

@@ -1,21 +1,18 @@
 //! The `gguf` action: tiny-lm and Hugging Face sources built from the manifest equal the one-shot
 //! converter's output, feed quants, Modelfiles and releases, and are cached.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::Project;
 use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
 use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
 use tinylm::formats::DType;
 use tinylm::formats::gguf::GgufFile;
 
+use crate::support::{self, Project, tinylm_inputs};
+
 fn fixture(arch: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("tinylm-{arch}"))
+    support::fixture(&format!("tinylm-{arch}"))
 }
 
 fn tinylm_source(arch: &str) -> String {
@@ -30,14 +27,7 @@ fn tinylm_source(arch: &str) -> String {
 }
 
 fn inputs(arch: &str) -> TinyLmInputs {
-    let f = fixture(arch);
-    TinyLmInputs {
-        checkpoint: f.join("last.ckpt"),
-        config: f.join("model.yaml"),
-        tokenizer: f.join("tokenizer.pkl"),
-        tokenizer_config: Some(f.join("tokenizer.yaml")),
-        arch: None,
-    }
+    tinylm_inputs(&fixture(arch))
 }
 
 /// What `tinylm convert --to gguf` makes for `model` (named like the manifest model).
@@ -148,7 +138,7 @@ fn hf_source_builds_like_the_converter_and_tracks_folder_name_and_pre() {
     let dir = p.path().join("my-model");
     tinylm_to_hf::write_hf_dir(&model, &dir).unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
-        common::backdate(&entry.unwrap().path());
+        support::backdate(&entry.unwrap().path());
     }
     let manifest = |folder: &str, pre: &str| {
         format!(

@@ -1,15 +1,11 @@
 //! tiny-lm sources through the manifest: the exported HF folder equals `tinylm convert --to hf`.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::Project;
+use crate::support::{self, Project};
 
 fn fixture(arch: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("tinylm-{arch}"))
+    support::fixture(&format!("tinylm-{arch}"))
 }
 
 #[test]

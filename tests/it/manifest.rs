@@ -1,8 +1,6 @@
 //! Manifest errors: exit code 2, file:line:column, the snippet, and a suggestion.
 
-mod common;
-
-use common::{Project, demo};
+use crate::support::{self, Project, demo};
 
 fn check(manifest: &str, line: usize, needles: &[&str]) {
     let p = demo();
@@ -123,7 +121,7 @@ fn a_missing_manifest_is_a_usage_error_with_a_hint() {
 #[test]
 fn init_writes_a_manifest_that_builds() {
     let p = Project::new();
-    common::write_gguf(&p, "weights/tiny.gguf", 3);
+    support::write_gguf(&p, "weights/tiny.gguf", 3);
     let out = p.run(&["init"]);
     assert!(
         out.status.success(),
@@ -136,7 +134,7 @@ fn init_writes_a_manifest_that_builds() {
         "{text}"
     );
     let r = p.build(&[]);
-    assert_eq!(common::count(&r, "failed"), 0);
+    assert_eq!(support::count(&r, "failed"), 0);
     assert!(p.path().join("dist/tiny/tiny.gguf").exists());
     assert_eq!(
         p.run(&["init"]).status.code(),

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tinylm::convert::hf::{HfModel, TensorBytes};
 use tinylm::convert::tinylm_to_hf::{Arch, ExportOptions, TinyLmInputs, export, write_hf_dir};
 use tinylm::formats::{DType, safetensors};
+
+use crate::support::{self, sha256_hex as hex};
 
 const FIXTURES: &[&str] = &[
     "tinylm-gpt2",
@@ -27,26 +28,12 @@ fn root() -> PathBuf {
 }
 
 fn inputs(fx: &str) -> TinyLmInputs {
-    let d = root().join("tests/fixtures").join(fx);
-    TinyLmInputs {
-        checkpoint: d.join("last.ckpt"),
-        config: d.join("model.yaml"),
-        tokenizer: d.join("tokenizer.pkl"),
-        tokenizer_config: Some(d.join("tokenizer.yaml")),
-        arch: None,
-    }
+    support::tinylm_inputs(&support::fixture(fx))
 }
 
 fn golden(fx: &str, file: &str) -> Vec<u8> {
     let p = root().join("tests/golden/hf_export").join(fx).join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn export_fx(fx: &str, dtype: DType) -> HfModel {

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use half::{bf16, f16};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tinylm::convert::hf::{HfModel, HfTensor, HfWeightFile, TensorBytes};
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType, PreSource};
 use tinylm::formats::DType;
 use tinylm::formats::gguf::{GgufFile, Value};
+
+use crate::support::sha256_hex;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/hf_to_gguf")
@@ -138,13 +139,6 @@ fn load_fixture(name: &str) -> Fixture {
         },
         expected,
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 fn value_json(v: &Value) -> Json {

@@ -1,8 +1,6 @@
 //! The build engine, end to end: incremental builds, cache integrity, crash safety, locking.
 
-mod common;
-
-use common::{Project, count, demo, ids_with, write_gguf};
+use crate::support::{self, Project, count, demo, ids_with, sha256_hex, write_gguf};
 
 #[test]
 fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
@@ -31,7 +29,7 @@ fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
     );
     assert_eq!(
         std::fs::read(p.path().join("dist/a/a.gguf")).unwrap(),
-        common::tiny_gguf(1)
+        support::tiny_gguf(1)
     );
 
     let r2 = p.build(&[]);
@@ -127,10 +125,10 @@ fn replacing_a_gguf_reruns_its_downstream_only() {
     assert_eq!(count(&r, "hashed_files"), 1);
     assert_eq!(
         std::fs::read(p.path().join("dist/a/a.gguf")).unwrap(),
-        common::tiny_gguf(9)
+        support::tiny_gguf(9)
     );
     let sums = std::fs::read_to_string(p.path().join("dist/releases/v1-1.0.0/SHA256SUMS")).unwrap();
-    assert!(sums.contains(&sha256_hex(&common::tiny_gguf(9))));
+    assert!(sums.contains(&sha256_hex(&support::tiny_gguf(9))));
 }
 
 #[test]
@@ -145,7 +143,7 @@ fn deleting_an_output_restores_it_from_cache_without_running() {
     assert_eq!(count(&r, "placed"), 2);
     assert_eq!(
         std::fs::read(p.path().join("dist/b/b.gguf")).unwrap(),
-        common::tiny_gguf(2)
+        support::tiny_gguf(2)
     );
 }
 
@@ -153,7 +151,7 @@ fn deleting_an_output_restores_it_from_cache_without_running() {
 fn a_corrupted_cache_object_is_detected_and_rebuilt() {
     let p = demo();
     p.build(&[]);
-    let good = common::tiny_gguf(1);
+    let good = support::tiny_gguf(1);
     let digest = tinylm::cache::Digest::of(&good).to_hex();
     let obj = p
         .path()
@@ -192,7 +190,7 @@ fn concurrent_builds_wait_for_each_other_and_agree() {
     let reference = demo();
     reference.build(&[]);
     let p = demo();
-    let bin = common::bin();
+    let bin = support::bin();
     let spawn = || {
         std::process::Command::new(&bin)
             .current_dir(p.path())
@@ -378,15 +376,15 @@ fn outputs_are_read_only_and_release_checksums_are_right() {
     assert_eq!(rel["version"], "1.0.0");
     let a = &rel["artifacts"][0];
     assert_eq!(a["model"], "a");
-    assert_eq!(a["gguf"]["sha256"], sha256_hex(&common::tiny_gguf(1)));
+    assert_eq!(a["gguf"]["sha256"], sha256_hex(&support::tiny_gguf(1)));
     assert_eq!(
         a["gguf"]["blake3"],
-        tinylm::cache::Digest::of(&common::tiny_gguf(1)).to_hex()
+        tinylm::cache::Digest::of(&support::tiny_gguf(1)).to_hex()
     );
-    assert_eq!(a["gguf"]["size"], common::tiny_gguf(1).len());
+    assert_eq!(a["gguf"]["size"], support::tiny_gguf(1).len());
     assert_eq!(
         a["sources"]["gguf"],
-        tinylm::cache::Digest::of(&common::tiny_gguf(1)).to_hex()
+        tinylm::cache::Digest::of(&support::tiny_gguf(1)).to_hex()
     );
 }
 
@@ -443,14 +441,6 @@ fn a_source_that_is_not_a_gguf_fails_the_build_with_its_name() {
     assert!(p.path().join("dist/b/b.gguf").exists());
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn a_project_can_be_built_from_another_directory() {
     let p = demo();
@@ -488,7 +478,7 @@ fn quants_of_a_gguf_source_share_it_and_land_in_the_release() {
     // The source already is F16: used as is, byte for byte.
     assert_eq!(
         std::fs::read(p.path().join("dist/m/m-f16.gguf")).unwrap(),
-        common::tiny_gguf(5)
+        support::tiny_gguf(5)
     );
     let q8 = tinylm::formats::gguf::GgufFile::open(p.path().join("dist/m/m-q8_0.gguf")).unwrap();
     assert_eq!(q8.get_u64("general.file_type").unwrap(), 7);

@@ -1,23 +1,14 @@
 //! tiny-lm checkpoint → GGUF directly equals checkpoint → HF folder on disk → GGUF, byte for byte.
 
-use std::path::Path;
-
 use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType, PreSource};
-use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
+use tinylm::convert::tinylm_to_hf::{self, ExportOptions};
 use tinylm::formats::DType;
 
+use crate::support;
+
 fn check(fixture: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(fixture);
-    let inputs = TinyLmInputs {
-        checkpoint: dir.join("last.ckpt"),
-        config: dir.join("model.yaml"),
-        tokenizer: dir.join("tokenizer.pkl"),
-        tokenizer_config: Some(dir.join("tokenizer.yaml")),
-        arch: None,
-    };
+    let inputs = support::tinylm_inputs(&support::fixture(fixture));
     let export = ExportOptions {
         dtype: DType::F32,
         dir_name: fixture.to_string(),

@@ -1,0 +1,27 @@
+//! tinylm's integration tests, in one binary (as cargo and ripgrep do): one link instead of
+//! one per file, and one place for the helpers every test shares ([`support`]).
+//!
+//! Each module is one area; the tests drive the real `tinylm` binary or the library the way a
+//! user or a consumer does, against golden files produced by the reference tools.
+
+mod support;
+
+mod cli_convert_inspect;
+mod engine;
+mod gguf_action;
+mod golden_hf_to_gguf;
+mod hf_bin;
+mod hf_export;
+mod hf_to_gguf_errors;
+mod install_ollama;
+mod manifest;
+mod modelfile_golden;
+mod quant_file;
+mod quant_golden;
+mod schema;
+mod template_detect;
+mod template_lint;
+mod template_render;
+mod templates_engine;
+mod tinylm_direct_gguf;
+mod tinylm_source;
