@@ -16,11 +16,14 @@ pub mod convert;
 pub mod error;
 pub mod exec;
 pub mod formats;
+pub mod fsutil;
+pub mod inspect;
 pub mod install;
 pub mod manifest;
 pub mod plan;
 pub mod quant;
 pub mod template;
+pub mod workspace;
 
 pub use error::{Error, IoContext, Result};
 

@@ -1,11 +1,11 @@
 //! `export_hf`: a tiny-lm run as a Hugging Face folder (config, tokenizer, safetensors).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Action, RunCtx};
-use crate::convert::tinylm_to_hf::{Arch, ExportOptions, TinyLmInputs, export, write_hf_dir};
-use crate::formats::DType;
-use crate::manifest::{HfDtype, TinyLmArch};
+use super::{Action, RunCtx, to_params};
+use crate::convert::tinylm_to_hf::{
+    ExportOptions, HfDtype, TinyLmArch, TinyLmInputs, export, write_hf_dir,
+};
 use crate::{Error, Result};
 
 /// The files every export consists of, in name order.
@@ -37,30 +37,34 @@ impl ExportHfAction {
             config: ctx.input("config")?.path.clone(),
             tokenizer: ctx.input("tokenizer")?.path.clone(),
             tokenizer_config: ctx.input("tokenizer_config").ok().map(|i| i.path.clone()),
-            arch: self.arch.map(|a| match a {
-                TinyLmArch::Gpt2 => Arch::Gpt2,
-                TinyLmArch::Llama3 => Arch::Llama3,
-            }),
+            arch: self.arch,
         })
     }
 
     /// The exporter's options.
     pub fn options(&self) -> ExportOptions {
-        let dtype = match self.dtype {
-            HfDtype::F32 => DType::F32,
-            HfDtype::F16 => DType::F16,
-            HfDtype::Bf16 => DType::BF16,
-        };
         ExportOptions {
-            dtype,
+            dtype: self.dtype.into(),
             dir_name: self.dir_name.clone(),
         }
     }
 
-    /// Parameters shared with the `gguf` action's direct path.
-    pub fn params_json(&self) -> serde_json::Value {
-        json!({ "arch": self.arch, "dtype": self.dtype, "dir_name": self.dir_name })
+    /// Key parameters, shared with the `gguf` action's direct path.
+    pub(super) fn params_struct(&self) -> ExportParams<'_> {
+        ExportParams {
+            arch: self.arch.map(TinyLmArch::name),
+            dtype: self.dtype.name(),
+            dir_name: &self.dir_name,
+        }
     }
+}
+
+/// The key parameters of an export.
+#[derive(Serialize)]
+pub(super) struct ExportParams<'a> {
+    arch: Option<&'static str>,
+    dtype: &'static str,
+    dir_name: &'a str,
 }
 
 impl Action for ExportHfAction {
@@ -73,7 +77,7 @@ impl Action for ExportHfAction {
     }
 
     fn params(&self) -> serde_json::Value {
-        self.params_json()
+        to_params(&self.params_struct())
     }
 
     fn outputs(&self) -> Vec<String> {

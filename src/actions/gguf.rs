@@ -3,14 +3,15 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Action, ExportHfAction, RunCtx};
+use super::export_hf::ExportParams;
+use super::{Action, ExportHfAction, MODEL_GGUF, REPORT_JSON, RunCtx, to_params, write_json};
+use crate::Result;
 use crate::convert::hf::HfModel;
 use crate::convert::hf_to_gguf::{self, GgufOptions, OutType};
 use crate::convert::tinylm_to_hf;
 use crate::error::IoContext;
-use crate::{Error, Result};
 
 /// Where the model comes from.
 #[derive(Debug)]
@@ -31,8 +32,8 @@ pub enum GgufSource {
 pub struct GgufAction {
     /// The source kind and its parameters.
     pub source: GgufSource,
-    /// `f32`, `f16`, `bf16`, `q8_0` or `auto`.
-    pub outtype: String,
+    /// Type of the weights.
+    pub outtype: OutType,
     /// `tokenizer.ggml.pre` override.
     pub pre: Option<String>,
 }
@@ -66,23 +67,22 @@ impl Action for GgufAction {
 
     fn params(&self) -> serde_json::Value {
         let source = match &self.source {
-            GgufSource::Hf { dir_name } => json!({ "hf": { "dir_name": dir_name } }),
-            GgufSource::TinyLm(export) => json!({ "tinylm": export.params_json() }),
+            GgufSource::Hf { dir_name } => SourceParams::Hf { dir_name },
+            GgufSource::TinyLm(export) => SourceParams::Tinylm(export.params_struct()),
         };
-        json!({ "source": source, "outtype": self.outtype, "pre": self.pre })
+        to_params(&Params {
+            source,
+            outtype: self.outtype.name(),
+            pre: self.pre.as_deref(),
+        })
     }
 
     fn outputs(&self) -> Vec<String> {
-        vec!["model.gguf".into(), "report.json".into()]
+        vec![MODEL_GGUF.into(), REPORT_JSON.into()]
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
-        let outtype = OutType::parse(&self.outtype).ok_or_else(|| {
-            Error::Build(format!(
-                "internal error: unknown outtype `{}`",
-                self.outtype
-            ))
-        })?;
+        let outtype = self.outtype;
         let model = self.model(ctx)?;
         ctx.check_cancel()?;
         let opts = GgufOptions {
@@ -92,7 +92,7 @@ impl Action for GgufAction {
             threads: None,
             cancel: Some(ctx.cancel.clone()),
         };
-        let path = ctx.output("model.gguf");
+        let path = ctx.output(MODEL_GGUF);
         let file = std::fs::File::create(&path).with_path(&path)?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         let report = hf_to_gguf::convert(&model, &opts, &mut w)?;
@@ -100,11 +100,21 @@ impl Action for GgufAction {
         for warning in &report.warnings {
             tracing::warn!("{warning}");
         }
-        let doc = report.to_json();
-        let mut text =
-            serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
-        text.push('\n');
-        let path = ctx.output("report.json");
-        std::fs::write(&path, text).with_path(&path)
+        write_json(ctx, REPORT_JSON, &report.summary())
     }
+}
+
+/// The key parameters of [`GgufAction`].
+#[derive(Serialize)]
+struct Params<'a> {
+    source: SourceParams<'a>,
+    outtype: &'static str,
+    pre: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum SourceParams<'a> {
+    Hf { dir_name: &'a str },
+    Tinylm(ExportParams<'a>),
 }

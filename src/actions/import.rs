@@ -1,8 +1,15 @@
 //! `import`: brings an existing GGUF into the cache, after checking it is a readable GGUF.
 
-use super::{Action, RunCtx};
+use serde::Serialize;
+
+use super::{Action, MODEL_GGUF, RunCtx, to_params};
+use crate::Result;
 use crate::formats::gguf::GgufFile;
-use crate::{Error, Result};
+use crate::fsutil::reflink_or_copy;
+
+/// The key parameters of [`ImportGguf`]: none, the content is the input's digest.
+#[derive(Serialize)]
+struct Params {}
 
 /// Copies a user's GGUF into the store (reflinked where the filesystem allows).
 #[derive(Debug)]
@@ -18,11 +25,11 @@ impl Action for ImportGguf {
     }
 
     fn params(&self) -> serde_json::Value {
-        serde_json::json!({})
+        to_params(&Params {})
     }
 
     fn outputs(&self) -> Vec<String> {
-        vec!["model.gguf".into()]
+        vec![MODEL_GGUF.into()]
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
@@ -34,8 +41,7 @@ impl Action for ImportGguf {
             src.display(),
             gguf.tensors.len()
         );
-        let dst = ctx.output("model.gguf");
-        reflink_copy::reflink_or_copy(src, &dst).map_err(|e| Error::io(&dst, e))?;
-        Ok(())
+        let dst = ctx.output(MODEL_GGUF);
+        reflink_or_copy(src, &dst)
     }
 }

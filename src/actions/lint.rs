@@ -2,10 +2,10 @@
 //! tokenizer). Errors fail the build unless `--allow-lint`, so a model that would talk garbage
 //! or never stop cannot reach a release.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Action, RunCtx};
-use crate::template::lint::{Severity, lint_modelfile_text};
+use super::{Action, LINT_JSON, RunCtx, to_params, write_json};
+use crate::template::lint::{LintRecord, lint_modelfile_text};
 use crate::template::vocab::Vocab;
 use crate::{Error, Result};
 
@@ -27,11 +27,11 @@ impl Action for LintAction {
     }
 
     fn params(&self) -> serde_json::Value {
-        json!({ "allow": self.allow })
+        to_params(&Params { allow: self.allow })
     }
 
     fn outputs(&self) -> Vec<String> {
-        vec!["lint.json".into()]
+        vec![LINT_JSON.into()]
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
@@ -45,22 +45,12 @@ impl Action for LintAction {
                 "the Modelfile does not fit the model:\n{report}\n(fix the template or parameters, or pass --allow-lint)"
             )));
         }
-        let findings: Vec<_> = report
-            .findings
-            .iter()
-            .map(|f| {
-                json!({
-                    "severity": if f.severity == Severity::Error { "error" } else { "warning" },
-                    "code": f.code,
-                    "message": f.message,
-                    "hint": f.hint,
-                })
-            })
-            .collect();
-        let doc = json!({ "errors": report.errors(), "warnings": report.warnings(), "findings": findings });
-        let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
-        s.push('\n');
-        let path = ctx.output("lint.json");
-        std::fs::write(&path, s).map_err(|e| Error::io(&path, e))
+        write_json(ctx, LINT_JSON, &LintRecord::from(&report))
     }
+}
+
+/// The key parameters of [`LintAction`].
+#[derive(Serialize)]
+struct Params {
+    allow: bool,
 }

@@ -8,6 +8,12 @@
 //!
 //! The action key is derived from [`Action::kind`], [`Action::version`], [`Action::params`] and the
 //! input digests: bump `version` whenever an implementation change alters the bytes produced.
+//! Each action builds its params from its own `#[derive(Serialize)]` struct (never from manifest
+//! types), so renaming a manifest field cannot silently change cache keys.
+//!
+//! Adding an action kind: a file here with the action struct, its params struct and its `run`;
+//! a `mod`/`pub use` line below; output-name constants if it has new outputs; the node(s) that
+//! use it in `plan`; and tests in `tests/it/`.
 
 mod export_hf;
 mod gguf;
@@ -25,12 +31,29 @@ pub use export_hf::{ExportHfAction, HF_FILES};
 pub use gguf::{GgufAction, GgufSource};
 pub use import::ImportGguf;
 pub use lint::LintAction;
-pub use modelfile::ModelfileAction;
+pub use modelfile::{ModelfileAction, ModelfileTemplate, TemplateChoice};
 pub use quantize::QuantizeAction;
 pub use release::{ReleaseAction, ReleaseItem};
 
+use serde::Serialize;
+
 use crate::cache::Digest;
 use crate::{Error, Result};
+
+/// Output: a GGUF (`import`, `gguf`, `quantize`).
+pub const MODEL_GGUF: &str = "model.gguf";
+/// Output: a conversion or quantization report (`gguf`, `quantize`).
+pub const REPORT_JSON: &str = "report.json";
+/// Output: an Ollama Modelfile (`modelfile`).
+pub const MODELFILE: &str = "Modelfile";
+/// Output: the template a Modelfile uses and why ([`TemplateChoice`], `modelfile`).
+pub const TEMPLATE_JSON: &str = "template.json";
+/// Output: a lint report ([`crate::template::lint::LintRecord`], `lint`).
+pub const LINT_JSON: &str = "lint.json";
+/// Output: a release's checksums (`release`).
+pub const SHA256SUMS: &str = "SHA256SUMS";
+/// Output: a release's description (`release`).
+pub const RELEASE_JSON: &str = "release.json";
 
 /// One kind of build step.
 pub trait Action: Send + Sync + std::fmt::Debug {
@@ -93,4 +116,18 @@ impl RunCtx<'_> {
             Ok(())
         }
     }
+}
+
+/// An action's params struct as the JSON value its key is computed from.
+pub(crate) fn to_params<T: Serialize>(params: &T) -> serde_json::Value {
+    // Params are plain structs of strings, numbers and options: serializing cannot fail.
+    serde_json::to_value(params).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes output `name` as pretty JSON with a trailing newline.
+pub(crate) fn write_json<T: Serialize>(ctx: &RunCtx<'_>, name: &str, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Build(e.to_string()))?;
+    text.push('\n');
+    let path = ctx.output(name);
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
 }

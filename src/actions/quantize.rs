@@ -1,19 +1,26 @@
 //! `quantize`: a GGUF in one of llama-quantize's file types, made from a float GGUF.
 
-use std::str::FromStr;
-
+use serde::Serialize;
 use serde_json::json;
 
-use super::{Action, RunCtx};
+use super::{Action, MODEL_GGUF, REPORT_JSON, RunCtx, to_params, write_json};
 use crate::formats::gguf::GgufFile;
+use crate::fsutil::reflink_or_copy;
 use crate::quant::{FileType, QuantizeOptions, quantize_file};
 use crate::{Error, Result};
 
-/// Quantizes its `source` input to `quant` (a llama-quantize file type, lower-case).
+/// Quantizes its `source` input to `quant` (a llama-quantize file type).
 #[derive(Debug)]
 pub struct QuantizeAction {
-    /// Target file type name as written in the manifest (`q4_k_m`).
-    pub quant: String,
+    /// Target file type.
+    pub quant: FileType,
+}
+
+/// The key parameters of [`QuantizeAction`].
+#[derive(Serialize)]
+struct Params {
+    /// The file type's lower-case name (`q4_k_m`).
+    quant: String,
 }
 
 impl Action for QuantizeAction {
@@ -27,24 +34,26 @@ impl Action for QuantizeAction {
     }
 
     fn params(&self) -> serde_json::Value {
-        json!({ "quant": self.quant })
+        to_params(&Params {
+            quant: self.quant.name().to_ascii_lowercase(),
+        })
     }
 
     fn outputs(&self) -> Vec<String> {
-        vec!["model.gguf".into(), "report.json".into()]
+        vec![MODEL_GGUF.into(), REPORT_JSON.into()]
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
-        let ftype = FileType::from_str(&self.quant).map_err(|e| Error::Build(e.to_string()))?;
+        let ftype = self.quant;
         let src = &ctx.input("source")?.path;
-        let out = ctx.output("model.gguf");
+        let out = ctx.output(MODEL_GGUF);
         // A source that already is the requested type is used as is: rewriting it would
         // reorder tensors and metadata (as llama-quantize does) for no gain.
         let src_type = GgufFile::open(src)?
             .get("general.file_type")
             .and_then(|v| v.as_u64());
         let report = if src_type == Some(u64::from(ftype.id())) {
-            reflink_copy::reflink_or_copy(src, &out).map_err(|e| Error::io(&out, e))?;
+            reflink_or_copy(src, &out)?;
             json!({ "ftype": ftype.name(), "identity": true })
         } else {
             let opts = QuantizeOptions {
@@ -56,10 +65,6 @@ impl Action for QuantizeAction {
             serde_json::to_value(quantize_file(src, &out, &opts)?)
                 .map_err(|e| Error::Build(e.to_string()))?
         };
-        let mut text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Build(e.to_string()))?;
-        text.push('\n');
-        let path = ctx.output("report.json");
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        write_json(ctx, REPORT_JSON, &report)
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use super::{Action, ResolvedInput, RunCtx};
+use super::{Action, RELEASE_JSON, ResolvedInput, RunCtx, SHA256SUMS, to_params, write_json};
 use crate::{Error, Result};
 
 /// One (model, quant) of a release.
@@ -32,6 +32,15 @@ pub struct ReleaseItem {
     pub lint: String,
     /// Input name of the Modelfile's template choice (`template.json`).
     pub template: String,
+}
+
+/// The key parameters of [`ReleaseAction`].
+#[derive(Serialize)]
+struct Params<'a> {
+    name: &'a str,
+    version: &'a str,
+    items: &'a [ReleaseItem],
+    tinylm: &'static str,
 }
 
 /// Writes `SHA256SUMS` and `release.json` for a set of GGUFs and Modelfiles.
@@ -67,11 +76,16 @@ impl Action for ReleaseAction {
     }
 
     fn params(&self) -> serde_json::Value {
-        json!({ "name": self.name, "version": self.version, "items": self.items, "tinylm": crate::VERSION })
+        to_params(&Params {
+            name: &self.name,
+            version: &self.version,
+            items: &self.items,
+            tinylm: crate::VERSION,
+        })
     }
 
     fn outputs(&self) -> Vec<String> {
-        vec!["SHA256SUMS".into(), "release.json".into()]
+        vec![SHA256SUMS.into(), RELEASE_JSON.into()]
     }
 
     fn run(&self, ctx: &RunCtx<'_>) -> Result<()> {
@@ -105,7 +119,7 @@ impl Action for ReleaseAction {
             .collect();
         lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
         lines.dedup();
-        let path = ctx.output("SHA256SUMS");
+        let path = ctx.output(SHA256SUMS);
         std::fs::write(&path, lines.concat()).map_err(|e| Error::io(&path, e))?;
 
         let mut models: Vec<serde_json::Value> = Vec::new();
@@ -147,11 +161,7 @@ impl Action for ReleaseAction {
             "tinylm_version": crate::VERSION,
             "artifacts": models,
         });
-        let mut text =
-            serde_json::to_string_pretty(&doc).map_err(|e| Error::Build(e.to_string()))?;
-        text.push('\n');
-        let path = ctx.output("release.json");
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        write_json(ctx, RELEASE_JSON, &doc)
     }
 }
 

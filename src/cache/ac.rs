@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, Store, atomic};
+use super::{Digest, Store};
 use crate::Result;
 
 const FORMAT_VERSION: u32 = 1;
@@ -52,20 +52,20 @@ impl ActionRecord {
 }
 
 /// Reads the record of `key`; a missing or unreadable record is a miss.
-pub fn read(store: &Store, key: &Digest) -> Option<ActionRecord> {
+pub(super) fn read(store: &Store, key: &Digest) -> Option<ActionRecord> {
     let bytes = std::fs::read(store.record_path(key)).ok()?;
     let rec: ActionRecord = serde_json::from_slice(&bytes).ok()?;
     (rec.version == FORMAT_VERSION && rec.key == *key).then_some(rec)
 }
 
 /// Writes a record atomically.
-pub fn write(store: &Store, rec: &ActionRecord) -> Result<()> {
+pub(super) fn write(store: &Store, rec: &ActionRecord) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| crate::Error::Build(format!("serializing action record: {e}")))?;
-    atomic::write(&store.record_path(&rec.key), &bytes)
+    crate::fsutil::write_atomic(&store.record_path(&rec.key), &bytes)
 }
 
 /// Deletes a record (its outputs were found missing or corrupt).
-pub fn remove(store: &Store, key: &Digest) {
+pub(super) fn remove(store: &Store, key: &Digest) {
     let _ = std::fs::remove_file(store.record_path(key));
 }

@@ -3,14 +3,15 @@
 use std::path::Path;
 
 use super::digest::hash_file;
-use super::{Digest, StatCache, Store, atomic};
+use super::{Digest, StatCache, Store};
+use crate::fsutil::{set_readonly, sync_dir};
 use crate::{Error, IoContext, Result};
 
 /// Moves a finished file (in the cache's tmp dir) into the store; returns its digest and size.
 ///
 /// The object is made read-only and fsynced before the rename, so it appears whole or not at all.
 /// If an intact object with the same digest already exists, the new file is simply dropped.
-pub fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Digest, u64)> {
+pub(super) fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Digest, u64)> {
     let digest = hash_file(file)?;
     let size = std::fs::metadata(file).with_path(file)?.len();
     let dest = store.object_path(&digest);
@@ -31,26 +32,13 @@ pub fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Digest, u
         stat.forget(&dest);
         return Err(Error::io(&dest, e));
     }
-    atomic::sync_dir(dir);
+    sync_dir(dir);
     Ok((digest, size))
 }
 
 /// Removes an object (e.g. found corrupt).
-pub fn remove(store: &Store, stat: &StatCache, digest: &Digest) {
+pub(super) fn remove(store: &Store, stat: &StatCache, digest: &Digest) {
     let path = store.object_path(digest);
     let _ = std::fs::remove_file(&path);
     stat.forget(&path);
-}
-
-/// Makes a file read-only for everyone.
-pub fn set_readonly(path: &Path) -> Result<()> {
-    let mut perms = std::fs::metadata(path).with_path(path)?.permissions();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        perms.set_mode(0o444);
-    }
-    #[cfg(not(unix))]
-    perms.set_readonly(true);
-    std::fs::set_permissions(path, perms).with_path(path)
 }

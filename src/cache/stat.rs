@@ -212,7 +212,7 @@ impl StatCache {
             entries,
         })
         .map_err(|e| crate::Error::Build(format!("serializing stat cache: {e}")))?;
-        super::atomic::write(&self.path, &bytes)
+        crate::fsutil::write_atomic(&self.path, &bytes)
     }
 
     fn lookup(&self, path: &Path) -> Option<Entry> {

@@ -2,10 +2,13 @@
 
 use std::process::ExitCode;
 
-use super::{GlobalOpts, workspace};
-use crate::exec::{self, BuildOptions};
-use crate::install::project::{self, Runtime};
-use crate::{Result, plan};
+use serde::Serialize;
+
+use super::{GlobalOpts, open, print_json};
+use crate::Result;
+use crate::exec::BuildReport;
+use crate::plan::PlanOptions;
+use crate::workspace::{BuildRequest, Installed};
 
 /// Arguments of `tinylm build`.
 #[derive(Debug, clap::Args)]
@@ -29,56 +32,41 @@ pub struct BuildArgs {
     pub jobs: Option<usize>,
 }
 
+/// `--json` output: the build report plus what the `[install]` section installed.
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a BuildReport,
+    installed: &'a [Installed],
+}
+
 /// Runs `tinylm build`.
 pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
-    let ws = workspace::open(g)?;
-    let plan = plan::plan(
-        &ws.project,
-        plan::PlanOptions {
-            allow_lint: args.allow_lint,
-        },
-    )?;
-    let _locks = if args.dry_run {
-        None
-    } else {
-        Some(workspace::lock_for_build(&ws)?)
-    };
-    let opts = BuildOptions {
+    let ws = open(g)?;
+    let plan = ws.plan(PlanOptions {
+        allow_lint: args.allow_lint,
+    })?;
+    let req = BuildRequest {
         targets: args.targets,
-        jobs: workspace::jobs(args.jobs)?,
+        jobs: args.jobs,
         keep_going: args.keep_going,
         dry_run: args.dry_run,
         locked: args.locked,
         progress: !g.quiet && !g.json,
-        verbose_lines: !g.quiet && !g.json,
+        interruptible: true,
     };
-    let report = exec::build(&ws, &plan, &opts, workspace::cancel_on_ctrl_c())?;
+    let report = ws.build(&plan, &req)?;
     // The [install] section runs last, only after a complete, successful build.
-    let mut installed = Vec::new();
-    if report.failed == 0 && !args.dry_run {
-        let sel = plan.select(&opts.targets)?;
-        for (runtime, list) in [
-            (Runtime::Ollama, &ws.project.install_ollama),
-            (Runtime::Lmstudio, &ws.project.install_lmstudio),
-        ] {
-            let which: Vec<_> = list
-                .iter()
-                .filter(|(m, q)| {
-                    plan.artifacts
-                        .iter()
-                        .any(|a| &a.model == m && &a.quant == q && sel.nodes.contains(&a.modelfile))
-                })
-                .cloned()
-                .collect();
-            if !which.is_empty() {
-                installed.extend(project::install(&ws, &plan, runtime, &which, None)?);
-            }
-        }
-    }
+    let installed = if report.failed == 0 && !args.dry_run {
+        ws.install_after_build(&plan, &req.targets)?
+    } else {
+        Vec::new()
+    };
     if g.json {
-        let mut v = serde_json::to_value(&report).unwrap_or_default();
-        v["installed"] = serde_json::to_value(&installed).unwrap_or_default();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&Output {
+            report: &report,
+            installed: &installed,
+        });
     } else {
         if args.dry_run {
             for d in &report.details {

@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::GlobalOpts;
+use serde::Serialize;
+
+use super::{GlobalOpts, print_json};
 use crate::convert::hf::HfModel;
-use crate::convert::hf_to_gguf::{self, GgufOptions, OutType};
-use crate::convert::tinylm_to_hf::{self, Arch, ExportOptions, TinyLmInputs};
+use crate::convert::hf_to_gguf::{self, ConvertSummary, GgufOptions, OutType};
+use crate::convert::tinylm_to_hf::{self, ExportOptions, HfDtype, TinyLmArch, TinyLmInputs};
 use crate::formats::DType;
 use crate::{Error, Result};
 
@@ -17,45 +19,6 @@ pub enum Target {
     Hf,
     /// A GGUF file.
     Gguf,
-}
-
-/// Architecture of a tiny-lm checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ArchArg {
-    /// tiny-lm GPT-2.
-    Gpt2,
-    /// tiny-lm Llama 3.
-    Llama3,
-}
-
-impl From<ArchArg> for Arch {
-    fn from(a: ArchArg) -> Self {
-        match a {
-            ArchArg::Gpt2 => Arch::Gpt2,
-            ArchArg::Llama3 => Arch::Llama3,
-        }
-    }
-}
-
-/// Weight dtype of an HF export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DtypeArg {
-    /// 32-bit float (lossless for tiny-lm checkpoints).
-    F32,
-    /// 16-bit float.
-    F16,
-    /// bfloat16.
-    Bf16,
-}
-
-impl From<DtypeArg> for DType {
-    fn from(d: DtypeArg) -> Self {
-        match d {
-            DtypeArg::F32 => DType::F32,
-            DtypeArg::F16 => DType::F16,
-            DtypeArg::Bf16 => DType::BF16,
-        }
-    }
 }
 
 /// Arguments of `tinylm convert`.
@@ -83,47 +46,19 @@ pub struct ConvertArgs {
     pub tokenizer_config: Option<PathBuf>,
     /// Architecture [default: inferred from the tensor names].
     #[arg(long, value_enum)]
-    pub arch: Option<ArchArg>,
+    pub arch: Option<TinyLmArch>,
     /// Weight dtype of the export.
     #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: DtypeArg,
+    pub dtype: HfDtype,
     /// GGUF weight type (`--to gguf`), as convert_hf_to_gguf.py's --outtype.
     #[arg(long, value_enum, default_value = "auto")]
-    pub outtype: OutTypeArg,
+    pub outtype: OutType,
     /// Force `tokenizer.ggml.pre` (`--to gguf`; e.g. llama-bpe, gpt-2, qwen2).
     #[arg(long, value_name = "NAME")]
     pub pre: Option<String>,
     /// Force `general.name` (`--to gguf`).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-}
-
-/// GGUF outtype.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutTypeArg {
-    /// Everything f32.
-    F32,
-    /// f16 weights.
-    F16,
-    /// bf16 weights.
-    Bf16,
-    /// Q8_0 weights.
-    #[value(name = "q8_0")]
-    Q8_0,
-    /// bf16 if the source weights are bf16, else f16.
-    Auto,
-}
-
-impl From<OutTypeArg> for OutType {
-    fn from(o: OutTypeArg) -> Self {
-        match o {
-            OutTypeArg::F32 => OutType::F32,
-            OutTypeArg::F16 => OutType::F16,
-            OutTypeArg::Bf16 => OutType::BF16,
-            OutTypeArg::Q8_0 => OutType::Q8_0,
-            OutTypeArg::Auto => OutType::Auto,
-        }
-    }
 }
 
 /// `name` next to the input, if it exists.
@@ -163,7 +98,7 @@ fn inputs(args: &ConvertArgs) -> Result<TinyLmInputs> {
             .tokenizer_config
             .clone()
             .or_else(|| beside(&args.input, "tokenizer.yaml")),
-        arch: args.arch.map(Arch::from),
+        arch: args.arch,
     })
 }
 
@@ -195,23 +130,24 @@ fn to_gguf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
         HfModel::open(&args.input)?
     } else {
         let opts = ExportOptions {
-            dtype: args.dtype.into(),
+            dtype: DType::from(args.dtype),
             dir_name: gguf_model_name(&args.output),
         };
         tinylm_to_hf::export(&inputs(args)?, &opts)?
     };
     let opts = GgufOptions {
-        outtype: args.outtype.into(),
+        outtype: args.outtype,
         pre_override: args.pre.clone(),
         name_override: args.name.clone(),
         ..Default::default()
     };
     let report = hf_to_gguf::convert_to_path(&model, &opts, &args.output)?;
     if g.json {
-        let mut out = report.to_json();
-        out["output"] = serde_json::json!(args.output);
-        out["to"] = serde_json::json!("gguf");
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        print_json(&GgufOutput {
+            summary: report.summary(),
+            output: &args.output,
+            to: "gguf",
+        });
     } else {
         for w in &report.warnings {
             eprintln!("warning: {w}");
@@ -245,7 +181,7 @@ fn to_hf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     let opts = ExportOptions {
-        dtype: args.dtype.into(),
+        dtype: DType::from(args.dtype),
         dir_name,
     };
     let model = tinylm_to_hf::export(&inputs, &opts)?;
@@ -258,14 +194,13 @@ fn to_hf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
             .map(String::as_str)
             .chain(model.weights.iter().map(|w| w.file_name.as_str()))
             .collect();
-        let out = serde_json::json!({
-            "output": args.output,
-            "to": "hf",
-            "dtype": opts.dtype,
-            "files": files,
-            "tensors": tensors,
+        print_json(&HfOutput {
+            output: &args.output,
+            to: "hf",
+            dtype: opts.dtype,
+            files,
+            tensors,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else if !g.quiet {
         eprintln!(
             "wrote {} ({} files, {tensors} tensors, {})",
@@ -275,4 +210,23 @@ fn to_hf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `convert --to gguf --json`: the conversion report plus where it went.
+#[derive(Serialize)]
+struct GgufOutput<'a> {
+    #[serde(flatten)]
+    summary: ConvertSummary,
+    output: &'a Path,
+    to: &'static str,
+}
+
+/// `convert --to hf --json`.
+#[derive(Serialize)]
+struct HfOutput<'a> {
+    output: &'a Path,
+    to: &'static str,
+    dtype: DType,
+    files: Vec<&'a str>,
+    tensors: usize,
 }

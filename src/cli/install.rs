@@ -1,17 +1,14 @@
-//! `tinylm install` and `tinylm uninstall`.
-//!
-//! The manifest-aware `install ollama MODEL[:QUANT]` and the `[install]` section are the
-//! engine's; they call [`crate::install::ollama::install`] with the built GGUF and Modelfile.
+//! `tinylm install`: a manifest model (built first if stale, see
+//! [`crate::workspace::Workspace::install`]) or a GGUF file, into Ollama or LM Studio.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{GlobalOpts, workspace};
-use crate::exec::{self, BuildOptions};
-use crate::install::project::{self, Runtime};
-use crate::install::{lmstudio, ollama};
-use crate::plan;
+use super::{GlobalOpts, open, print_json};
+use crate::install::{Runtime, lmstudio, ollama};
+use crate::plan::PlanOptions;
 use crate::template::modelfile::Modelfile;
+use crate::workspace::BuildRequest;
 use crate::{Error, IoContext, Result};
 
 /// Arguments of `tinylm install`.
@@ -55,25 +52,8 @@ pub enum InstallTarget {
     },
 }
 
-/// Arguments of `tinylm uninstall`.
-#[derive(Debug, clap::Args)]
-pub struct UninstallArgs {
-    #[command(subcommand)]
-    pub target: UninstallTarget,
-}
-
-/// What to uninstall.
-#[derive(Debug, clap::Subcommand)]
-pub enum UninstallTarget {
-    /// Remove a model from the Ollama store (and blobs no other model uses).
-    Ollama {
-        /// Ollama model name.
-        name: String,
-    },
-}
-
 /// Runs `tinylm install`.
-pub fn install(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
+pub fn run(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
     match args.target {
         InstallTarget::Ollama {
             target,
@@ -176,24 +156,6 @@ pub fn install(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
     }
 }
 
-/// Runs `tinylm uninstall`.
-pub fn uninstall(g: &GlobalOpts, args: UninstallArgs) -> Result<ExitCode> {
-    match args.target {
-        UninstallTarget::Ollama { name } => {
-            let store = ollama::OllamaStore::from_env()?;
-            let r = ollama::uninstall(&store, &name)?;
-            if !g.quiet {
-                println!(
-                    "removed {} and {} blob(s) no other model uses",
-                    r.manifest.display(),
-                    r.removed_blobs.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
 fn is_file(target: &str) -> bool {
     std::path::Path::new(target).is_file()
 }
@@ -205,48 +167,32 @@ fn manifest_install(
     target: &str,
     name: Option<&str>,
 ) -> Result<ExitCode> {
-    let ws = workspace::open(g)?;
-    let plan = plan::plan(&ws.project, Default::default())?;
-    let (model, quant) = match target.split_once(':') {
-        Some((m, q)) => (m, Some(q.to_lowercase())),
-        None => (target, None),
-    };
-    let which: Vec<(String, Option<String>)> = plan
-        .artifacts
-        .iter()
-        .filter(|a| a.model == model && (quant.is_none() || a.quant == quant))
-        .map(|a| (a.model.clone(), a.quant.clone()))
-        .collect();
+    let ws = open(g)?;
+    let plan = ws.plan(PlanOptions::default())?;
+    let which = ws.install_selection(&plan, target);
     if which.is_empty() {
-        let models: Vec<&str> = ws.project.models.keys().map(String::as_str).collect();
+        let models: Vec<&str> = ws.project().models.keys().map(String::as_str).collect();
         return Err(Error::Usage(format!(
             "`{target}` is neither a GGUF file nor a model of the manifest (models: {})",
             models.join(", ")
         )));
     }
-    let _locks = workspace::lock_for_build(&ws)?;
-    let opts = BuildOptions {
+    let req = BuildRequest {
         targets: vec![target.to_string()],
-        jobs: workspace::jobs(None)?,
-        keep_going: false,
-        dry_run: false,
-        locked: false,
         progress: !g.quiet && !g.json,
-        verbose_lines: !g.quiet && !g.json,
+        interruptible: true,
+        ..Default::default()
     };
-    let report = exec::build(&ws, &plan, &opts, workspace::cancel_on_ctrl_c())?;
+    let report = ws.build(&plan, &req)?;
     if report.failed > 0 {
         for e in &report.errors {
             eprintln!("error: {e}");
         }
         return Ok(ExitCode::from(1));
     }
-    let done = project::install(&ws, &plan, runtime, &which, name)?;
+    let done = ws.install(&plan, runtime, &which, name)?;
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&done).unwrap_or_default()
-        );
+        print_json(&done);
     } else if !g.quiet {
         for i in &done {
             let what = if i.changed {

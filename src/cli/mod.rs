@@ -1,6 +1,7 @@
 //! Command-line interface: global options, subcommand dispatch, logging and exit codes.
 //!
-//! Each subcommand lives in its own file with a clap `Args` struct and a `run` function.
+//! Each subcommand lives in its own file with a clap `Args` struct and a `run` function that
+//! turns arguments into a library call (mostly a [`Workspace`] method) and prints the result.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,16 +9,23 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Result;
+use crate::manifest::manifest_path;
+use crate::workspace::Workspace;
 
 mod build;
+mod clean;
 mod convert;
+mod gc;
+mod graph;
+mod init;
 mod inspect;
 mod install;
 mod lint;
-mod misc;
 mod quantize;
+mod schema;
+mod status;
 mod template;
-mod workspace;
+mod uninstall;
 
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]
@@ -58,17 +66,17 @@ pub enum Command {
     /// Build targets (default: everything in the manifest).
     Build(build::BuildArgs),
     /// Show what is stale and why.
-    Status(misc::StatusArgs),
+    Status(status::StatusArgs),
     /// Print the build graph.
-    Graph(misc::GraphArgs),
+    Graph(graph::GraphArgs),
     /// Remove the output directory.
-    Clean(misc::CleanArgs),
+    Clean(clean::CleanArgs),
     /// Drop cache objects not reachable from the lockfile.
-    Gc(misc::GcArgs),
+    Gc(gc::GcArgs),
     /// Write a starter tinylm.toml.
-    Init(misc::InitArgs),
+    Init(init::InitArgs),
     /// Print the JSON schema of tinylm.toml.
-    Schema(misc::SchemaArgs),
+    Schema(schema::SchemaArgs),
     /// Convert one model without a manifest (checkpoint → HF, HF/checkpoint → GGUF).
     Convert(convert::ConvertArgs),
     /// Describe a model file (.ckpt/.pt/.bin/.safetensors/.gguf/tokenizer.pkl).
@@ -82,7 +90,7 @@ pub enum Command {
     /// Install a built model into Ollama or LM Studio.
     Install(install::InstallArgs),
     /// Remove a model installed by tinylm.
-    Uninstall(install::UninstallArgs),
+    Uninstall(uninstall::UninstallArgs),
 }
 
 /// Entry point of the `tinylm` binary.
@@ -115,20 +123,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Build(a) => build::run(g, a),
-        Command::Status(a) => misc::status(g, a),
-        Command::Graph(a) => misc::graph(g, a),
-        Command::Clean(a) => misc::clean(g, a),
-        Command::Gc(a) => misc::gc(g, a),
-        Command::Init(a) => misc::init(g, a),
-        Command::Schema(a) => misc::schema(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::Graph(a) => graph::run(g, a),
+        Command::Clean(a) => clean::run(g, a),
+        Command::Gc(a) => gc::run(g, a),
+        Command::Init(a) => init::run(g, a),
+        Command::Schema(a) => schema::run(g, a),
         Command::Convert(a) => convert::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Quantize(a) => quantize::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
-        Command::Install(a) => install::install(g, a),
-        Command::Uninstall(a) => install::uninstall(g, a),
+        Command::Install(a) => install::run(g, a),
+        Command::Uninstall(a) => uninstall::run(g, a),
     }
+}
+
+/// Opens the project named by `--manifest` (default `tinylm.toml`) with the `--cache` override.
+fn open(g: &GlobalOpts) -> Result<Workspace> {
+    Workspace::open(&manifest_path(g.manifest.as_deref()), g.cache.as_deref())
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 fn init_logging(g: &GlobalOpts) {

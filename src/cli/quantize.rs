@@ -40,7 +40,7 @@ pub fn run(g: &GlobalOpts, args: QuantizeArgs) -> Result<ExitCode> {
         ftype,
         threads,
         allow_requantize: args.allow_requantize,
-        cancel: Some(super::workspace::cancel_on_ctrl_c()),
+        cancel: Some(crate::exec::cancel_on_ctrl_c()),
     };
     let dir = match args.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

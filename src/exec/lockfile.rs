@@ -6,9 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Digest, OutputEntry, atomic};
+use crate::actions::ResolvedInput;
+use crate::cache::{Digest, OutputEntry};
+use crate::fsutil::{relative, write_atomic};
+use crate::plan::{Input, Plan};
 use crate::{Error, Result};
 
 /// Name of the lock file, next to the manifest.
@@ -86,7 +90,7 @@ impl LockFile {
         if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
             return Ok(false);
         }
-        atomic::write(path, text.as_bytes())?;
+        write_atomic(path, text.as_bytes())?;
         Ok(true)
     }
 
@@ -102,5 +106,41 @@ impl LockFile {
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+/// The lock entry of node `ix` after it was built (or found cached) with `key`.
+pub(super) fn entry(
+    root: &Path,
+    plan: &Plan,
+    ix: NodeIndex,
+    key: &Digest,
+    inputs: &[ResolvedInput],
+    outputs: &BTreeMap<String, OutputEntry>,
+) -> LockEntry {
+    let node = &plan.graph[ix];
+    let mut map = BTreeMap::new();
+    for (input, resolved) in node.inputs.iter().zip(inputs) {
+        let (path, from) = match &input.1 {
+            Input::File(p) | Input::Dir(p) => (Some(relative(root, p)), None),
+            Input::Output { node: up, output } => {
+                (None, Some(format!("{}/{output}", plan.graph[*up].id)))
+            }
+        };
+        map.insert(
+            input.0.clone(),
+            LockInput {
+                path,
+                from,
+                digest: resolved.digest,
+                size: resolved.size,
+            },
+        );
+    }
+    LockEntry {
+        kind: node.action.kind().to_string(),
+        key: *key,
+        inputs: map,
+        outputs: outputs.clone(),
     }
 }

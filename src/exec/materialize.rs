@@ -5,13 +5,17 @@
 //! (`.tinylm/state.json`) records each file's digest and stat, so an intact output is left alone
 //! (no hashing) and a deleted or modified one is restored from the cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::scheduler::NodeState;
+use super::{ProjectLayout, fault};
+use crate::cache::Digest;
 use crate::cache::stat::FileStat;
-use crate::cache::{Digest, atomic, cas};
+use crate::fsutil::{self, Linked};
+use crate::plan::{Plan, Selection};
 use crate::{Error, IoContext, Result};
 
 const FORMAT_VERSION: u32 = 1;
@@ -51,7 +55,7 @@ impl State {
     /// Saves the state atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Build(e.to_string()))?;
-        atomic::write(path, &bytes)
+        fsutil::write_atomic(path, &bytes)
     }
 
     /// Whether `rel` is in place with `digest` and untouched since we placed it.
@@ -91,21 +95,11 @@ pub fn place(object: &Path, dest: &Path) -> Result<FileStat> {
         std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
-    let linked = match reflink_copy::reflink(object, &tmp) {
-        Ok(()) => false,
-        Err(_) => match std::fs::hard_link(object, &tmp) {
-            Ok(()) => true,
-            Err(_) => {
-                std::fs::copy(object, &tmp).with_path(&tmp)?;
-                false
-            }
-        },
-    };
-    if !linked {
+    if fsutil::link_or_copy(object, &tmp)? != Linked::Hardlink {
         // A hard link shares the object's read-only inode; copies get their own protection.
-        cas::set_readonly(&tmp)?;
+        fsutil::set_readonly(&tmp)?;
     }
-    super::fault::point("mid-materialize", &dest.to_string_lossy());
+    fault::point("mid-materialize", &dest.to_string_lossy());
     std::fs::rename(&tmp, dest).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(dest, e)
@@ -140,4 +134,107 @@ pub fn remove_stale(out: &Path, rel: &Path, placed: &Placed) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Ids of owners whose outputs are cached but not in place (what a build would restore).
+pub(super) fn unplaced_owners(
+    layout: &ProjectLayout,
+    plan: &Plan,
+    sel: &Selection,
+    states: &[NodeState],
+) -> BTreeSet<String> {
+    let state = State::load(&layout.state_path());
+    let mut out = BTreeSet::new();
+    for m in plan
+        .materializations
+        .iter()
+        .filter(|m| sel.nodes.contains(&m.owner))
+    {
+        if let NodeState::Done { outputs, .. } = &states[m.node.index()]
+            && let Some(o) = outputs.get(&m.output)
+            && !state.is_current(&layout.out, &m.dest, &o.digest)
+        {
+            out.insert(plan.graph[m.owner].id.clone());
+        }
+    }
+    out
+}
+
+/// Places outputs of finished nodes and removes stale ones; returns (placed, removed, ids of
+/// owners that had something placed).
+pub(super) fn place_outputs(
+    layout: &ProjectLayout,
+    plan: &Plan,
+    sel: &Selection,
+    states: &[NodeState],
+) -> Result<(usize, usize, BTreeSet<String>)> {
+    let out = &layout.out;
+    let state_path = layout.state_path();
+    let mut state = State::load(&state_path);
+    remove_leftover_temps(out);
+    let mut placed = 0;
+    let mut touched = BTreeSet::new();
+    let mut current: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut mats: Vec<_> = plan
+        .materializations
+        .iter()
+        .filter(|m| sel.nodes.contains(&m.owner))
+        .collect();
+    mats.sort_by(|a, b| a.dest.cmp(&b.dest));
+    for m in mats {
+        current.insert(m.dest.clone());
+        let NodeState::Done { outputs, .. } = &states[m.node.index()] else {
+            continue;
+        };
+        if !matches!(states[m.owner.index()], NodeState::Done { .. }) {
+            continue;
+        }
+        let Some(o) = outputs.get(&m.output) else {
+            continue;
+        };
+        if state.is_current(out, &m.dest, &o.digest) {
+            continue;
+        }
+        fault::point("before-materialize", &plan.graph[m.owner].id);
+        let stat = place(&layout.store.object_path(&o.digest), &out.join(&m.dest))?;
+        state.placed.insert(
+            m.dest.clone(),
+            Placed {
+                digest: o.digest,
+                stat,
+                group: m.group.clone(),
+            },
+        );
+        placed += 1;
+        touched.insert(plan.graph[m.owner].id.clone());
+        // Save as we go: a crash between placements must not forget what is already there.
+        if placed % 16 == 0 {
+            state.save(&state_path)?;
+        }
+    }
+    // Everything ever placed for the cleaned groups that this plan no longer produces.
+    let all_dests: BTreeSet<&PathBuf> = plan.materializations.iter().map(|m| &m.dest).collect();
+    let stale: Vec<PathBuf> = state
+        .placed
+        .iter()
+        .filter(|(p, pl)| {
+            (sel.all || sel.groups.contains(&pl.group))
+                && !current.contains(*p)
+                && !all_dests.contains(p)
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut removed = 0;
+    for p in stale {
+        if let Some(pl) = state.placed.remove(&p)
+            && remove_stale(out, &p, &pl)
+        {
+            removed += 1;
+        }
+    }
+    // A no-op build writes nothing (and pays for no fsync).
+    if placed > 0 || removed > 0 {
+        state.save(&state_path)?;
+    }
+    Ok((placed, removed, touched))
 }

@@ -4,12 +4,14 @@
 //! - [`safetensors`]: validated zero-copy reading (mmap) and deterministic writing of one file.
 //! - [`pytorch`]: torch zip checkpoints (`.ckpt`, `.pt`, `.bin`) through a restricted unpickler.
 //! - [`tiktoken`]: pickled `tiktoken.core.Encoding` state.
+//! - [`tensor`]: the tensors the weight readers hand out ([`tensor::Tensor`], by weight file).
 
 pub mod dtype;
 mod error;
 pub mod gguf;
 pub mod pytorch;
 pub mod safetensors;
+pub mod tensor;
 pub mod tiktoken;
 
 pub use dtype::DType;

@@ -4,7 +4,7 @@
 //! metadata={"format": "pt"})` (what transformers' `save_pretrained` writes): tensors sorted by
 //! descending dtype then name, a compact JSON header with `__metadata__` first, padded with
 //! spaces to a multiple of 8, then the data back to back. The order is a property of the
-//! [`HfWeightFile`] (see [`sort_canonical`]); [`write`] keeps whatever order it is given so an
+//! [`WeightFile`] (see [`sort_canonical`]); [`write`] keeps whatever order it is given so an
 //! in-memory weight file and its file on disk always agree.
 //!
 //! The reader ([`read`]) never trusts the header: it must fit the file, every tensor's byte range
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::convert::hf::{HfTensor, HfWeightFile, TensorBytes};
 use crate::formats::DType;
+use crate::formats::tensor::{Tensor, TensorBytes, WeightFile};
 
 /// The `__metadata__` every file gets, as transformers writes it.
 pub const METADATA: (&str, &str) = ("format", "pt");
@@ -47,7 +47,7 @@ fn st_dtype(d: DType) -> safetensors::Dtype {
 
 /// Sorts tensors into the order the safetensors library writes them: descending dtype (its
 /// enum order, widest types first), then name.
-pub fn sort_canonical(tensors: &mut [HfTensor]) {
+pub fn sort_canonical(tensors: &mut [Tensor]) {
     tensors.sort_by(|a, b| {
         st_dtype(b.dtype)
             .cmp(&st_dtype(a.dtype))
@@ -56,7 +56,7 @@ pub fn sort_canonical(tensors: &mut [HfTensor]) {
 }
 
 /// The 8-byte length prefix plus the padded JSON header for `tensors` in their given order.
-pub fn header(tensors: &[HfTensor]) -> Result<Vec<u8>, String> {
+pub fn header(tensors: &[Tensor]) -> Result<Vec<u8>, String> {
     let mut map = serde_json::Map::new();
     let mut meta = serde_json::Map::new();
     meta.insert(METADATA.0.into(), METADATA.1.into());
@@ -95,7 +95,7 @@ pub fn header(tensors: &[HfTensor]) -> Result<Vec<u8>, String> {
 }
 
 /// Writes `file` in safetensors format to `w`, tensors in the file's order.
-pub fn write<W: Write>(w: &mut W, file: &HfWeightFile) -> std::io::Result<()> {
+pub fn write<W: Write>(w: &mut W, file: &WeightFile) -> std::io::Result<()> {
     let head = header(&file.tensors).map_err(std::io::Error::other)?;
     w.write_all(&head)?;
     for t in &file.tensors {
@@ -118,7 +118,7 @@ pub(crate) fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFil
 }
 
 /// Writes `file` to `path` atomically (temp file in the same directory, then rename).
-pub fn write_file(path: &Path, file: &HfWeightFile) -> Result<(), SafetensorsError> {
+pub fn write_file(path: &Path, file: &WeightFile) -> Result<(), SafetensorsError> {
     let io = |source| SafetensorsError::Io {
         path: path.to_owned(),
         source,
@@ -137,19 +137,19 @@ const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
 /// Maps and validates a `.safetensors` file that will be read in full (its pages are pre-faulted);
 /// tensors come back in stored (data offset) order and borrow the mapping.
-pub fn read(path: &Path) -> Result<HfWeightFile, SafetensorsError> {
+pub fn read(path: &Path) -> Result<WeightFile, SafetensorsError> {
     read_mapped(path, crate::formats::map_file_populated)
 }
 
 /// Like [`read`], without pre-faulting the pages: for looking at the header of a large file.
-pub fn read_lazy(path: &Path) -> Result<HfWeightFile, SafetensorsError> {
+pub fn read_lazy(path: &Path) -> Result<WeightFile, SafetensorsError> {
     read_mapped(path, crate::formats::map_file)
 }
 
 fn read_mapped(
     path: &Path,
     map_file: fn(&Path) -> std::io::Result<Arc<memmap2::Mmap>>,
-) -> Result<HfWeightFile, SafetensorsError> {
+) -> Result<WeightFile, SafetensorsError> {
     let map = map_file(path).map_err(|source| SafetensorsError::Io {
         path: path.to_owned(),
         source,
@@ -161,7 +161,7 @@ fn read_mapped(
         .unwrap_or_default();
     let tensors = entries
         .into_iter()
-        .map(|e| HfTensor {
+        .map(|e| Tensor {
             name: e.name,
             dtype: e.dtype,
             shape: e.shape,
@@ -171,7 +171,7 @@ fn read_mapped(
             },
         })
         .collect();
-    Ok(HfWeightFile { file_name, tensors })
+    Ok(WeightFile { file_name, tensors })
 }
 
 /// One tensor of a parsed header.
@@ -285,9 +285,9 @@ fn usize_list(v: &Json) -> Option<Vec<usize>> {
 mod tests {
     use super::*;
 
-    fn tensor(name: &str, dtype: DType, shape: &[usize], fill: u8) -> HfTensor {
+    fn tensor(name: &str, dtype: DType, shape: &[usize], fill: u8) -> Tensor {
         let n: usize = shape.iter().product::<usize>() * dtype.size();
-        HfTensor {
+        Tensor {
             name: name.into(),
             dtype,
             shape: shape.to_vec(),
@@ -295,7 +295,7 @@ mod tests {
         }
     }
 
-    fn sample() -> Vec<HfTensor> {
+    fn sample() -> Vec<Tensor> {
         vec![
             tensor("z.weight", DType::F16, &[3, 2], 1),
             tensor("a.bias", DType::F32, &[5], 2),
@@ -310,7 +310,7 @@ mod tests {
     fn matches_the_safetensors_library_byte_for_byte() {
         let mut tensors = sample();
         sort_canonical(&mut tensors);
-        let file = HfWeightFile {
+        let file = WeightFile {
             file_name: "model.safetensors".into(),
             tensors: tensors.clone(),
         };
@@ -353,7 +353,7 @@ mod tests {
         let p = dir.path().join("model.safetensors");
         let mut tensors = sample();
         sort_canonical(&mut tensors);
-        let file = HfWeightFile {
+        let file = WeightFile {
             file_name: "model.safetensors".into(),
             tensors,
         };
@@ -389,7 +389,7 @@ mod tests {
         let mut ok = Vec::new();
         write(
             &mut ok,
-            &HfWeightFile {
+            &WeightFile {
                 file_name: String::new(),
                 tensors: sample(),
             },

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil;
 use crate::{Error, IoContext, Result};
 
 /// The LM Studio models directory: `$LMSTUDIO_MODELS`, else `~/.lmstudio/models`.
@@ -50,7 +51,7 @@ pub fn install(
     fs::create_dir_all(&dir).with_path(&dir)?;
     let dest = dir.join(file);
     let src_meta = fs::metadata(gguf).with_path(gguf)?;
-    if same_file(gguf, &dest) {
+    if fsutil::same_file(gguf, &dest) {
         return Ok((dest, false));
     }
     if let Ok(m) = fs::metadata(&dest)
@@ -61,19 +62,7 @@ pub fn install(
     }
     let tmp = dir.join(format!(".tinylm-{}.part", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    let linked = fs::hard_link(gguf, &tmp).is_ok();
-    if !linked {
-        fs::copy(gguf, &tmp).with_path(&tmp)?;
-    }
+    let linked = fsutil::hardlink_or_copy(gguf, &tmp)?;
     fs::rename(&tmp, &dest).with_path(&dest)?;
     Ok((dest, linked))
-}
-
-/// Whether two paths are the same inode (a hardlink we made earlier).
-fn same_file(a: &Path, b: &Path) -> bool {
-    use crate::cache::stat::FileStat;
-    match (FileStat::of(a), FileStat::of(b)) {
-        (Ok(x), Ok(y)) => x.dev == y.dev && x.ino == y.ino && x.ino != 0,
-        _ => false,
-    }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::formats::gguf::GgufFile;
+use crate::fsutil;
 use crate::template::golang::push_json_string;
 use crate::template::modelfile::Modelfile;
 use crate::template::params::params_blob;
@@ -195,32 +196,6 @@ fn sha256_bytes(b: &[u8]) -> String {
     hex_digest(&Sha256::digest(b))
 }
 
-/// Writes `bytes` to `dest` through a temp file in the same directory, fsynced, then renamed.
-fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_path(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tinylm-")
-        .tempfile_in(dir)
-        .with_path(dir)?;
-    tmp.write_all(bytes).with_path(tmp.path())?;
-    tmp.as_file().sync_all().with_path(tmp.path())?;
-    set_mode_644(tmp.path())?;
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode_644(p: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o644)).with_path(p)
-}
-
-#[cfg(not(unix))]
-fn set_mode_644(_: &Path) -> Result<()> {
-    Ok(())
-}
-
 /// Puts a text/JSON blob in the store unless it is already there.
 fn put_blob(
     store: &OllamaStore,
@@ -234,7 +209,7 @@ fn put_blob(
         .map(|m| m.len() != bytes.len() as u64)
         .unwrap_or(true);
     if fresh {
-        write_atomic(&path, bytes)?;
+        fsutil::write_atomic_shared(&path, bytes)?;
         written.push(path);
     }
     Ok(Layer {
@@ -287,7 +262,7 @@ fn put_gguf(store: &OllamaStore, gguf: &Path, written: &mut Vec<PathBuf>) -> Res
             n += k as u64;
         }
         out.sync_all().with_path(&tmp)?;
-        set_mode_644(&tmp)?;
+        fsutil::set_mode(&tmp, 0o644)?;
         if hex_digest(&h.finalize()) != layer.digest || n != size {
             let _ = fs::remove_file(&tmp);
             return Err(Error::Build(format!(
@@ -486,7 +461,7 @@ pub fn install(
     let old = fs::read(&path).ok();
     let mut pruned = Vec::new();
     if old.as_deref() != Some(m.as_bytes()) {
-        write_atomic(&path, m.as_bytes())?;
+        fsutil::write_atomic_shared(&path, m.as_bytes())?;
         written.push(path.clone());
         if let Some(old) = old {
             // Like `ollama create` over an existing name: drop layers nothing uses any more.

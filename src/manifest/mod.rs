@@ -5,6 +5,7 @@
 //! the planner sees. Every error points at `file:line:column` with the offending snippet.
 
 mod span;
+mod starter;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,10 +15,21 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use span::{Sp, closest, render};
-pub use validate::{ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateSpec, TinyLmSpec};
+pub use starter::{init, manifest_path, starter};
+pub use validate::{
+    ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateSpec, TinyLmSpec, base_file_type,
+};
 
+use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
+use crate::quant::FileType;
 pub use crate::template::params::RawValue;
 use crate::{Error, IoContext, Result};
+
+/// How the manifest, action ids and file names spell a quant: llama-quantize's name in lower
+/// case (`q4_k_m`).
+pub fn quant_name(ft: FileType) -> String {
+    ft.name().to_ascii_lowercase()
+}
 
 /// The whole manifest as written.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -146,28 +158,6 @@ pub struct TinyLmSource {
     pub arch: Option<TinyLmArch>,
     /// Weight dtype of the exported Hugging Face folder (default f32).
     pub dtype: Option<HfDtype>,
-}
-
-/// tiny-lm architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TinyLmArch {
-    /// tiny-lm GPT-2.
-    Gpt2,
-    /// tiny-lm Llama 3.
-    Llama3,
-}
-
-/// Weight dtypes of an exported Hugging Face folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HfDtype {
-    /// float32.
-    F32,
-    /// float16.
-    F16,
-    /// bfloat16.
-    Bf16,
 }
 
 /// `[templates.<name>]`.

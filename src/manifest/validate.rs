@@ -4,15 +4,14 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{HfDtype, InstallSelection, Loaded, Message, Model, Sp, TinyLmArch, closest};
+use super::{InstallSelection, Loaded, Message, Model, Sp, closest, quant_name};
+use crate::convert::hf_to_gguf::OutType;
+use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
 use crate::quant::FileType;
 use crate::template::families::{builtin, builtin_names};
 use crate::template::lint;
 use crate::template::params::{self, ParamValue};
 use crate::{Error, Result};
-
-/// Base GGUF types the converter can write directly.
-pub const OUTTYPES: &[&str] = &["f32", "f16", "bf16", "q8_0", "auto"];
 
 /// The validated project: everything the planner needs, with absolute paths and defaults applied.
 #[derive(Debug, Clone)]
@@ -34,9 +33,9 @@ pub struct Project {
     /// Releases by name.
     pub releases: BTreeMap<String, ReleaseSpec>,
     /// Artifacts to install into Ollama after a build.
-    pub install_ollama: Vec<(String, Option<String>)>,
+    pub install_ollama: Vec<(String, Option<FileType>)>,
     /// Artifacts to install into LM Studio after a build.
-    pub install_lmstudio: Vec<(String, Option<String>)>,
+    pub install_lmstudio: Vec<(String, Option<FileType>)>,
 }
 
 /// A model with defaults applied.
@@ -46,14 +45,14 @@ pub struct ModelSpec {
     pub name: String,
     /// Where it comes from.
     pub source: SourceSpec,
-    /// Quantizations to build, lower-case, in manifest order; empty for a GGUF used as is.
-    pub quants: Vec<String>,
+    /// Quantizations to build, in manifest order; empty for a GGUF used as is.
+    pub quants: Vec<FileType>,
     /// Template, system prompt and parameters for its Modelfiles; `None` writes a bare `FROM`.
     pub template: Option<TemplateSpec>,
     /// Name for Ollama installs.
     pub ollama_name: String,
     /// Type of the converted base GGUF (`hf`/`tinylm` sources).
-    pub outtype: String,
+    pub outtype: OutType,
     /// `tokenizer.ggml.pre` override.
     pub pre: Option<String>,
     /// Whether to put the exported HF folder in the output.
@@ -89,7 +88,7 @@ pub struct TinyLmSpec {
 }
 
 /// What a model's Modelfiles carry: a `[templates]` entry, a built-in family, or `auto`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplateSpec {
     /// Template name as the manifest refers to it.
     pub name: String,
@@ -117,7 +116,7 @@ pub struct ReleaseSpec {
     /// Release version.
     pub version: String,
     /// (model, quant) pairs in manifest order; quant is `None` for a GGUF used as is.
-    pub items: Vec<(String, Option<String>)>,
+    pub items: Vec<(String, Option<FileType>)>,
 }
 
 struct Errors<'a> {
@@ -222,10 +221,12 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
                 items.push((model.name.clone(), None));
                 continue;
             }
-            let wanted = rquants.clone().unwrap_or_else(|| model.quants.clone());
+            let wanted = rquants
+                .clone()
+                .unwrap_or_else(|| model.quants.iter().map(|q| quant_name(*q)).collect());
             for q in wanted {
-                if model.quants.contains(&q) {
-                    items.push((model.name.clone(), Some(q)));
+                if let Some(ft) = model.quants.iter().find(|ft| quant_name(**ft) == q) {
+                    items.push((model.name.clone(), Some(*ft)));
                 } else if let Some(qs) = &rel.quants {
                     let span = qs
                         .iter()
@@ -236,7 +237,7 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
                         format!(
                             "release `{rname}` wants quant `{q}` of model `{}`, which only builds [{}]",
                             model.name,
-                            model.quants.join(", ")
+                            quant_names(&model.quants)
                         ),
                     );
                 }
@@ -428,26 +429,29 @@ fn resolve_model(
     let is_gguf = matches!(source, SourceSpec::Gguf(_));
 
     let quant_list = model.quants.as_ref().or(default_quants);
-    let mut quants: Vec<String> = Vec::new();
+    let mut quants: Vec<FileType> = Vec::new();
     for q in quant_list.into_iter().flatten() {
-        if check_quant(errs, q) {
-            let lq = q.value.to_lowercase();
-            if quants.contains(&lq) {
-                errs.at(&q.span, format!("quant `{lq}` is listed twice"));
+        if let Some(ft) = check_quant(errs, q) {
+            if quants.contains(&ft) {
+                errs.at(
+                    &q.span,
+                    format!("quant `{}` is listed twice", quant_name(ft)),
+                );
             } else {
-                quants.push(lq);
+                quants.push(ft);
             }
         }
     }
+    let given_outtype = model.outtype.as_ref().map(|o| OutType::parse(&o.value));
     if !is_gguf && quants.is_empty() {
         // A converted model needs at least its base GGUF.
-        quants.push(model.outtype.as_ref().map_or("f16".to_string(), |o| {
-            if o.value == "auto" {
-                "f16".to_string()
-            } else {
-                o.value.to_lowercase()
-            }
-        }));
+        let base = match given_outtype {
+            None | Some(Some(OutType::Auto)) => Some(FileType::F16),
+            Some(Some(o)) => base_file_type(o),
+            // An unknown outtype is reported below.
+            Some(None) => None,
+        };
+        quants.extend(base);
     }
 
     for (field, set) in [
@@ -468,25 +472,30 @@ fn resolve_model(
             format!("model `{name}`: `export_hf` only applies to `tinylm` sources"),
         );
     }
-    let outtype = match &model.outtype {
-        Some(o) if OUTTYPES.contains(&o.value.to_lowercase().as_str()) => o.value.to_lowercase(),
-        Some(o) => {
+    let outtype = match (&model.outtype, given_outtype) {
+        (_, Some(Some(o))) => o,
+        (Some(o), _) => {
+            let names: Vec<&str> = OutType::ALL.iter().map(|o| o.name()).collect();
             errs.at(
                 &o.span,
                 format!(
                     "unknown outtype `{}`; expected one of {}",
                     o.value,
-                    OUTTYPES.join(", ")
+                    names.join(", ")
                 ),
             );
-            String::new()
+            OutType::default()
         }
         // Like the reference's "auto", but a float quant the user asked for wins.
-        None => quants
+        (None, _) => quants
             .iter()
-            .find(|q| ["f32", "f16", "bf16"].contains(&q.as_str()))
-            .cloned()
-            .unwrap_or_else(|| "f16".to_string()),
+            .find_map(|q| match q {
+                FileType::F32 => Some(OutType::F32),
+                FileType::F16 => Some(OutType::F16),
+                FileType::BF16 => Some(OutType::BF16),
+                _ => None,
+            })
+            .unwrap_or(OutType::F16),
     };
 
     let template = match model.template.as_ref().or(default_template) {
@@ -557,16 +566,32 @@ fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> P
     path
 }
 
-fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
+/// The file type a converted base GGUF of `outtype` already is (none for `auto`).
+pub fn base_file_type(outtype: OutType) -> Option<FileType> {
+    match outtype {
+        OutType::F32 => Some(FileType::F32),
+        OutType::F16 => Some(FileType::F16),
+        OutType::BF16 => Some(FileType::BF16),
+        OutType::Q8_0 => Some(FileType::Q8_0),
+        OutType::Auto => None,
+    }
+}
+
+fn quant_names(quants: &[FileType]) -> String {
+    let names: Vec<String> = quants.iter().map(|q| quant_name(*q)).collect();
+    names.join(", ")
+}
+
+fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> Option<FileType> {
     match q.value.parse::<FileType>() {
         // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
-        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => true,
+        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => Some(t),
         Ok(t) => {
             errs.at(
                 &q.span,
                 format!("write `{}` for `{}`", t.name().to_lowercase(), q.value),
             );
-            false
+            None
         }
         Err(e) => {
             let names: Vec<String> = FileType::ALL
@@ -584,7 +609,7 @@ fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
                     names.join(", ")
                 ),
             );
-            false
+            None
         }
     }
 }
@@ -628,14 +653,14 @@ fn resolve_install(
     errs: &mut Errors<'_>,
     models: &BTreeMap<String, ModelSpec>,
     sel: Option<&Sp<InstallSelection>>,
-) -> Vec<(String, Option<String>)> {
-    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<String>)> {
+) -> Vec<(String, Option<FileType>)> {
+    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<FileType>)> {
         if m.quants.is_empty() {
             vec![(m.name.clone(), None)]
         } else {
             m.quants
                 .iter()
-                .map(|q| (m.name.clone(), Some(q.clone())))
+                .map(|q| (m.name.clone(), Some(*q)))
                 .collect()
         }
     };
@@ -662,14 +687,16 @@ fn resolve_install(
                 };
                 match quant {
                     None => out.extend(artifacts(spec)),
-                    Some(q) if spec.quants.contains(&q) => out.push((model.to_string(), Some(q))),
-                    Some(q) => errs.at(
-                        &sel.span,
-                        format!(
-                            "[install] wants `{model}:{q}`, but `{model}` builds [{}]",
-                            spec.quants.join(", ")
+                    Some(q) => match spec.quants.iter().find(|ft| quant_name(**ft) == q) {
+                        Some(ft) => out.push((model.to_string(), Some(*ft))),
+                        None => errs.at(
+                            &sel.span,
+                            format!(
+                                "[install] wants `{model}:{q}`, but `{model}` builds [{}]",
+                                quant_names(&spec.quants)
+                            ),
                         ),
-                    ),
+                    },
                 }
             }
             out

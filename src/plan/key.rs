@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::dirty::DirtyReason;
 use crate::actions::{Action, ResolvedInput};
 use crate::cache::Digest;
 
@@ -48,14 +49,14 @@ pub fn canonical(v: &Value) -> String {
     }
 }
 
-/// Differences between two preimages, as `path: old → new` lines, for `status --explain`.
-pub fn diff(old: &Value, new: &Value) -> Vec<String> {
+/// Differences between two preimages, for `status --explain`.
+pub fn diff(old: &Value, new: &Value) -> Vec<DirtyReason> {
     let mut out = Vec::new();
     diff_into("", old, new, &mut out);
     out
 }
 
-fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<DirtyReason>) {
     if old == new {
         return;
     }
@@ -72,9 +73,12 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
                 };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_into(&p, x, y, out),
-                    (Some(x), None) => out.push(format!("{p}: {} → (removed)", short(x))),
-                    (None, Some(y)) => out.push(format!("{p}: (added) → {}", short(y))),
-                    (None, None) => {}
+                    (x, y) if x.is_some() || y.is_some() => out.push(DirtyReason::Changed {
+                        field: p,
+                        old: x.cloned(),
+                        new: y.cloned(),
+                    }),
+                    _ => {}
                 }
             }
         }
@@ -93,31 +97,30 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
             let (a, b) = (named(a), named(b));
             for (name, d) in &b {
                 match a.iter().find(|(n, _)| n == name) {
-                    Some((_, od)) if od != d => out.push(format!(
-                        "input `{name}` changed: {} → {}",
-                        &od[..12],
-                        &d[..12]
-                    )),
-                    None => out.push(format!("input `{name}` added")),
+                    Some((_, od)) if od != d => out.push(DirtyReason::InputChanged {
+                        input: name.clone(),
+                        old: Some(od.clone()),
+                        new: Some(d.clone()),
+                    }),
+                    None => out.push(DirtyReason::InputAdded {
+                        input: name.clone(),
+                    }),
                     _ => {}
                 }
             }
             for (name, _) in &a {
                 if !b.iter().any(|(n, _)| n == name) {
-                    out.push(format!("input `{name}` removed"));
+                    out.push(DirtyReason::InputRemoved {
+                        input: name.clone(),
+                    });
                 }
             }
         }
-        _ => out.push(format!("{path}: {} → {}", short(old), short(new))),
-    }
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s
+        _ => out.push(DirtyReason::Changed {
+            field: path.to_string(),
+            old: Some(old.clone()),
+            new: Some(new.clone()),
+        }),
     }
 }
 
@@ -141,7 +144,7 @@ mod tests {
     fn diff_names_params_and_inputs() {
         let old = json!({"kind": "modelfile", "params": {"system": "a"}, "inputs": [["src", "0".repeat(64)]]});
         let new = json!({"kind": "modelfile", "params": {"system": "b"}, "inputs": [["src", "1".repeat(64)]]});
-        let d = diff(&old, &new);
+        let d: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d.iter().any(|l| l.starts_with("input `src` changed")));
         assert!(d.contains(&r#"params.system: "a" → "b""#.to_string()));

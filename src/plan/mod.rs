@@ -11,6 +11,8 @@
 //! - `modelfile:m:q` → `m/m-q.Modelfile` (`m/m.gguf` and `m/m.Modelfile` without quants)
 //! - `release:r` → `releases/r-version/{GGUFs, Modelfiles, SHA256SUMS, release.json}`
 
+pub mod dirty;
+pub mod graph;
 pub mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,10 +22,14 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ExportHfAction, GgufAction, GgufSource, HF_FILES, ImportGguf, LintAction,
-    ModelfileAction, QuantizeAction, ReleaseAction, ReleaseItem,
+    Action, ExportHfAction, GgufAction, GgufSource, HF_FILES, ImportGguf, LINT_JSON, LintAction,
+    MODEL_GGUF, MODELFILE, ModelfileAction, ModelfileTemplate, QuantizeAction, RELEASE_JSON,
+    REPORT_JSON, ReleaseAction, ReleaseItem, SHA256SUMS, TEMPLATE_JSON,
 };
-use crate::manifest::{ModelSpec, Project, SourceSpec, closest};
+use crate::manifest::{
+    ModelSpec, Project, SourceSpec, TemplateSpec, base_file_type, closest, quant_name,
+};
+use crate::quant::FileType;
 use crate::{Error, Result};
 
 /// Where an input comes from.
@@ -101,9 +107,9 @@ pub struct Selection {
 }
 
 /// File name stem of a model's artifact: `m-q`, or `m` for a GGUF used as is.
-pub fn artifact_stem(model: &str, quant: Option<&str>) -> String {
+pub fn artifact_stem(model: &str, quant: Option<FileType>) -> String {
     match quant {
-        Some(q) => format!("{model}-{q}"),
+        Some(q) => format!("{model}-{}", quant_name(q)),
         None => model.to_string(),
     }
 }
@@ -222,6 +228,7 @@ impl Plan {
 /// Builds the plan for a validated project.
 pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
     let mut p = Plan::default();
+    // Keyed by quant name, so artifacts come out sorted as their names are.
     let mut artifacts: BTreeMap<(String, Option<String>), Artifact> = BTreeMap::new();
     for model in project.models.values() {
         plan_model(&mut p, model, opts, &mut artifacts)?;
@@ -235,14 +242,14 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
         let mut links = Vec::new();
         for (model, quant) in &rel.items {
             let a = artifacts
-                .get(&(model.clone(), quant.clone()))
+                .get(&(model.clone(), quant.map(quant_name)))
                 .ok_or_else(|| {
                     Error::Build(format!("internal error: no artifact for {model}:{quant:?}"))
                 })?;
-            let stem = artifact_stem(model, quant.as_deref());
+            let stem = artifact_stem(model, *quant);
             let item = ReleaseItem {
                 model: model.clone(),
-                quant: quant.clone(),
+                quant: quant.map(quant_name),
                 gguf_file: format!("{stem}.gguf"),
                 modelfile_file: format!("{stem}.Modelfile"),
                 sources: a
@@ -258,14 +265,14 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
                 item.lint.clone(),
                 Input::Output {
                     node: a.lint,
-                    output: "lint.json".into(),
+                    output: LINT_JSON.into(),
                 },
             ));
             inputs.push((
                 item.template.clone(),
                 Input::Output {
                     node: a.modelfile,
-                    output: "template.json".into(),
+                    output: TEMPLATE_JSON.into(),
                 },
             ));
             inputs.push((
@@ -279,7 +286,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
                 ReleaseAction::modelfile_input(&item),
                 Input::Output {
                     node: a.modelfile,
-                    output: "Modelfile".into(),
+                    output: MODELFILE.into(),
                 },
             ));
             if let Some((node, output)) = &a.report {
@@ -296,7 +303,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
             }
             links.push((a.gguf.clone(), dir.join(&item.gguf_file)));
             links.push((
-                (a.modelfile, "Modelfile".to_string()),
+                (a.modelfile, MODELFILE.to_string()),
                 dir.join(&item.modelfile_file),
             ));
             items.push(item);
@@ -315,7 +322,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
         for ((src, out), dest) in links {
             p.materialize(src, &out, dest, node, &group);
         }
-        for out in ["SHA256SUMS", "release.json"] {
+        for out in [SHA256SUMS, RELEASE_JSON] {
             p.materialize(node, out, dir.join(out), node, &group);
         }
     }
@@ -328,7 +335,7 @@ pub struct Artifact {
     /// Model name.
     pub model: String,
     /// Quant, or `None` for a GGUF used as is.
-    pub quant: Option<String>,
+    pub quant: Option<FileType>,
     /// Node and output name of the GGUF.
     pub gguf: (NodeIndex, String),
     /// Node writing the Modelfile (outputs `Modelfile`, `template.json`).
@@ -366,7 +373,7 @@ fn plan_model(
     };
 
     // The base GGUF every quant derives from, and the quant it already is, if any.
-    let (base, base_quant): ((NodeIndex, String), Option<String>) = match &m.source {
+    let (base, base_quant): ((NodeIndex, String), Option<FileType>) = match &m.source {
         SourceSpec::Gguf(path) if m.quants.is_empty() => {
             let node = p.add(
                 format!("import:{name}"),
@@ -374,7 +381,7 @@ fn plan_model(
                 vec![("source".into(), Input::File(path.clone()))],
                 vec![name.clone()],
             );
-            ((node, "model.gguf".into()), None)
+            ((node, MODEL_GGUF.into()), None)
         }
         SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
         SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
@@ -417,32 +424,32 @@ fn plan_model(
                 format!("gguf:{name}"),
                 Box::new(GgufAction {
                     source,
-                    outtype: m.outtype.clone(),
+                    outtype: m.outtype,
                     pre: m.pre.clone(),
                 }),
                 sources.clone(),
                 vec![name.clone()],
             );
-            ((node, "model.gguf".into()), Some(m.outtype.clone()))
+            ((node, MODEL_GGUF.into()), base_file_type(m.outtype))
         }
     };
 
-    let template = m.template.clone();
-    let quants: Vec<Option<String>> = if m.quants.is_empty() {
+    let template = m.template.as_ref().map(modelfile_template);
+    let quants: Vec<Option<FileType>> = if m.quants.is_empty() {
         vec![None]
     } else {
-        m.quants.iter().cloned().map(Some).collect()
+        m.quants.iter().copied().map(Some).collect()
     };
     for quant in quants {
-        let stem = artifact_stem(name, quant.as_deref());
+        let stem = artifact_stem(name, quant);
+        let suffix = quant
+            .map(|q| format!(":{}", quant_name(q)))
+            .unwrap_or_default();
         let mut groups = vec![name.clone()];
-        if let Some(q) = &quant {
-            groups.push(format!("{name}:{q}"));
+        if quant.is_some() {
+            groups.push(format!("{name}{suffix}"));
         }
-        let (gguf, report) = if quant.is_none() || quant == base_quant {
-            (base.clone(), None)
-        } else {
-            let q = quant.clone().unwrap_or_default();
+        let (gguf, report) = if let Some(q) = quant.filter(|q| Some(*q) != base_quant) {
             let input = match &m.source {
                 SourceSpec::Gguf(path) => Input::File(path.clone()),
                 _ => Input::Output {
@@ -451,25 +458,24 @@ fn plan_model(
                 },
             };
             let node = p.add(
-                format!("quantize:{name}:{q}"),
-                Box::new(QuantizeAction { quant: q.clone() }),
+                format!("quantize:{name}{suffix}"),
+                Box::new(QuantizeAction { quant: q }),
                 vec![("source".into(), input)],
                 groups.clone(),
             );
             (
-                (node, "model.gguf".to_string()),
-                Some((node, "report.json".to_string())),
+                (node, MODEL_GGUF.to_string()),
+                Some((node, REPORT_JSON.to_string())),
             )
+        } else {
+            (base.clone(), None)
         };
         let gguf_input = Input::Output {
             node: gguf.0,
             output: gguf.1.clone(),
         };
         let modelfile = p.add(
-            format!(
-                "modelfile:{name}{}",
-                quant.as_ref().map(|q| format!(":{q}")).unwrap_or_default()
-            ),
+            format!("modelfile:{name}{suffix}"),
             Box::new(ModelfileAction {
                 gguf_file: format!("{stem}.gguf"),
                 template: template.clone(),
@@ -477,7 +483,6 @@ fn plan_model(
             vec![("gguf".into(), gguf_input.clone())],
             groups.clone(),
         );
-        let suffix = quant.as_ref().map(|q| format!(":{q}")).unwrap_or_default();
         let lint = p.add(
             format!("lint:{name}{suffix}"),
             Box::new(LintAction {
@@ -489,7 +494,7 @@ fn plan_model(
                     "modelfile".into(),
                     Input::Output {
                         node: modelfile,
-                        output: "Modelfile".into(),
+                        output: MODELFILE.into(),
                     },
                 ),
             ],
@@ -505,16 +510,16 @@ fn plan_model(
         );
         p.materialize(
             modelfile,
-            "Modelfile",
+            MODELFILE,
             dir.join(format!("{stem}.Modelfile")),
             modelfile,
             &group,
         );
         artifacts.insert(
-            (name.clone(), quant.clone()),
+            (name.clone(), quant.map(quant_name)),
             Artifact {
                 model: name.clone(),
-                quant: quant.clone(),
+                quant,
                 gguf,
                 modelfile,
                 lint,
@@ -524,4 +529,17 @@ fn plan_model(
         );
     }
     Ok(())
+}
+
+/// The `modelfile` action's template parameters from the manifest's resolved template.
+fn modelfile_template(t: &TemplateSpec) -> ModelfileTemplate {
+    ModelfileTemplate {
+        name: t.name.clone(),
+        family: t.family.clone(),
+        template: t.template.clone(),
+        system: t.system.clone(),
+        parameters: t.parameters.clone(),
+        license: t.license.clone(),
+        messages: t.messages.clone(),
+    }
 }

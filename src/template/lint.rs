@@ -5,13 +5,17 @@
 use std::fmt;
 use std::path::Path;
 
+use super::families::BuiltinTemplate;
 use super::gotmpl::{self, Mode};
 use super::modelfile::{self, Modelfile};
 use super::params::{self, ParamValue};
 use super::vocab::{Vocab, token_type};
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The model will misbehave (fails the build unless `--allow-lint`).
     Error,
@@ -37,6 +41,50 @@ pub struct Finding {
 pub struct LintReport {
     /// Findings in check order.
     pub findings: Vec<Finding>,
+}
+
+/// A lint report as stored (`lint.json` of the `lint` action) and printed (`tinylm lint
+/// --json`); `tinylm lint` reads it back for built artifacts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LintRecord {
+    /// Number of errors.
+    pub errors: usize,
+    /// Number of warnings.
+    pub warnings: usize,
+    /// Findings in check order.
+    pub findings: Vec<FindingRecord>,
+}
+
+/// One finding of a [`LintRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FindingRecord {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The stable short code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl From<&LintReport> for LintRecord {
+    fn from(r: &LintReport) -> LintRecord {
+        LintRecord {
+            errors: r.errors(),
+            warnings: r.warnings(),
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingRecord {
+                    severity: f.severity,
+                    code: f.code.to_string(),
+                    message: f.message.clone(),
+                    hint: f.hint.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl LintReport {
@@ -429,4 +477,25 @@ pub fn lint_modelfile_text(v: &Vocab, text: &[u8]) -> LintReport {
 pub fn lint_gguf(gguf: &Path, mf: &Modelfile) -> crate::Result<LintReport> {
     let v = Vocab::open_gguf(gguf)?;
     Ok(lint(&v, mf))
+}
+
+/// The Modelfile tinylm would write for `gguf` with built-in template `t`: its TEMPLATE and
+/// PARAMETERs, with the model's own EOS/EOT token texts added to the stops.
+pub fn builtin_modelfile(gguf: &str, t: &BuiltinTemplate, v: &Vocab) -> Modelfile {
+    let mut mf = Modelfile::new(gguf.to_string());
+    mf.template = Some(t.template.clone());
+    mf.parameters = t.parameters();
+    // EOS/EOT are part of the stop list tinylm writes.
+    let mut stops = t.stops.clone();
+    for id in [v.eos_id, v.eot_id].into_iter().flatten() {
+        if let Some(text) = v.token(id)
+            && !stops.iter().any(|s| s == text)
+        {
+            stops.push(text.to_string());
+        }
+    }
+    if !stops.is_empty() {
+        mf.parameters = vec![("stop".into(), ParamValue::List(stops))];
+    }
+    mf
 }

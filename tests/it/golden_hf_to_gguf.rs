@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use half::{bf16, f16};
 use serde_json::Value as Json;
-use tinylm::convert::hf::{HfModel, HfTensor, HfWeightFile, TensorBytes};
+use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType, PreSource};
 use tinylm::formats::DType;
 use tinylm::formats::gguf::{GgufFile, Value};
+use tinylm::formats::tensor::{Tensor, TensorBytes, WeightFile};
 
 use crate::support::sha256_hex;
 
@@ -118,14 +119,14 @@ fn load_fixture(name: &str) -> Fixture {
                 .collect();
             let (dtype, bytes) =
                 tensor_bytes(tname, t["dtype"].as_str().unwrap(), shape.iter().product());
-            tensors.push(HfTensor {
+            tensors.push(Tensor {
                 name: tname.to_string(),
                 dtype,
                 shape,
                 data: TensorBytes::Owned(Arc::from(bytes)),
             });
         }
-        wfs.push(HfWeightFile {
+        wfs.push(WeightFile {
             file_name: f["file"].as_str().unwrap().to_string(),
             tensors,
         });
@@ -280,7 +281,7 @@ fn gpt2_with_attention_mask_buffers_converts_like_without() {
     let mut model = fx.model.clone();
     for l in 0..2 {
         for (suffix, len) in [("attn.bias", 64 * 64), ("attn.masked_bias", 1)] {
-            model.weights[0].tensors.push(HfTensor {
+            model.weights[0].tensors.push(Tensor {
                 name: format!("transformer.h.{l}.{suffix}"),
                 dtype: DType::F32,
                 shape: if len == 1 { vec![] } else { vec![1, 1, 64, 64] },

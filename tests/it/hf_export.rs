@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use tinylm::convert::hf::{HfModel, TensorBytes};
-use tinylm::convert::tinylm_to_hf::{Arch, ExportOptions, TinyLmInputs, export, write_hf_dir};
+use tinylm::convert::hf::HfModel;
+use tinylm::convert::tinylm_to_hf::{
+    ExportOptions, TinyLmArch, TinyLmInputs, export, write_hf_dir,
+};
+use tinylm::formats::tensor::TensorBytes;
 use tinylm::formats::{DType, safetensors};
 
 use crate::support::{self, sha256_hex as hex};
@@ -202,9 +205,9 @@ fn tokenizer_json_reproduces_tiktoken_ids() {
 #[test]
 fn arch_is_inferred_and_mismatch_is_an_error() {
     let mut i = inputs("tinylm-gpt2");
-    i.arch = Some(Arch::Gpt2);
+    i.arch = Some(TinyLmArch::Gpt2);
     assert!(export(&i, &ExportOptions::default()).is_ok());
-    i.arch = Some(Arch::Llama3);
+    i.arch = Some(TinyLmArch::Llama3);
     let msg = export(&i, &ExportOptions::default())
         .unwrap_err()
         .to_string();

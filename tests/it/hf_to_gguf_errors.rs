@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use tinylm::convert::hf::{HfModel, HfTensor, HfWeightFile, TensorBytes};
+use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType, PreSource};
 use tinylm::formats::DType;
+use tinylm::formats::tensor::{Tensor, TensorBytes, WeightFile};
 
 /// A safetensors file with the given (name, shape) f32 tensors, all zeros.
 fn safetensors(tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
@@ -231,7 +232,7 @@ fn tiny_gpt2(config: serde_json::Value, emb_rows: usize) -> HfModel {
     let mut tensors = Vec::new();
     let mut add = |name: &str, shape: Vec<usize>| {
         let n: usize = shape.iter().product();
-        tensors.push(HfTensor {
+        tensors.push(Tensor {
             name: name.into(),
             dtype: DType::F32,
             shape,
@@ -304,7 +305,7 @@ fn tiny_gpt2(config: serde_json::Value, emb_rows: usize) -> HfModel {
     HfModel {
         dir_name: "tiny-custom".into(),
         files,
-        weights: vec![HfWeightFile {
+        weights: vec![WeightFile {
             file_name: "model.safetensors".into(),
             tensors,
         }],

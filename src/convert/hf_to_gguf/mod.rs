@@ -36,37 +36,49 @@ pub use tensors::{PlannedTensor, Source, Transform};
 pub use vocab::{CHKTXT, HfTokenizer};
 
 use self::error::{Result, cfg, file_err, tensor_err};
-use crate::convert::hf::{HfModel, HfTensor};
+use crate::convert::hf::HfModel;
 use crate::formats::DType;
 use crate::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
+use crate::formats::tensor::Tensor;
 
-/// `--outtype` of the reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Type of the converted weights: `--outtype` of the reference, the manifest's `outtype` and
+/// `tinylm convert --outtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum OutType {
     /// Everything F32.
+    #[value(help = "Everything f32")]
     F32,
     /// F16 weights, F32 norms/biases.
+    #[value(help = "f16 weights")]
     F16,
     /// BF16 weights.
+    #[value(name = "bf16", help = "bf16 weights")]
     BF16,
     /// Q8_0 weights.
+    #[value(name = "q8_0", help = "Q8_0 weights")]
     Q8_0,
     /// BF16 if the first ≥2-D tensor is bf16, F16 otherwise.
     #[default]
+    #[value(help = "bf16 if the source weights are bf16, else f16")]
     Auto,
 }
 
 impl OutType {
-    /// Parses `f32`, `f16`, `bf16`, `q8_0`, `auto`.
+    /// Every outtype, in the order error messages list them.
+    pub const ALL: [OutType; 5] = [
+        OutType::F32,
+        OutType::F16,
+        OutType::BF16,
+        OutType::Q8_0,
+        OutType::Auto,
+    ];
+
+    /// Parses `f32`, `f16`, `bf16`, `q8_0`, `auto` (any case).
     pub fn parse(s: &str) -> Option<OutType> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "f32" => OutType::F32,
-            "f16" => OutType::F16,
-            "bf16" => OutType::BF16,
-            "q8_0" => OutType::Q8_0,
-            "auto" => OutType::Auto,
-            _ => return None,
-        })
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(s))
     }
 
     /// The reference's name.
@@ -139,21 +151,46 @@ pub struct ConvertReport {
     pub file_size: u64,
 }
 
+/// A conversion report as JSON: the `gguf` action's `report.json` and `convert --json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConvertSummary {
+    /// `general.architecture`.
+    pub arch: String,
+    /// The HF architecture.
+    pub hf_arch: String,
+    /// The effective outtype.
+    pub outtype: &'static str,
+    /// Number of tensors written.
+    pub tensors: usize,
+    /// Total parameters.
+    pub params: u64,
+    /// `tokenizer.ggml.pre`.
+    pub pre: String,
+    /// How `pre` was chosen (`Hash`, `Override`, …).
+    pub pre_source: String,
+    /// The tokenizer's chkhsh, when computed.
+    pub chkhsh: Option<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Size of the output in bytes.
+    pub bytes: u64,
+}
+
 impl ConvertReport {
     /// The report as JSON, for `--json` output and the `gguf` action's `report.json`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "arch": self.arch,
-            "hf_arch": self.hf_arch,
-            "outtype": self.outtype.name(),
-            "tensors": self.tensor_count,
-            "params": self.params,
-            "pre": self.pre,
-            "pre_source": format!("{:?}", self.pre_source),
-            "chkhsh": self.chkhsh,
-            "warnings": self.warnings,
-            "bytes": self.file_size,
-        })
+    pub fn summary(&self) -> ConvertSummary {
+        ConvertSummary {
+            arch: self.arch.clone(),
+            hf_arch: self.hf_arch.clone(),
+            outtype: self.outtype.name(),
+            tensors: self.tensor_count,
+            params: self.params,
+            pre: self.pre.clone(),
+            pre_source: format!("{:?}", self.pre_source),
+            chkhsh: self.chkhsh.clone(),
+            warnings: self.warnings.clone(),
+            bytes: self.file_size,
+        }
     }
 }
 
@@ -184,10 +221,10 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     // ---- tensors, in the reference's order: extra tensors, then part by part; within a part,
     // safetensors tensors sorted by name (gguf-py's SafetensorsLocal), a torch pickle's in its
     // stored dict order (what torch.load returns).
-    let mut order: Vec<&HfTensor> = Vec::new();
+    let mut order: Vec<&Tensor> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for wf in &model.weights {
-        let mut names: Vec<&HfTensor> = wf.tensors.iter().collect();
+        let mut names: Vec<&Tensor> = wf.tensors.iter().collect();
         if !wf.is_pytorch_bin() {
             names.sort_by(|a, b| a.name.cmp(&b.name));
         }

@@ -10,9 +10,9 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::error::{ConvertError, Result, tensor_err};
-use crate::convert::hf::HfTensor;
 use crate::formats::DType;
 use crate::formats::gguf::GgmlType;
+use crate::formats::tensor::Tensor;
 
 /// A layout change applied to an HF tensor on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum Transform {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// An HF tensor, possibly transformed.
-    Hf(HfTensor, Transform),
+    Hf(Tensor, Transform),
     /// Values computed by the converter (`rope_freqs`).
     Values(Arc<[f32]>),
 }
@@ -57,7 +57,7 @@ impl PlannedTensor {
 }
 
 /// Decodes `n` elements starting at element `start` of `t` into `out`.
-fn decode(t: &HfTensor, start: usize, out: &mut [f32]) {
+fn decode(t: &Tensor, start: usize, out: &mut [f32]) {
     let bytes = t.data.as_bytes();
     let sz = t.dtype.size();
     let src = &bytes[start * sz..(start + out.len()) * sz];

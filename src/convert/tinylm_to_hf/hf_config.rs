@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Arch;
+use super::TinyLmArch;
 use super::config::ModelYaml;
 use super::pyjson;
 use super::tokenizer::SpecialIds;
@@ -47,7 +47,7 @@ pub fn config_json(m: &ModelYaml, f: &ModelFacts, ids: &SpecialIds, dtype: DType
     c.insert("use_cache".into(), json!(true));
     insert_ids(&mut c, ids);
     match f.arch {
-        Arch::Gpt2 => {
+        TinyLmArch::Gpt2 => {
             let dropout = |specific: Option<f64>| json!(specific.or(m.dropout).unwrap_or(0.1));
             c.insert("architectures".into(), json!(["GPT2LMHeadModel"]));
             c.insert("model_type".into(), json!("gpt2"));
@@ -75,7 +75,7 @@ pub fn config_json(m: &ModelYaml, f: &ModelFacts, ids: &SpecialIds, dtype: DType
                 c.insert("tie_word_embeddings".into(), json!(false));
             }
         }
-        Arch::Llama3 => {
+        TinyLmArch::Llama3 => {
             c.insert("architectures".into(), json!(["LlamaForCausalLM"]));
             c.insert("model_type".into(), json!("llama"));
             c.insert("attention_bias".into(), json!(f.attention_bias));

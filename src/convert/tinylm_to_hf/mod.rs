@@ -17,30 +17,100 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::convert::hf::{HfModel, HfWeightFile};
+use crate::convert::hf::HfModel;
 use crate::formats::pytorch::Checkpoint;
 use crate::formats::safetensors;
+use crate::formats::tensor::WeightFile;
 use crate::formats::tiktoken::TiktokenEncoding;
 use crate::formats::{DType, FileError};
 
 use config::{ModelYaml, TokenizerYaml};
 
+// The one vocabulary for them: the manifest's `source.tinylm.arch`, its JSON schema and
+// `tinylm convert --arch` all use this enum (its doc comments are the schema's descriptions).
 /// tiny-lm architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// `tiny_lm/model/architectures/gpt2` → `GPT2LMHeadModel`.
+pub enum TinyLmArch {
+    /// tiny-lm GPT-2.
     Gpt2,
-    /// `tiny_lm/model/architectures/llama3` → `LlamaForCausalLM`.
+    /// tiny-lm Llama 3.
     Llama3,
 }
 
-impl fmt::Display for Arch {
+impl TinyLmArch {
+    /// The name users write (`gpt2`, `llama3`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TinyLmArch::Gpt2 => "gpt2",
+            TinyLmArch::Llama3 => "llama3",
+        }
+    }
+}
+
+impl fmt::Display for TinyLmArch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Arch::Gpt2 => "gpt2",
-            Arch::Llama3 => "llama3",
-        })
+        f.write_str(self.name())
+    }
+}
+
+// The manifest's `source.tinylm.dtype` (doc comments: schema descriptions) and
+// `tinylm convert --dtype` (`help`: the CLI's help text).
+/// Weight dtypes of an exported Hugging Face folder.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HfDtype {
+    /// float32.
+    #[value(help = "32-bit float (lossless for tiny-lm checkpoints)")]
+    F32,
+    /// float16.
+    #[value(help = "16-bit float")]
+    F16,
+    /// bfloat16.
+    #[value(help = "bfloat16")]
+    Bf16,
+}
+
+impl HfDtype {
+    /// The name users write (`f32`, `f16`, `bf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HfDtype::F32 => "f32",
+            HfDtype::F16 => "f16",
+            HfDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+impl From<HfDtype> for DType {
+    fn from(d: HfDtype) -> DType {
+        match d {
+            HfDtype::F32 => DType::F32,
+            HfDtype::F16 => DType::F16,
+            HfDtype::Bf16 => DType::BF16,
+        }
     }
 }
 
@@ -57,7 +127,7 @@ pub struct TinyLmInputs {
     /// names when absent.
     pub tokenizer_config: Option<PathBuf>,
     /// Architecture; inferred from the tensor names when absent (a mismatch is an error).
-    pub arch: Option<Arch>,
+    pub arch: Option<TinyLmArch>,
 }
 
 /// Export settings.
@@ -204,7 +274,7 @@ pub fn export(inputs: &TinyLmInputs, opts: &ExportOptions) -> Result<HfModel, Ex
     Ok(HfModel {
         dir_name: opts.dir_name.clone(),
         files,
-        weights: vec![HfWeightFile {
+        weights: vec![WeightFile {
             file_name: "model.safetensors".into(),
             tensors: hf_tensors,
         }],

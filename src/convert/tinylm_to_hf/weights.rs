@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use half::{bf16, f16};
 
-use super::Arch;
+use super::TinyLmArch;
 use super::config::ModelYaml;
-use crate::convert::hf::{HfTensor, TensorBytes};
 use crate::formats::DType;
+use crate::formats::tensor::{Tensor, TensorBytes};
 
 /// Architecture facts gathered from the YAML and the tensor shapes; they drive config.json.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFacts {
     /// Architecture.
-    pub arch: Arch,
+    pub arch: TinyLmArch,
     /// Vocabulary size.
     pub vocab: usize,
     /// Context length.
@@ -51,26 +51,26 @@ pub fn is_buffer(key: &str) -> bool {
 }
 
 /// The architecture a state dict's tensor names belong to, if recognizable.
-pub fn detect_arch(keys: &BTreeSet<&str>) -> Option<Arch> {
+pub fn detect_arch(keys: &BTreeSet<&str>) -> Option<TinyLmArch> {
     let gpt2 = keys.contains("pos_emb.pos_emb.weight") || keys.contains("blocks.0.norm1.gamma");
     let llama =
         keys.contains("blocks.0.attn_norm.gamma") || keys.contains("blocks.0.ffn.w1.weight");
     match (gpt2, llama) {
-        (true, false) => Some(Arch::Gpt2),
-        (false, true) => Some(Arch::Llama3),
+        (true, false) => Some(TinyLmArch::Gpt2),
+        (false, true) => Some(TinyLmArch::Llama3),
         _ => None,
     }
 }
 
 /// Source tensors by key (without the Lightning `model.` prefix).
 pub struct Source<'a> {
-    tensors: BTreeMap<&'a str, &'a HfTensor>,
+    tensors: BTreeMap<&'a str, &'a Tensor>,
     prefix: &'a str,
 }
 
 impl<'a> Source<'a> {
     /// Indexes `tensors`, stripping `prefix` from every name.
-    pub fn new(tensors: &'a [HfTensor], prefix: &'a str) -> Result<Self, String> {
+    pub fn new(tensors: &'a [Tensor], prefix: &'a str) -> Result<Self, String> {
         let mut map = BTreeMap::new();
         for t in tensors {
             let key = t.name.strip_prefix(prefix).unwrap_or(&t.name);
@@ -94,7 +94,7 @@ impl<'a> Source<'a> {
     }
 
     /// The tensor `key`, which must have `shape` and a float dtype.
-    fn get(&self, key: &str, shape: &[usize]) -> Result<&'a HfTensor, String> {
+    fn get(&self, key: &str, shape: &[usize]) -> Result<&'a Tensor, String> {
         let t = self
             .tensors
             .get(key)
@@ -149,12 +149,12 @@ fn convert_bytes(src: &[u8], from: DType, to: DType) -> Vec<u8> {
 /// Builds the output tensors in the output dtype.
 struct Builder {
     dtype: DType,
-    out: Vec<HfTensor>,
+    out: Vec<Tensor>,
 }
 
 impl Builder {
     /// The bytes of `t` in the output dtype (shared, not copied, when the dtype matches).
-    fn bytes(&self, t: &HfTensor) -> TensorBytes {
+    fn bytes(&self, t: &Tensor) -> TensorBytes {
         if t.dtype == self.dtype {
             t.data.clone()
         } else {
@@ -171,7 +171,7 @@ impl Builder {
     }
 
     fn push(&mut self, name: &str, shape: Vec<usize>, data: TensorBytes) {
-        self.out.push(HfTensor {
+        self.out.push(Tensor {
             name: name.to_owned(),
             dtype: self.dtype,
             shape,
@@ -184,7 +184,7 @@ impl Builder {
     }
 
     /// `t` unchanged (only the dtype may change).
-    fn copy(&mut self, name: &str, t: &HfTensor) {
+    fn copy(&mut self, name: &str, t: &Tensor) {
         let data = self.bytes(t);
         self.push(name, t.shape.clone(), data);
     }
@@ -222,7 +222,7 @@ impl Builder {
 }
 
 /// Facts that must agree between YAML and weights.
-fn check_config(m: &ModelYaml, arch: Arch) -> Result<(usize, usize), String> {
+fn check_config(m: &ModelYaml, arch: TinyLmArch) -> Result<(usize, usize), String> {
     if m.n_heads == 0 || !m.d_model.is_multiple_of(m.n_heads) {
         return Err(format!(
             "d_model {} is not divisible by n_heads {}",
@@ -231,8 +231,8 @@ fn check_config(m: &ModelYaml, arch: Arch) -> Result<(usize, usize), String> {
     }
     let head_dim = m.d_model / m.n_heads;
     let kv = match arch {
-        Arch::Gpt2 => m.n_heads,
-        Arch::Llama3 => m.n_kv_heads.unwrap_or(m.n_heads),
+        TinyLmArch::Gpt2 => m.n_heads,
+        TinyLmArch::Llama3 => m.n_kv_heads.unwrap_or(m.n_heads),
     };
     if kv == 0 || !m.n_heads.is_multiple_of(kv) {
         return Err(format!(
@@ -240,18 +240,18 @@ fn check_config(m: &ModelYaml, arch: Arch) -> Result<(usize, usize), String> {
             m.n_heads
         ));
     }
-    if arch == Arch::Llama3 && !head_dim.is_multiple_of(2) {
+    if arch == TinyLmArch::Llama3 && !head_dim.is_multiple_of(2) {
         return Err(format!("head dimension {head_dim} must be even for RoPE"));
     }
     Ok((head_dim, kv))
 }
 
 /// The keys a checkpoint of this shape must contain, given the optional-bias flags.
-fn expected_keys(arch: Arch, layers: usize, src: &Source<'_>) -> Vec<String> {
+fn expected_keys(arch: TinyLmArch, layers: usize, src: &Source<'_>) -> Vec<String> {
     let mut keys = vec!["token_emb.weight".to_string()];
     let opt = |k: &str| src.has(&format!("blocks.0.{k}"));
     let (per_block, optional, tail): (&[&str], Vec<&str>, &[&str]) = match arch {
-        Arch::Gpt2 => {
+        TinyLmArch::Gpt2 => {
             keys.push("pos_emb.pos_emb.weight".into());
             (
                 &[
@@ -280,7 +280,7 @@ fn expected_keys(arch: Arch, layers: usize, src: &Source<'_>) -> Vec<String> {
                 &["ln_f.gamma", "ln_f.beta"],
             )
         }
-        Arch::Llama3 => (
+        TinyLmArch::Llama3 => (
             &[
                 "attn.W_q.weight",
                 "attn.W_k.weight",
@@ -320,7 +320,7 @@ fn expected_keys(arch: Arch, layers: usize, src: &Source<'_>) -> Vec<String> {
 }
 
 /// Checks that the checkpoint has exactly the expected tensors (buffers aside).
-fn check_keys(arch: Arch, m: &ModelYaml, src: &Source<'_>) -> Result<(), String> {
+fn check_keys(arch: TinyLmArch, m: &ModelYaml, src: &Source<'_>) -> Result<(), String> {
     let expected = expected_keys(arch, m.n_layers, src);
     let expected_set: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
     let have: BTreeSet<&str> = src.keys().into_iter().filter(|k| !is_buffer(k)).collect();
@@ -363,11 +363,11 @@ fn check_flag(flag: Option<bool>, name: &str, present: bool, key: &str) -> Resul
 
 /// Maps a tiny-lm state dict to HF tensors (unsorted) plus the facts for config.json.
 pub fn map(
-    arch: Arch,
+    arch: TinyLmArch,
     m: &ModelYaml,
     src: &Source<'_>,
     dtype: DType,
-) -> Result<(Vec<HfTensor>, ModelFacts), String> {
+) -> Result<(Vec<Tensor>, ModelFacts), String> {
     let (hd, kv) = check_config(m, arch)?;
     check_keys(arch, m, src)?;
     let d = m.d_model;
@@ -399,8 +399,8 @@ pub fn map(
         mlp_bias: false,
     };
     match arch {
-        Arch::Gpt2 => map_gpt2(m, src, &mut b, &mut facts)?,
-        Arch::Llama3 => map_llama(m, src, &mut b, &mut facts)?,
+        TinyLmArch::Gpt2 => map_gpt2(m, src, &mut b, &mut facts)?,
+        TinyLmArch::Llama3 => map_llama(m, src, &mut b, &mut facts)?,
     }
     if !tied {
         let head = src.get("lm_head.weight", &[v, d])?;
@@ -607,8 +607,8 @@ fn map_llama(
 mod tests {
     use super::*;
 
-    fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> HfTensor {
-        HfTensor {
+    fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> Tensor {
+        Tensor {
             name: name.into(),
             dtype: DType::F32,
             shape: shape.to_vec(),
@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(&back[..4], &1.0f32.to_le_bytes());
     }
 
-    fn tiny_gpt2(extra: &[&str]) -> Vec<HfTensor> {
+    fn tiny_gpt2(extra: &[&str]) -> Vec<Tensor> {
         let (v, t, d, f) = (6, 3, 4, 8);
         let mut specs: Vec<(String, Vec<usize>)> = vec![
             ("token_emb.weight".into(), vec![v, d]),
@@ -707,7 +707,7 @@ mod tests {
     fn minimal_gpt2_maps_with_zero_biases_and_buffers_skipped() {
         let tensors = tiny_gpt2(&[]);
         let src = Source::new(&tensors, "model.").unwrap();
-        let (out, facts) = map(Arch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap();
+        let (out, facts) = map(TinyLmArch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap();
         assert!(facts.tied);
         assert_eq!(facts.ffn, 8);
         let bias = out
@@ -723,7 +723,7 @@ mod tests {
     fn unexpected_keys_and_flag_mismatches_are_errors() {
         let tensors = tiny_gpt2(&["blocks.0.attn.rotary.weight"]);
         let src = Source::new(&tensors, "model.").unwrap();
-        let err = map(Arch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap_err();
+        let err = map(TinyLmArch::Gpt2, &tiny_yaml(), &src, DType::F32).unwrap_err();
         assert!(
             err.contains("unexpected tensors [model.blocks.0.attn.rotary.weight]"),
             "{err}"
@@ -732,23 +732,23 @@ mod tests {
         let src = Source::new(&tensors, "model.").unwrap();
         let mut yaml = tiny_yaml();
         yaml.qkv_bias = Some(true);
-        let err = map(Arch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
+        let err = map(TinyLmArch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
         assert!(
             err.contains("qkv_bias: true, but the checkpoint has no"),
             "{err}"
         );
         let mut yaml = tiny_yaml();
         yaml.n_heads = 3;
-        let err = map(Arch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
+        let err = map(TinyLmArch::Gpt2, &yaml, &src, DType::F32).unwrap_err();
         assert!(err.contains("not divisible by n_heads 3"), "{err}");
     }
 
     #[test]
     fn arch_detection() {
         let g: BTreeSet<&str> = ["pos_emb.pos_emb.weight", "blocks.0.norm1.gamma"].into();
-        assert_eq!(detect_arch(&g), Some(Arch::Gpt2));
+        assert_eq!(detect_arch(&g), Some(TinyLmArch::Gpt2));
         let l: BTreeSet<&str> = ["blocks.0.attn_norm.gamma"].into();
-        assert_eq!(detect_arch(&l), Some(Arch::Llama3));
+        assert_eq!(detect_arch(&l), Some(TinyLmArch::Llama3));
         let none: BTreeSet<&str> = ["foo"].into();
         assert_eq!(detect_arch(&none), None);
     }

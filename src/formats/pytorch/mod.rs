@@ -20,8 +20,8 @@ pub use pickle::PickleError;
 pub use value::{Object, StorageRef, TensorRef, Value};
 pub use zip::ZipError;
 
-use crate::convert::hf::{HfTensor, TensorBytes};
 use crate::formats::map_file;
+use crate::formats::tensor::{Tensor, TensorBytes};
 
 /// Why a checkpoint could not be read.
 pub type PytorchError = super::FileError;
@@ -176,11 +176,11 @@ impl Checkpoint {
     }
 
     /// The state dict as named tensors, in stored order; contiguous tensors are zero-copy.
-    pub fn state_dict(&self) -> Result<Vec<HfTensor>, PytorchError> {
+    pub fn state_dict(&self) -> Result<Vec<Tensor>, PytorchError> {
         self.state_dict_refs()?
             .into_iter()
             .map(|(name, t)| {
-                Ok(HfTensor {
+                Ok(Tensor {
                     name: name.to_owned(),
                     dtype: t.storage.dtype,
                     shape: t.shape.clone(),

@@ -7,22 +7,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{lmstudio, ollama};
-use crate::exec::Workspace;
+use super::Workspace;
+use crate::actions::MODELFILE;
 use crate::exec::lockfile::LockFile;
+use crate::install::{Runtime, lmstudio, ollama};
+use crate::manifest::quant_name;
 use crate::plan::{Plan, artifact_stem};
+use crate::quant::FileType;
 use crate::template::modelfile::Modelfile;
 use crate::{Error, Result};
-
-/// A local runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Runtime {
-    /// The Ollama store.
-    Ollama,
-    /// LM Studio's models folder.
-    Lmstudio,
-}
 
 /// What one install did.
 #[derive(Debug, Clone, Serialize)]
@@ -41,13 +34,63 @@ pub struct Installed {
     pub changed: bool,
 }
 
-/// Installs `(model, quant)` artifacts of a built project into `runtime`. `name` overrides the
-/// Ollama name of a single artifact.
-pub fn install(
+impl Workspace {
+    /// The `(model, quant)` artifacts a `MODEL` or `MODEL:QUANT` install target names.
+    pub fn install_selection(&self, plan: &Plan, target: &str) -> Vec<(String, Option<FileType>)> {
+        let (model, quant) = match target.split_once(':') {
+            Some((m, q)) => (m, Some(q.to_lowercase())),
+            None => (target, None),
+        };
+        plan.artifacts
+            .iter()
+            .filter(|a| a.model == model && (quant.is_none() || a.quant.map(quant_name) == quant))
+            .map(|a| (a.model.clone(), a.quant))
+            .collect()
+    }
+
+    /// The manifest's `[install]` section, run after a complete, successful build of `targets`:
+    /// installs the listed artifacts that this build covered.
+    pub fn install_after_build(&self, plan: &Plan, targets: &[String]) -> Result<Vec<Installed>> {
+        let mut installed = Vec::new();
+        let sel = plan.select(targets)?;
+        for (runtime, list) in [
+            (Runtime::Ollama, &self.project.install_ollama),
+            (Runtime::Lmstudio, &self.project.install_lmstudio),
+        ] {
+            let which: Vec<_> = list
+                .iter()
+                .filter(|(m, q)| {
+                    plan.artifacts
+                        .iter()
+                        .any(|a| &a.model == m && &a.quant == q && sel.nodes.contains(&a.modelfile))
+                })
+                .cloned()
+                .collect();
+            if !which.is_empty() {
+                installed.extend(self.install(plan, runtime, &which, None)?);
+            }
+        }
+        Ok(installed)
+    }
+
+    /// Installs `(model, quant)` artifacts of a built project into `runtime`. `name` overrides
+    /// the Ollama name of a single artifact.
+    pub fn install(
+        &self,
+        plan: &Plan,
+        runtime: Runtime,
+        which: &[(String, Option<FileType>)],
+        name: Option<&str>,
+    ) -> Result<Vec<Installed>> {
+        install(self, plan, runtime, which, name)
+    }
+}
+
+fn install(
     ws: &Workspace,
     plan: &Plan,
     runtime: Runtime,
-    which: &[(String, Option<String>)],
+    which: &[(String, Option<FileType>)],
     name: Option<&str>,
 ) -> Result<Vec<Installed>> {
     if name.is_some() && which.len() > 1 {
@@ -60,7 +103,7 @@ pub fn install(
         // Two artifacts under one Ollama name would silently overwrite each other.
         let mut names = which
             .iter()
-            .map(|(m, q)| ollama_name(ws, m, q.as_deref(), name))
+            .map(|(m, q)| ollama_name(ws, m, *q, name))
             .collect::<Result<Vec<_>>>()?;
         names.sort();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -70,17 +113,20 @@ pub fn install(
             )));
         }
     }
-    let lock = LockFile::read(&ws.lock_path())?;
+    let lock = LockFile::read(&ws.layout.lock_path())?;
     let mut done = Vec::new();
     for (model, quant) in which {
+        let quant = *quant;
         let art = plan
             .artifacts
             .iter()
-            .find(|a| &a.model == model && &a.quant == quant)
+            .find(|a| &a.model == model && a.quant == quant)
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "no artifact {model}{}",
-                    quant.as_ref().map(|q| format!(":{q}")).unwrap_or_default()
+                    quant
+                        .map(|q| format!(":{}", quant_name(q)))
+                        .unwrap_or_default()
                 ))
             })?;
         let output = |node: petgraph::graph::NodeIndex, out: &str| -> Result<PathBuf> {
@@ -95,7 +141,7 @@ pub fn install(
                         "`{id}` has not been built; run `tinylm build {model}` first"
                     ))
                 })?;
-            let path = ws.store.object_path(&digest);
+            let path = ws.store().object_path(&digest);
             if !path.is_file() {
                 return Err(Error::Build(format!(
                     "the cache no longer holds `{id}`; run `tinylm build {model}`"
@@ -104,19 +150,19 @@ pub fn install(
             Ok(path)
         };
         let gguf = output(art.gguf.0, &art.gguf.1)?;
-        let stem = artifact_stem(model, quant.as_deref());
+        let stem = artifact_stem(model, quant);
         match runtime {
             Runtime::Ollama => {
-                let mf_path = output(art.modelfile, "Modelfile")?;
+                let mf_path = output(art.modelfile, MODELFILE)?;
                 let text = std::fs::read(&mf_path).map_err(|e| Error::io(&mf_path, e))?;
                 let mf = Modelfile::parse(&text)?;
-                let oname = ollama_name(ws, model, quant.as_deref(), name)?;
+                let oname = ollama_name(ws, model, quant, name)?;
                 let store = ollama::OllamaStore::from_env()?;
                 let r = ollama::install(&store, &gguf, &mf, &oname)?;
                 done.push(Installed {
                     runtime,
                     model: model.clone(),
-                    quant: quant.clone(),
+                    quant: quant.map(quant_name),
                     name: oname,
                     location: r.manifest,
                     changed: !r.written.is_empty(),
@@ -142,7 +188,7 @@ pub fn install(
                 done.push(Installed {
                     runtime,
                     model: model.clone(),
-                    quant: quant.clone(),
+                    quant: quant.map(quant_name),
                     name: format!("{publisher}/{model}-GGUF/{file}"),
                     location,
                     changed: linked,
@@ -158,7 +204,7 @@ pub fn install(
 fn ollama_name(
     ws: &Workspace,
     model: &str,
-    quant: Option<&str>,
+    quant: Option<FileType>,
     name: Option<&str>,
 ) -> Result<String> {
     let spec = ws
@@ -169,7 +215,7 @@ fn ollama_name(
     Ok(match (name, quant) {
         (Some(n), _) => n.to_string(),
         (None, _) if spec.ollama_name.contains(':') => spec.ollama_name.clone(),
-        (None, Some(q)) => format!("{}:{q}", spec.ollama_name),
+        (None, Some(q)) => format!("{}:{}", spec.ollama_name, quant_name(q)),
         (None, None) => spec.ollama_name.clone(),
     })
 }

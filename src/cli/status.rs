@@ -1,0 +1,55 @@
+//! `tinylm status`.
+
+use std::process::ExitCode;
+
+use super::{GlobalOpts, open, print_json};
+use crate::Result;
+use crate::exec::Status;
+
+/// Arguments of `tinylm status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Targets to check (default: everything).
+    pub targets: Vec<String>,
+    /// Say why each stale action must run (which input or parameter changed).
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// Runs `tinylm status`.
+pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
+    let ws = open(g)?;
+    let status = ws.status(args.targets, args.explain || g.json)?;
+    if g.json {
+        print_json(&status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut fresh = 0;
+    for a in &status.actions {
+        let label = match a.status {
+            Status::WouldRun => "stale",
+            Status::FromCache => "restore",
+            _ => {
+                fresh += 1;
+                if let Some(t) = &a.template {
+                    println!("{:>8}  {}", "ok", a.id);
+                    println!("{:>10}{}", "", t.describe());
+                }
+                continue;
+            }
+        };
+        println!("{label:>8}  {}", a.id);
+        for r in &a.reasons {
+            println!("{:>10}{}", "", r.message);
+        }
+        if let Some(t) = &a.template {
+            println!("{:>10}{}", "", t.describe());
+        }
+    }
+    let b = &status.build;
+    println!(
+        "{} actions: {} stale, {} to restore from cache, {fresh} up to date",
+        b.actions, b.would_run, b.from_cache
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,371 @@
+//! Walking the DAG: which node is ready, whether its outputs are cached, running it on the pool.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+
+use super::lockfile::LockFile;
+use super::progress::Progress;
+use super::report::{ActionReport, Status};
+use super::{BuildOptions, ProjectLayout, fault};
+use crate::actions::{ResolvedInput, RunCtx};
+use crate::cache::{ActionRecord, Digest, OutputEntry, StatCache};
+use crate::plan::{Input, Plan, Selection, key};
+use crate::{Error, Result};
+
+/// Where a node stands during a build.
+#[derive(Debug, Clone)]
+pub(super) enum NodeState {
+    Waiting,
+    Done {
+        outputs: BTreeMap<String, OutputEntry>,
+        key: Digest,
+        inputs: Vec<ResolvedInput>,
+    },
+    WouldRun,
+    Failed,
+    Skipped,
+}
+
+struct JobResult {
+    node: NodeIndex,
+    result: Result<BTreeMap<String, OutputEntry>>,
+    seconds: f64,
+    key: Digest,
+    inputs: Vec<ResolvedInput>,
+}
+
+/// Everything one build's scheduling reads.
+pub(super) struct Scheduler<'a> {
+    pub layout: &'a ProjectLayout,
+    pub plan: &'a Plan,
+    pub sel: &'a Selection,
+    /// Digest and size of every source file and directory the selection reads.
+    pub sources: &'a HashMap<PathBuf, (Digest, u64)>,
+    pub stat: &'a StatCache,
+    pub old_lock: &'a LockFile,
+    pub opts: &'a BuildOptions,
+    pub cancel: &'a Arc<AtomicBool>,
+}
+
+/// What scheduling did: the final state of every node, per-action reports in execution order,
+/// and the error messages of failed actions.
+pub(super) struct Outcome {
+    pub states: Vec<NodeState>,
+    pub details: Vec<ActionReport>,
+    pub errors: Vec<String>,
+}
+
+impl Scheduler<'_> {
+    /// Runs every selected node whose outputs are not cached, in dependency order, on `pool`.
+    pub fn run(&self, pool: &rayon::ThreadPool, progress: &mut Progress) -> Outcome {
+        let (plan, sel, opts) = (self.plan, self.sel, self.opts);
+        let g = &plan.graph;
+        let mut states = vec![NodeState::Waiting; g.node_count()];
+        let mut details: Vec<ActionReport> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        // Unfinished upstream nodes per selected node.
+        let mut pending: HashMap<NodeIndex, usize> = sel
+            .nodes
+            .iter()
+            .map(|&n| {
+                let ups: BTreeSet<NodeIndex> = g
+                    .edges_directed(n, Direction::Incoming)
+                    .map(|e| e.source())
+                    .collect();
+                (n, ups.len())
+            })
+            .collect();
+        let mut ready: VecDeque<NodeIndex> = plan
+            .topo_order()
+            .into_iter()
+            .filter(|n| sel.nodes.contains(n) && pending[n] == 0)
+            .collect();
+        let mut stop = false;
+        let (tx, rx) = mpsc::channel::<JobResult>();
+        let mut in_flight = 0usize;
+
+        pool.in_place_scope(|scope| {
+            loop {
+                while let Some(n) = ready.pop_front() {
+                    let node = &g[n];
+                    let finish = |states: &mut Vec<NodeState>,
+                                  st: NodeState,
+                                  ready: &mut VecDeque<NodeIndex>,
+                                  pending: &mut HashMap<NodeIndex, usize>| {
+                        states[n.index()] = st;
+                        self.release_dependents(n, pending, ready);
+                    };
+                    if stop || self.cancel.load(Ordering::Relaxed) {
+                        details.push(ActionReport::new(node, Status::Skipped, None, 0.0, None));
+                        finish(&mut states, NodeState::Skipped, &mut ready, &mut pending);
+                        continue;
+                    }
+                    // Resolve inputs; an upstream that failed or would run decides for us.
+                    let mut inputs = Vec::new();
+                    let mut blocked: Option<NodeState> = None;
+                    for (name, input) in &node.inputs {
+                        match input {
+                            Input::File(p) | Input::Dir(p) => {
+                                let (digest, size) = self.sources[p];
+                                inputs.push(ResolvedInput {
+                                    name: name.clone(),
+                                    path: p.clone(),
+                                    digest,
+                                    size,
+                                });
+                            }
+                            Input::Output { node: up, output } => match &states[up.index()] {
+                                NodeState::Done { outputs, .. } => match outputs.get(output) {
+                                    Some(o) => inputs.push(ResolvedInput {
+                                        name: name.clone(),
+                                        path: self.layout.store.object_path(&o.digest),
+                                        digest: o.digest,
+                                        size: o.size,
+                                    }),
+                                    None => blocked = Some(NodeState::Failed),
+                                },
+                                NodeState::WouldRun => blocked = Some(NodeState::WouldRun),
+                                _ => blocked = Some(NodeState::Skipped),
+                            },
+                        }
+                    }
+                    if let Some(st) = blocked {
+                        let status = if matches!(st, NodeState::WouldRun) {
+                            Status::WouldRun
+                        } else {
+                            Status::Skipped
+                        };
+                        details.push(ActionReport::new(node, status, None, 0.0, None));
+                        finish(&mut states, st, &mut ready, &mut pending);
+                        continue;
+                    }
+                    let preimage = key::preimage(node.action.as_ref(), &inputs);
+                    let k = key::key_of(&preimage);
+                    if let Some(outputs) = self.cached_outputs(&k, node.action.outputs()) {
+                        details.push(ActionReport::new(node, Status::UpToDate, Some(&k), 0.0, None));
+                        progress.done(&node.id);
+                        finish(
+                            &mut states,
+                            NodeState::Done {
+                                outputs,
+                                key: k,
+                                inputs,
+                            },
+                            &mut ready,
+                            &mut pending,
+                        );
+                        continue;
+                    }
+                    if opts.locked
+                        && self
+                            .old_lock
+                            .actions
+                            .get(&node.id)
+                            .is_none_or(|e| e.key != k)
+                    {
+                        let msg = format!(
+                            "--locked: `{}` is not in tinylm.lock with this key; the build would change the lock. \
+                             Run `tinylm build` and commit tinylm.lock",
+                            node.id
+                        );
+                        details.push(ActionReport::new(
+                            node,
+                            Status::Failed,
+                            Some(&k),
+                            0.0,
+                            Some(msg.clone()),
+                        ));
+                        errors.push(msg);
+                        stop = true;
+                        finish(&mut states, NodeState::Failed, &mut ready, &mut pending);
+                        continue;
+                    }
+                    if opts.dry_run {
+                        let mut r = ActionReport::new(node, Status::WouldRun, Some(&k), 0.0, None);
+                        r.preimage = Some(preimage);
+                        details.push(r);
+                        finish(&mut states, NodeState::WouldRun, &mut ready, &mut pending);
+                        continue;
+                    }
+                    progress.start(&node.id, opts.verbose_lines);
+                    let tx = tx.clone();
+                    in_flight += 1;
+                    scope.spawn(move |_| {
+                        let t0 = Instant::now();
+                        let result = self.run_node(n, &inputs, &k, preimage);
+                        let _ = tx.send(JobResult {
+                            node: n,
+                            result,
+                            seconds: t0.elapsed().as_secs_f64(),
+                            key: k,
+                            inputs,
+                        });
+                    });
+                }
+                if in_flight == 0 {
+                    break;
+                }
+                let Ok(done) = rx.recv() else { break };
+                in_flight -= 1;
+                let node = &g[done.node];
+                match done.result {
+                    Ok(outputs) => {
+                        details.push(ActionReport::new(
+                            node,
+                            Status::Run,
+                            Some(&done.key),
+                            done.seconds,
+                            None,
+                        ));
+                        progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                        states[done.node.index()] = NodeState::Done {
+                            outputs,
+                            key: done.key,
+                            inputs: done.inputs,
+                        };
+                    }
+                    Err(e) => {
+                        let msg = format!("{} failed: {e}", node.id);
+                        progress.failed(&msg);
+                        details.push(ActionReport::new(
+                            node,
+                            Status::Failed,
+                            Some(&done.key),
+                            done.seconds,
+                            Some(e.to_string()),
+                        ));
+                        states[done.node.index()] = NodeState::Failed;
+                        if !matches!(e, Error::Interrupted) {
+                            errors.push(msg);
+                        }
+                        if !opts.keep_going {
+                            stop = true;
+                        }
+                    }
+                }
+                self.release_dependents(done.node, &mut pending, &mut ready);
+            }
+        });
+        Outcome {
+            states,
+            details,
+            errors,
+        }
+    }
+
+    fn release_dependents(
+        &self,
+        n: NodeIndex,
+        pending: &mut HashMap<NodeIndex, usize>,
+        ready: &mut VecDeque<NodeIndex>,
+    ) {
+        let downs: BTreeSet<NodeIndex> = self
+            .plan
+            .graph
+            .edges_directed(n, Direction::Outgoing)
+            .map(|e| e.target())
+            .collect();
+        for d in downs {
+            if !self.sel.nodes.contains(&d) {
+                continue;
+            }
+            if let Some(c) = pending.get_mut(&d) {
+                *c -= 1;
+                if *c == 0 {
+                    ready.push_back(d);
+                }
+            }
+        }
+    }
+
+    /// The outputs recorded for `key`, if the record exists and every object is intact.
+    fn cached_outputs(
+        &self,
+        key: &Digest,
+        expected: Vec<String>,
+    ) -> Option<BTreeMap<String, OutputEntry>> {
+        let store = &self.layout.store;
+        let rec = store.record(key)?;
+        if rec.outputs.keys().cloned().collect::<Vec<_>>() != sorted(expected) {
+            return None;
+        }
+        for (name, o) in &rec.outputs {
+            let path = store.object_path(&o.digest);
+            match self.stat.verify(&path, &o.digest, o.size) {
+                Ok(true) => {}
+                _ => {
+                    tracing::warn!(
+                        "cache object for output `{name}` ({}) is missing or corrupt; rebuilding",
+                        o.digest
+                    );
+                    store.remove_object(self.stat, &o.digest);
+                    store.remove_record(key);
+                    return None;
+                }
+            }
+        }
+        Some(rec.outputs)
+    }
+
+    /// Runs node `n` in a private staging directory and moves its outputs into the cache.
+    fn run_node(
+        &self,
+        n: NodeIndex,
+        inputs: &[ResolvedInput],
+        key: &Digest,
+        preimage: serde_json::Value,
+    ) -> Result<BTreeMap<String, OutputEntry>> {
+        let node = &self.plan.graph[n];
+        let store = &self.layout.store;
+        // Warnings from inside the action then name the action they come from. No parent:
+        // rayon may run another action on this thread while this one waits, and only the
+        // innermost matters.
+        let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
+        tracing::info!("running (key {})", &key.to_hex()[..12]);
+        let tmp_root = store.tmp_dir();
+        let staging = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempdir_in(&tmp_root)
+            .map_err(|e| Error::io(&tmp_root, e))?;
+        let ctx = RunCtx {
+            inputs,
+            out_dir: staging.path(),
+            cancel: self.cancel,
+        };
+        node.action.run(&ctx)?;
+        fault::point("after-run", &node.id);
+        let mut outputs = BTreeMap::new();
+        for name in node.action.outputs() {
+            let file = staging.path().join(&name);
+            if !file.is_file() {
+                return Err(Error::Build(format!(
+                    "internal error: {} did not produce its output `{name}`",
+                    node.id
+                )));
+            }
+            let (digest, size) = store.insert_object(self.stat, &file)?;
+            outputs.insert(name, OutputEntry { digest, size });
+        }
+        fault::point("before-record", &node.id);
+        store.write_record(&ActionRecord::new(
+            *key,
+            node.action.kind(),
+            preimage,
+            outputs.clone(),
+        ))?;
+        Ok(outputs)
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
