@@ -104,19 +104,6 @@ pub fn write<W: Write>(w: &mut W, file: &WeightFile) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A temporary file in `dir` that becomes world-readable (0644) like a normally created file
-/// once persisted (tempfile's default is 0600).
-pub(crate) fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".tinylm-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    b.tempfile_in(dir)
-}
-
 /// Writes `file` to `path` atomically (temp file in the same directory, then rename).
 pub fn write_file(path: &Path, file: &WeightFile) -> Result<(), SafetensorsError> {
     let io = |source| SafetensorsError::Io {
@@ -124,7 +111,7 @@ pub fn write_file(path: &Path, file: &WeightFile) -> Result<(), SafetensorsError
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_file_in(dir).map_err(io)?;
+    let tmp = crate::fsutil::public_temp_file_in(dir).map_err(io)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
     write(&mut w, file).map_err(io)?;
     let tmp = w.into_inner().map_err(|e| io(e.into_error()))?;

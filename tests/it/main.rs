@@ -14,6 +14,7 @@ mod hf_bin;
 mod hf_export;
 mod hf_to_gguf_errors;
 mod install_ollama;
+mod layers;
 mod manifest;
 mod modelfile_golden;
 mod quant_file;

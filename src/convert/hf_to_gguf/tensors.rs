@@ -176,35 +176,11 @@ pub fn row_bytes(t: GgmlType, row_len: usize) -> usize {
     }
 }
 
-/// FP32 → BF16 as ggml and gguf-py round it (NaN keeps its sign and becomes quiet).
-pub fn f32_to_bf16_bits(x: f32) -> u16 {
-    let u = x.to_bits();
-    if (u & 0x7fff_ffff) > 0x7f80_0000 {
-        return ((u >> 16) | 0x40) as u16;
-    }
-    ((u + (0x7fff + ((u >> 16) & 1))) >> 16) as u16
-}
-
+/// Encodes f32 values as `t` with quant's row encoders, the same bytes gguf-py writes: numpy's
+/// RNE for F16, ggml's rounding for BF16 (NaNs made quiet) and Q8_0.
 fn encode(t: GgmlType, src: &[f32], dst: &mut [u8]) {
-    match t {
-        GgmlType::F32 => {
-            for (d, v) in dst.chunks_exact_mut(4).zip(src) {
-                d.copy_from_slice(&v.to_le_bytes());
-            }
-        }
-        GgmlType::F16 => {
-            for (d, v) in dst.chunks_exact_mut(2).zip(src) {
-                d.copy_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
-            }
-        }
-        GgmlType::BF16 => {
-            for (d, v) in dst.chunks_exact_mut(2).zip(src) {
-                d.copy_from_slice(&f32_to_bf16_bits(*v).to_le_bytes());
-            }
-        }
-        GgmlType::Q8_0 => crate::quant::q8::quantize_row_q8_0(src, dst),
-        _ => {}
-    }
+    // Only F32/F16/BF16/Q8_0 are planned; `row_bytes` rejected anything else already.
+    crate::quant::quantize_row(t, src, dst);
 }
 
 /// Elements processed per parallel work item.
@@ -356,10 +332,15 @@ mod tests {
 
     #[test]
     fn bf16_rounding_matches_ggml() {
-        assert_eq!(f32_to_bf16_bits(1.0), 0x3f80);
+        let bits = |x: f32| {
+            let mut b = [0u8; 2];
+            encode(GgmlType::BF16, &[x], &mut b);
+            u16::from_le_bytes(b)
+        };
+        assert_eq!(bits(1.0), 0x3f80);
         // exactly halfway: ties to even
-        assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80);
-        assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f81_8000)), 0x3f82);
-        assert_eq!(f32_to_bf16_bits(f32::NAN) & 0x7fc0, 0x7fc0);
+        assert_eq!(bits(f32::from_bits(0x3f80_8000)), 0x3f80);
+        assert_eq!(bits(f32::from_bits(0x3f81_8000)), 0x3f82);
+        assert_eq!(bits(f32::NAN) & 0x7fc0, 0x7fc0);
     }
 }

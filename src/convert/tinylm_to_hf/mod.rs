@@ -290,7 +290,7 @@ pub fn write_hf_dir(model: &HfModel, dir: &Path) -> Result<(), ExportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     for (name, bytes) in &model.files {
         let path = dir.join(name);
-        let mut tmp = safetensors::temp_file_in(dir).map_err(io(dir))?;
+        let mut tmp = crate::fsutil::public_temp_file_in(dir).map_err(io(dir))?;
         std::io::Write::write_all(&mut tmp, bytes).map_err(io(&path))?;
         tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
     }
