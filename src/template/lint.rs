@@ -9,7 +9,8 @@ use super::families::BuiltinTemplate;
 use super::gotmpl::{self, Mode};
 use super::modelfile::{self, Modelfile};
 use super::params::{self, ParamValue};
-use super::vocab::{Vocab, token_type};
+use super::vocab::Vocab;
+use crate::formats::gguf::token_type;
 
 /// How bad a finding is.
 #[derive(

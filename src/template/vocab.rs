@@ -6,21 +6,7 @@ use std::path::Path;
 use crate::formats::gguf::{Array, GgufFile, Value};
 use crate::{Error, IoContext, Result};
 
-/// llama.cpp token types (`tokenizer.ggml.token_type`).
-pub mod token_type {
-    /// A normal token.
-    pub const NORMAL: i32 = 1;
-    /// The unknown token.
-    pub const UNKNOWN: i32 = 2;
-    /// A control token (`<|im_start|>`, `<s>`).
-    pub const CONTROL: i32 = 3;
-    /// A user-defined (added) token.
-    pub const USER_DEFINED: i32 = 4;
-    /// An unused token.
-    pub const UNUSED: i32 = 5;
-    /// A byte-fallback token (`<0x0A>`).
-    pub const BYTE: i32 = 6;
-}
+use crate::formats::gguf::token_type;
 
 /// A model's vocabulary and tokenizer metadata.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,13 +1,15 @@
 //! `config.json` as the reference converter sees it.
 //!
 //! The reference loads `config.json` through transformers' `AutoConfig(...).to_dict()`, so the
-//! config class's defaults for missing fields leak into the GGUF (notes/llama-cpp.md §2.2). This
-//! module re-creates that dict for the config classes tinylm converts (gpt2, llama, mistral, qwen2,
-//! qwen3; transformers 4.57) and falls back to the raw JSON for unknown `model_type`s, as the
+//! config class's defaults for missing fields leak into the GGUF (`docs/hf-to-gguf.md`). This
+//! module re-creates that dict for the config classes the architectures declare
+//! ([`super::arch::ConfigClass`]: defaults, `attribute_map`, `__init__` post-processing, as of
+//! transformers 4.57) and falls back to the raw JSON for unknown `model_type`s, as the
 //! reference does when `AutoConfig` fails.
 
 use serde_json::{Map, Value as Json, json};
 
+use super::arch::config_class;
 use super::error::{Result, cfg};
 
 /// The hyperparameter dict (`self.hparams` of the reference).
@@ -18,94 +20,13 @@ pub struct Hparams {
     pub raw: Map<String, Json>,
 }
 
-/// Defaults of the transformers config classes, for the keys the converter reads.
-fn class_defaults(model_type: &str) -> Option<Vec<(&'static str, Json)>> {
-    let common = [
+/// Defaults every `PretrainedConfig` has, for the keys the converter reads.
+fn common_defaults() -> [(&'static str, Json); 2] {
+    [
         ("max_length", json!(20)),
         ("tie_word_embeddings", json!(true)),
-    ];
-    let mut v: Vec<(&'static str, Json)> = match model_type {
-        "gpt2" => vec![
-            ("vocab_size", json!(50257)),
-            ("n_positions", json!(1024)),
-            ("n_embd", json!(768)),
-            ("n_layer", json!(12)),
-            ("n_head", json!(12)),
-            ("n_inner", Json::Null),
-            ("layer_norm_epsilon", json!(1e-5)),
-            ("bos_token_id", json!(50256)),
-            ("eos_token_id", json!(50256)),
-        ],
-        "llama" => vec![
-            ("vocab_size", json!(32000)),
-            ("max_position_embeddings", json!(2048)),
-            ("hidden_size", json!(4096)),
-            ("intermediate_size", json!(11008)),
-            ("num_hidden_layers", json!(32)),
-            ("num_attention_heads", json!(32)),
-            ("num_key_value_heads", Json::Null),
-            ("rms_norm_eps", json!(1e-6)),
-            ("rope_theta", json!(10000.0)),
-            ("rope_scaling", Json::Null),
-            ("head_dim", Json::Null),
-            ("tie_word_embeddings", json!(false)),
-            ("bos_token_id", json!(1)),
-            ("eos_token_id", json!(2)),
-        ],
-        "mistral" => vec![
-            ("vocab_size", json!(32000)),
-            ("max_position_embeddings", json!(131072)),
-            ("hidden_size", json!(4096)),
-            ("intermediate_size", json!(14336)),
-            ("num_hidden_layers", json!(32)),
-            ("num_attention_heads", json!(32)),
-            ("sliding_window", json!(4096)),
-            ("head_dim", Json::Null),
-            ("num_key_value_heads", json!(8)),
-            ("rms_norm_eps", json!(1e-6)),
-            ("rope_theta", json!(10000.0)),
-            ("tie_word_embeddings", json!(false)),
-            ("bos_token_id", json!(1)),
-            ("eos_token_id", json!(2)),
-        ],
-        "qwen2" | "qwen3" => {
-            let mut v = vec![
-                ("vocab_size", json!(151936)),
-                ("max_position_embeddings", json!(32768)),
-                ("hidden_size", json!(4096)),
-                ("intermediate_size", json!(22016)),
-                ("num_hidden_layers", json!(32)),
-                ("num_attention_heads", json!(32)),
-                ("num_key_value_heads", Json::Null),
-                ("rms_norm_eps", json!(1e-6)),
-                ("rope_theta", json!(10000.0)),
-                ("rope_scaling", Json::Null),
-                ("tie_word_embeddings", json!(false)),
-                ("bos_token_id", Json::Null),
-                ("eos_token_id", Json::Null),
-            ];
-            if model_type == "qwen3" {
-                v.push(("head_dim", json!(128)));
-            }
-            v
-        }
-        _ => return None,
-    };
-    for (k, val) in common {
-        if !v.iter().any(|(key, _)| *key == k) {
-            v.push((k, val));
-        }
-    }
-    Some(v)
+    ]
 }
-
-/// `attribute_map` of GPT2Config: config.json may use the generic names.
-const GPT2_ATTRIBUTE_MAP: &[(&str, &str)] = &[
-    ("hidden_size", "n_embd"),
-    ("max_position_embeddings", "n_positions"),
-    ("num_attention_heads", "n_head"),
-    ("num_hidden_layers", "n_layer"),
-];
 
 impl Hparams {
     /// Parses `config.json` and applies the config class's defaults.
@@ -116,52 +37,32 @@ impl Hparams {
             return Err(cfg("not a JSON object"));
         };
         let model_type = raw.get("model_type").and_then(Json::as_str).unwrap_or("");
-        let Some(defaults) = class_defaults(model_type) else {
+        let Some(class) = config_class(model_type) else {
             return Ok(Hparams {
                 map: raw.clone(),
                 raw,
             });
         };
+        let mut defaults = (class.defaults)();
+        for (k, val) in common_defaults() {
+            if !defaults.iter().any(|(key, _)| *key == k) {
+                defaults.push((k, val));
+            }
+        }
         let mut map = Map::new();
         for (k, v) in defaults {
             map.insert(k.to_string(), v);
         }
         for (k, v) in &raw {
-            let key = if model_type == "gpt2" {
-                GPT2_ATTRIBUTE_MAP
-                    .iter()
-                    .find(|(from, _)| from == k)
-                    .map_or(k.as_str(), |(_, to)| to)
-            } else {
-                k.as_str()
-            };
+            let key = class
+                .attribute_map
+                .iter()
+                .find(|(from, _)| from == k)
+                .map_or(k.as_str(), |(_, to)| to);
             map.insert(key.to_string(), v.clone());
         }
-        // __init__ post-processing of the config classes.
-        if matches!(model_type, "llama" | "mistral" | "qwen2" | "qwen3")
-            && map.get("num_key_value_heads").is_none_or(Json::is_null)
-        {
-            let heads = map
-                .get("num_attention_heads")
-                .cloned()
-                .unwrap_or(Json::Null);
-            map.insert("num_key_value_heads".into(), heads);
-        }
-        if model_type == "llama" && map.get("head_dim").is_none_or(Json::is_null) {
-            let hidden = map.get("hidden_size").and_then(Json::as_u64);
-            let heads = map.get("num_attention_heads").and_then(Json::as_u64);
-            if let (Some(h), Some(n)) = (hidden, heads)
-                && n > 0
-            {
-                map.insert("head_dim".into(), json!(h / n));
-            }
-        }
-        if matches!(model_type, "llama" | "qwen2" | "qwen3")
-            && let Some(Json::Object(rs)) = map.get_mut("rope_scaling")
-            && let Some(t) = rs.get("type").cloned()
-        {
-            rs.insert("rope_type".into(), t);
-        }
+        // `__init__` post-processing of the config class.
+        (class.post_init)(&mut map);
         Ok(Hparams { map, raw })
     }
 
@@ -217,6 +118,39 @@ impl Hparams {
                 .map(Some)
                 .ok_or_else(|| cfg(format!("{} must be a number, found {v}", keys[0]))),
         }
+    }
+}
+
+/// `__init__` of Llama-like configs: `num_key_value_heads` defaults to `num_attention_heads`.
+pub fn default_kv_heads(map: &mut Map<String, Json>) {
+    if map.get("num_key_value_heads").is_none_or(Json::is_null) {
+        let heads = map
+            .get("num_attention_heads")
+            .cloned()
+            .unwrap_or(Json::Null);
+        map.insert("num_key_value_heads".into(), heads);
+    }
+}
+
+/// `LlamaConfig.__init__`: `head_dim` defaults to `hidden_size / num_attention_heads`.
+pub fn default_head_dim(map: &mut Map<String, Json>) {
+    if map.get("head_dim").is_none_or(Json::is_null) {
+        let hidden = map.get("hidden_size").and_then(Json::as_u64);
+        let heads = map.get("num_attention_heads").and_then(Json::as_u64);
+        if let (Some(h), Some(n)) = (hidden, heads)
+            && n > 0
+        {
+            map.insert("head_dim".into(), json!(h / n));
+        }
+    }
+}
+
+/// Backward compatibility of the rope config: `rope_scaling.type` is mirrored to `rope_type`.
+pub fn rope_type_from_type(map: &mut Map<String, Json>) {
+    if let Some(Json::Object(rs)) = map.get_mut("rope_scaling")
+        && let Some(t) = rs.get("type").cloned()
+    {
+        rs.insert("rope_type".into(), t);
     }
 }
 

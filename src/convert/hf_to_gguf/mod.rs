@@ -1,10 +1,14 @@
 //! Hugging Face folder (or an in-memory HF view) → GGUF, byte-identical to llama.cpp's
-//! `convert_hf_to_gguf.py` (notes/llama-cpp.md §1–3).
+//! `convert_hf_to_gguf.py` (see `docs/hf-to-gguf.md`).
 //!
 //! [`plan`] decides everything up front (KVs, tensor names, shapes, types, order) without touching
 //! tensor data; [`convert`] then streams the header and each tensor's bytes in order, so peak
 //! memory is a few row chunks whatever the model size. The caller owns the output (temp file +
 //! rename).
+//!
+//! What differs between architectures lives in [`arch`], one module per architecture behind
+//! [`Architecture`]; the byte-level BPE vocabulary in [`bpe_vocab`], gguf-py's special tokens,
+//! merges and chat templates in [`special_vocab`], `general.*` metadata in [`metadata`].
 //!
 //! Deltas kept on purpose (the reference is wrong or non-deterministic there):
 //! - GPT-2 `h.N.attn.bias` / `h.N.attn.masked_bias` buffers are dropped (the reference fails).
@@ -12,14 +16,16 @@
 //! - custom BPE tokenizers get a structural `tokenizer.ggml.pre` (the reference refuses them).
 //! - `tokenizer.chat_templates` (named templates) is sorted (the reference writes a Python set).
 
-mod arch;
+pub mod arch;
+mod bpe_vocab;
 mod error;
 mod hparams;
+mod json;
 mod metadata;
 mod model_card;
 mod pretok;
+mod special_vocab;
 mod tensors;
-mod vocab;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -27,14 +33,15 @@ use std::sync::atomic::AtomicBool;
 
 use serde_json::Value as Json;
 
-pub use arch::{Family, SUPPORTED};
+pub use arch::{Architecture, VocabKind};
+pub use bpe_vocab::{CHKTXT, HfTokenizer};
 pub use error::ConvertError;
 pub use hparams::Hparams;
 pub use metadata::{id_to_title, model_id_components, size_label};
 pub use pretok::{PreSource, pre_for_hash, structural_pre};
 pub use tensors::{PlannedTensor, Source, Transform};
-pub use vocab::{CHKTXT, HfTokenizer};
 
+use self::arch::Skip;
 use self::error::{Result, cfg, file_err, tensor_err};
 use crate::convert::hf::HfModel;
 use crate::formats::DType;
@@ -195,7 +202,7 @@ impl ConvertReport {
 }
 
 /// A complete conversion plan: the header and where every tensor's bytes come from.
-pub struct Plan {
+pub struct ConversionPlan {
     /// KVs and tensor specs, ready to write.
     pub writer: GgufWriter,
     /// Output tensors in file order.
@@ -205,7 +212,7 @@ pub struct Plan {
 }
 
 /// Plans the conversion: validates the model, decides KVs and tensors. Reads no tensor data.
-pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
+pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
     let config = model.files.get("config.json").ok_or_else(|| {
         file_err(
             "config.json",
@@ -213,10 +220,10 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
         )
     })?;
     let hp = Hparams::parse(config)?;
-    let arch = arch::Arch::detect(&hp)?;
+    let (arch, hf_arch) = arch::detect(&hp)?;
     let block_count = hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
     let mut warnings: Vec<String> = Vec::new();
-    reject_special_variants(model, &hp, &arch)?;
+    arch.check_variant(model, &hp)?;
 
     // ---- tensors, in the reference's order: extra tensors, then part by part; within a part,
     // safetensors tensors sorted by name (gguf-py's SafetensorsLocal), a torch pickle's in its
@@ -254,26 +261,9 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
         o => o,
     };
 
-    let n_head = hp
-        .find(&["n_heads", "num_attention_heads"])
-        .and_then(hparams::as_u32);
-    let n_kv_head = hp
-        .find(&["n_kv_heads", "num_key_value_heads"])
-        .and_then(hparams::as_u32);
-
-    let mut planned: Vec<PlannedTensor> = Vec::new();
-    if arch.family == Family::Llama
-        && let Some(values) = llama3_rope_freqs(&hp)?
-    {
-        planned.push(PlannedTensor {
-            name: "rope_freqs.weight".into(),
-            shape: vec![values.len()],
-            ggml_type: GgmlType::F32,
-            source: Source::Values(values.into()),
-            src_dtype: None,
-        });
-    }
+    let mut planned: Vec<PlannedTensor> = arch.extra_tensors(&hp)?;
     let mut dropped: Vec<String> = Vec::new();
+    let mut dropped_what = "";
     for t in order {
         let mut name = t.name.clone();
         if name.ends_with(".attention.masked_bias")
@@ -282,25 +272,16 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
         {
             continue;
         }
-        if arch.family == Family::Gpt2
-            && (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias"))
-        {
+        if let Skip::Drop { what } = arch.skip(&name) {
             dropped.push(name);
+            dropped_what = what;
             continue;
         }
         if let Some(stripped) = name.strip_prefix("language_model.") {
             name = stripped.to_string();
         }
         name = name.replace("language_model.", "");
-        if arch.family == Family::Llama {
-            name = name.replace("text_model.", "");
-        }
-        if matches!(
-            arch.hf_arch.as_str(),
-            "LlamaModel" | "Qwen2Model" | "Qwen3Model"
-        ) {
-            name = format!("model.{name}");
-        }
+        name = arch.normalize_name(&hf_arch, name);
         if !t.dtype.is_float()
             && !matches!(
                 t.dtype,
@@ -325,52 +306,13 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
             ));
         }
         let mut shape = t.shape.clone();
-        let mut transform = Transform::None;
-        if arch.family == Family::Gpt2
-            && (name.ends_with(".c_attn.weight")
-                || name.ends_with(".c_proj.weight")
-                || name.ends_with(".c_fc.weight"))
-        {
-            if shape.len() != 2 {
-                return Err(tensor_err(
-                    &t.name,
-                    format!("Conv1D weight must be 2-D, shape is {shape:?}"),
-                ));
-            }
-            shape.swap(0, 1);
-            transform = Transform::Transpose;
-        }
-        if arch.family == Family::Llama {
-            let heads = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
-                Some(n_head)
-            } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
-                Some(match (n_head, n_kv_head) {
-                    (h, Some(kv)) if Some(kv) != h => Some(kv),
-                    (h, _) => h,
-                })
-            } else {
-                None
-            };
-            if let Some(h) = heads {
-                let h = h.ok_or_else(|| {
-                    cfg("num_attention_heads / num_key_value_heads are required to permute Q/K")
-                })? as usize;
-                let rows = shape.first().copied().unwrap_or(0);
-                if h == 0 || rows % (2 * h) != 0 {
-                    return Err(tensor_err(
-                        &t.name,
-                        format!("{rows} rows cannot be split into {h} heads of even size"),
-                    ));
-                }
-                transform = Transform::Permute(h);
-            }
-        }
+        let transform = arch.transform(&name, &t.name, &mut shape, &hp)?;
         let gguf_name = arch.map_name(&name, block_count).ok_or_else(|| {
             tensor_err(
                 &t.name,
                 format!(
                     "cannot be mapped to a GGUF tensor of architecture '{}'",
-                    arch.family.gguf_name()
+                    arch.gguf_name()
                 ),
             )
         })?;
@@ -404,7 +346,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     }
     if !dropped.is_empty() {
         warnings.push(format!(
-            "dropped {} GPT-2 attention mask buffer(s) ({}…): they are not weights",
+            "dropped {} {dropped_what} ({}…): they are not weights",
             dropped.len(),
             dropped[0]
         ));
@@ -427,7 +369,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
 
     // ---- KVs
     let mut w = GgufWriter::new();
-    w.add_kv("general.architecture", Value::str(arch.family.gguf_name()));
+    w.add_kv("general.architecture", Value::str(arch.gguf_name()));
     w.add_kv("general.type", Value::str("model"));
     let mut md = metadata::Metadata::load(model, opts.name_override.as_deref(), params as i64)?;
     if md.size_label.is_none() && params > 0 {
@@ -437,7 +379,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     arch.write_params(&hp, outtype.file_type(), &mut w)?;
     w.add_kv("general.quantization_version", Value::U32(2));
 
-    let (pre, pre_source, chkhsh) = write_vocab(model, &hp, &arch, opts, &mut w, &mut warnings)?;
+    let (pre, pre_source, chkhsh) = write_vocab(model, &hp, arch, opts, &mut w, &mut warnings)?;
 
     for p in &planned {
         w.add_tensor(TensorSpec {
@@ -449,8 +391,8 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
     }
     let file_size = w.file_size();
     let report = ConvertReport {
-        arch: arch.family.gguf_name().to_string(),
-        hf_arch: arch.hf_arch.clone(),
+        arch: arch.gguf_name().to_string(),
+        hf_arch,
         outtype,
         tensor_count: planned.len(),
         params,
@@ -460,7 +402,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
         warnings,
         file_size,
     };
-    Ok(Plan {
+    Ok(ConversionPlan {
         writer: w,
         tensors: planned,
         report,
@@ -470,57 +412,23 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<Plan> {
 fn write_vocab(
     model: &HfModel,
     hp: &Hparams,
-    arch: &arch::Arch,
+    arch: &dyn Architecture,
     opts: &GgufOptions,
     w: &mut GgufWriter,
     warnings: &mut Vec<String>,
 ) -> Result<(String, PreSource, Option<String>)> {
-    if arch.family == Family::Llama {
-        if let Some(tc) = vocab::parse_json_file(model, "tokenizer_config.json")?
-            && let Some(v) = tc.get("add_prefix_space").filter(|v| !v.is_null())
-        {
-            w.add_kv(
-                "tokenizer.ggml.add_space_prefix",
-                Value::Bool(json_truthy(v)),
-            );
-        }
-        if model.files.contains_key("tekken.json") && !model.files.contains_key("tokenizer.json") {
+    arch.before_vocab(model, w)?;
+    match arch.vocab_kind(model) {
+        VocabKind::Bpe => {}
+        VocabKind::SentencePiece => {
             return Err(ConvertError::Tokenizer(
-                "Mistral tekken.json tokenizers are not supported; provide tokenizer.json".into(),
+                "SentencePiece tokenizers (tokenizer.model) are not supported yet; tinylm converts byte-level BPE tokenizer.json".into(),
             ));
         }
     }
-    if model.files.contains_key("tokenizer.model") {
-        return Err(ConvertError::Tokenizer(
-            "SentencePiece tokenizers (tokenizer.model) are not supported yet; tinylm converts byte-level BPE tokenizer.json".into(),
-        ));
-    }
-    let tokenizer_json = vocab::parse_json_file(model, "tokenizer.json")?;
-    if arch.family == Family::Llama
-        && let Some(tj) = &tokenizer_json
-    {
-        let m = tj.get("model").cloned().unwrap_or(Json::Null);
-        let is_bpe = m.get("type").and_then(Json::as_str) == Some("BPE");
-        let byte_fallback = m
-            .get("byte_fallback")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        let seq_decoder = tj
-            .get("decoder")
-            .and_then(|d| d.get("type"))
-            .and_then(Json::as_str)
-            == Some("Sequence");
-        let llama3 = is_bpe
-            && m.get("ignore_merges")
-                .and_then(Json::as_bool)
-                .unwrap_or(false)
-            && !byte_fallback;
-        if !llama3 && is_bpe && byte_fallback && seq_decoder {
-            return Err(ConvertError::Tokenizer(
-                "SentencePiece-style tokenizer.json (BPE with byte_fallback) is not supported yet"
-                    .into(),
-            ));
-        }
+    let tokenizer_json = json::parse_json_file(model, "tokenizer.json")?;
+    if let Some(tj) = &tokenizer_json {
+        arch.check_bpe_tokenizer(tj)?;
     }
 
     let Some(tokenizer_json) = tokenizer_json else {
@@ -567,139 +475,16 @@ fn write_vocab(
         Value::Array(Array::strings(&tokens)),
     );
     w.add_kv("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
-    let sv = vocab::SpecialVocab::load(model, Some(&tokenizer_json), true, None)?;
+    let sv = special_vocab::SpecialVocab::load(model, Some(&tokenizer_json), true, None)?;
     if sv.merges.is_empty() {
         warnings.push("the tokenizer has no merges: output may be non-functional".into());
     }
     sv.add_to(w);
-    if arch.family == Family::Llama
-        && hp
-            .get("vocab_size")
-            .and_then(hparams::as_u32)
-            .unwrap_or(32000)
-            == 49152
-    {
-        w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
-    }
+    arch.after_vocab(hp, w);
     Ok((pre, source, chkhsh))
 }
 
-/// Variants the reference converts differently (embedding pooling, Qwen3 rerankers): refused
-/// rather than converted wrongly.
-fn reject_special_variants(model: &HfModel, hp: &Hparams, arch: &arch::Arch) -> Result<()> {
-    if matches!(arch.family, Family::Qwen2 | Family::Qwen3)
-        && let Some(bytes) = model.files.get("modules.json")
-        && let Ok(Json::Array(mods)) = serde_json::from_slice::<Json>(bytes)
-        && mods.iter().any(|m| {
-            m.get("type")
-                .and_then(Json::as_str)
-                .is_some_and(|t| t.ends_with("Pooling"))
-        })
-    {
-        return Err(file_err(
-            "modules.json",
-            "sentence-transformers pooling (embedding models) is not supported",
-        ));
-    }
-    if arch.family == Family::Qwen3 {
-        let readme = model
-            .files
-            .get("README.md")
-            .map(|b| String::from_utf8_lossy(b).to_lowercase())
-            .unwrap_or_default();
-        let hints = [
-            model.dir_name.to_lowercase(),
-            hp.raw
-                .get("_name_or_path")
-                .and_then(Json::as_str)
-                .unwrap_or("")
-                .to_lowercase(),
-        ];
-        if readme.contains("# qwen3-reranker")
-            || readme.contains("# qwen3-vl-reranker")
-            || hints
-                .iter()
-                .any(|h| h.contains("qwen3-reranker") || h.contains("qwen3-vl-reranker"))
-        {
-            return Err(cfg("Qwen3 reranker models are not supported"));
-        }
-    }
-    Ok(())
-}
-
-fn json_truthy(v: &Json) -> bool {
-    match v {
-        Json::Bool(b) => *b,
-        Json::Null => false,
-        Json::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
-        Json::String(s) => !s.is_empty(),
-        Json::Array(a) => !a.is_empty(),
-        Json::Object(o) => !o.is_empty(),
-    }
-}
-
-/// Llama 3 `rope_freqs` (f32 arithmetic as torch does it), when `rope_type == "llama3"`.
-fn llama3_rope_freqs(hp: &Hparams) -> Result<Option<Vec<f32>>> {
-    let rp = arch::rope_parameters(hp);
-    let rp = rp
-        .get("full_attention")
-        .and_then(Json::as_object)
-        .cloned()
-        .unwrap_or(rp);
-    if rp.is_empty()
-        || !rp
-            .get("rope_type")
-            .and_then(Json::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("llama3"))
-    {
-        return Ok(None);
-    }
-    let num = |k: &str, d: f64| -> Result<f64> {
-        match rp.get(k).filter(|v| !v.is_null()) {
-            None => Ok(d),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| cfg(format!("rope_scaling.{k} must be a number"))),
-        }
-    };
-    let base = num("rope_theta", 10000.0)?;
-    let dim = match hp.get("head_dim") {
-        Some(v) => hparams::as_u32(v).ok_or_else(|| cfg("head_dim must be an integer"))?,
-        None => {
-            let heads = hp.req_u32(&["num_attention_heads"])?;
-            if heads == 0 {
-                return Err(cfg("num_attention_heads is 0"));
-            }
-            hp.req_u32(&["hidden_size"])? / heads
-        }
-    } as usize;
-    let factor = num("factor", 8.0)?;
-    let low = num("low_freq_factor", 1.0)?;
-    let high = num("high_freq_factor", 4.0)?;
-    let old_ctx = num("original_max_position_embeddings", 8192.0)?;
-    let low_wavelen = old_ctx / low;
-    let high_wavelen = old_ctx / high;
-    let base32 = base as f32;
-    let two_pi = (2.0 * std::f64::consts::PI) as f32;
-    let mut out = Vec::with_capacity(dim / 2);
-    for i in (0..dim).step_by(2) {
-        let exponent = i as f32 / dim as f32;
-        let freq = 1.0f32 / base32.powf(exponent);
-        let wavelen = two_pi / freq;
-        let v = if wavelen < high_wavelen as f32 {
-            1.0
-        } else if wavelen > low_wavelen as f32 {
-            factor as f32
-        } else {
-            let smooth = (old_ctx as f32 / wavelen - low as f32) / (high - low) as f32;
-            1.0 / ((1.0 - smooth) / factor as f32 + smooth)
-        };
-        out.push(v);
-    }
-    Ok(Some(out))
-}
-
-impl Plan {
+impl ConversionPlan {
     /// Streams the GGUF: header first, then each tensor in order.
     pub fn write(&self, out: &mut dyn Write, opts: &GgufOptions) -> Result<()> {
         let cancel = opts.cancel.as_deref();

@@ -7,6 +7,7 @@
 //! (checked byte for byte by `scripts/conformance/hf_export.py` and the goldens in
 //! `tests/golden/hf_export/`).
 
+pub(crate) mod arch;
 pub mod config;
 pub mod hf_config;
 pub mod pyjson;
@@ -235,11 +236,7 @@ pub fn export(inputs: &TinyLmInputs, opts: &ExportOptions) -> Result<HfModel, Ex
         }
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => {
-            return Err(invalid(
-                &inputs.checkpoint,
-                "cannot tell the architecture from the tensor names (no pos_emb/norm1 for gpt2, \
-                 no attn_norm/ffn.w1 for llama3); pass --arch gpt2|llama3",
-            ));
+            return Err(invalid(&inputs.checkpoint, arch::unrecognized_hint()));
         }
     };
     let (mut hf_tensors, facts) = weights::map(arch, &model_yaml, &src, opts.dtype)

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use half::{bf16, f16};
 
 use super::TinyLmArch;
+use super::arch::{all, architecture};
 use super::config::ModelYaml;
 use crate::formats::DType;
 use crate::formats::tensor::{Tensor, TensorBytes};
@@ -50,21 +51,18 @@ pub fn is_buffer(key: &str) -> bool {
     key.ends_with(".causal_mask") || key.ends_with("_freqs_cis")
 }
 
-/// The architecture a state dict's tensor names belong to, if recognizable.
+/// The architecture a state dict's tensor names belong to, if exactly one recognizes them.
 pub fn detect_arch(keys: &BTreeSet<&str>) -> Option<TinyLmArch> {
-    let gpt2 = keys.contains("pos_emb.pos_emb.weight") || keys.contains("blocks.0.norm1.gamma");
-    let llama =
-        keys.contains("blocks.0.attn_norm.gamma") || keys.contains("blocks.0.ffn.w1.weight");
-    match (gpt2, llama) {
-        (true, false) => Some(TinyLmArch::Gpt2),
-        (false, true) => Some(TinyLmArch::Llama3),
+    let mut hits = all().filter(|a| a.recognizes(keys));
+    match (hits.next(), hits.next()) {
+        (Some(a), None) => Some(a.arch()),
         _ => None,
     }
 }
 
 /// Source tensors by key (without the Lightning `model.` prefix).
 pub struct Source<'a> {
-    tensors: BTreeMap<&'a str, &'a Tensor>,
+    pub(super) tensors: BTreeMap<&'a str, &'a Tensor>,
     prefix: &'a str,
 }
 
@@ -89,12 +87,12 @@ impl<'a> Source<'a> {
         self.tensors.keys().copied().collect()
     }
 
-    fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.tensors.contains_key(key)
     }
 
     /// The tensor `key`, which must have `shape` and a float dtype.
-    fn get(&self, key: &str, shape: &[usize]) -> Result<&'a Tensor, String> {
+    pub(super) fn get(&self, key: &str, shape: &[usize]) -> Result<&'a Tensor, String> {
         let t = self
             .tensors
             .get(key)
@@ -147,14 +145,14 @@ fn convert_bytes(src: &[u8], from: DType, to: DType) -> Vec<u8> {
 }
 
 /// Builds the output tensors in the output dtype.
-struct Builder {
+pub(crate) struct Builder {
     dtype: DType,
     out: Vec<Tensor>,
 }
 
 impl Builder {
     /// The bytes of `t` in the output dtype (shared, not copied, when the dtype matches).
-    fn bytes(&self, t: &Tensor) -> TensorBytes {
+    pub(super) fn bytes(&self, t: &Tensor) -> TensorBytes {
         if t.dtype == self.dtype {
             t.data.clone()
         } else {
@@ -166,11 +164,11 @@ impl Builder {
         }
     }
 
-    fn zeros(&self, n: usize) -> Vec<u8> {
+    pub(super) fn zeros(&self, n: usize) -> Vec<u8> {
         vec![0u8; n * self.dtype.size()]
     }
 
-    fn push(&mut self, name: &str, shape: Vec<usize>, data: TensorBytes) {
+    pub(super) fn push(&mut self, name: &str, shape: Vec<usize>, data: TensorBytes) {
         self.out.push(Tensor {
             name: name.to_owned(),
             dtype: self.dtype,
@@ -179,18 +177,18 @@ impl Builder {
         });
     }
 
-    fn push_owned(&mut self, name: &str, shape: Vec<usize>, data: Vec<u8>) {
+    pub(super) fn push_owned(&mut self, name: &str, shape: Vec<usize>, data: Vec<u8>) {
         self.push(name, shape, TensorBytes::Owned(Arc::from(data)));
     }
 
     /// `t` unchanged (only the dtype may change).
-    fn copy(&mut self, name: &str, t: &Tensor) {
+    pub(super) fn copy(&mut self, name: &str, t: &Tensor) {
         let data = self.bytes(t);
         self.push(name, t.shape.clone(), data);
     }
 
     /// `[rows, cols]` → `[cols, rows]`.
-    fn transpose(&self, data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    pub(super) fn transpose(&self, data: &[u8], rows: usize, cols: usize) -> Vec<u8> {
         let e = self.dtype.size();
         let mut out = vec![0u8; data.len()];
         for r in 0..rows {
@@ -205,7 +203,13 @@ impl Builder {
 
     /// Reorders the rows of each head from adjacent pairs (0,1),(2,3)… to halves
     /// (0..hd/2 | hd/2..hd): HF row j takes row 2j, HF row hd/2+j takes row 2j+1.
-    fn half_split_rows(&self, data: &[u8], heads: usize, head_dim: usize, cols: usize) -> Vec<u8> {
+    pub(super) fn half_split_rows(
+        &self,
+        data: &[u8],
+        heads: usize,
+        head_dim: usize,
+        cols: usize,
+    ) -> Vec<u8> {
         let row = cols * self.dtype.size();
         let mut out = Vec::with_capacity(data.len());
         for h in 0..heads {
@@ -221,7 +225,7 @@ impl Builder {
     }
 }
 
-/// Facts that must agree between YAML and weights.
+/// Facts that must agree between YAML and weights: (head dim, KV heads).
 fn check_config(m: &ModelYaml, arch: TinyLmArch) -> Result<(usize, usize), String> {
     if m.n_heads == 0 || !m.d_model.is_multiple_of(m.n_heads) {
         return Err(format!(
@@ -230,89 +234,35 @@ fn check_config(m: &ModelYaml, arch: TinyLmArch) -> Result<(usize, usize), Strin
         ));
     }
     let head_dim = m.d_model / m.n_heads;
-    let kv = match arch {
-        TinyLmArch::Gpt2 => m.n_heads,
-        TinyLmArch::Llama3 => m.n_kv_heads.unwrap_or(m.n_heads),
-    };
+    let a = architecture(arch);
+    let kv = a.kv_heads(m);
     if kv == 0 || !m.n_heads.is_multiple_of(kv) {
         return Err(format!(
             "n_heads {} is not a multiple of n_kv_heads {kv}",
             m.n_heads
         ));
     }
-    if arch == TinyLmArch::Llama3 && !head_dim.is_multiple_of(2) {
-        return Err(format!("head dimension {head_dim} must be even for RoPE"));
-    }
+    a.check_config(m, head_dim)?;
     Ok((head_dim, kv))
 }
 
 /// The keys a checkpoint of this shape must contain, given the optional-bias flags.
 fn expected_keys(arch: TinyLmArch, layers: usize, src: &Source<'_>) -> Vec<String> {
+    let layout = architecture(arch).keys();
     let mut keys = vec!["token_emb.weight".to_string()];
-    let opt = |k: &str| src.has(&format!("blocks.0.{k}"));
-    let (per_block, optional, tail): (&[&str], Vec<&str>, &[&str]) = match arch {
-        TinyLmArch::Gpt2 => {
-            keys.push("pos_emb.pos_emb.weight".into());
-            (
-                &[
-                    "attn.W_q.weight",
-                    "attn.W_k.weight",
-                    "attn.W_v.weight",
-                    "attn.out_proj.weight",
-                    "ffn.fc1.weight",
-                    "ffn.fc2.weight",
-                    "norm1.gamma",
-                    "norm1.beta",
-                    "norm2.gamma",
-                    "norm2.beta",
-                ],
-                [
-                    "attn.W_q.bias",
-                    "attn.W_k.bias",
-                    "attn.W_v.bias",
-                    "attn.out_proj.bias",
-                    "ffn.fc1.bias",
-                    "ffn.fc2.bias",
-                ]
-                .into_iter()
-                .filter(|k| opt(k))
-                .collect(),
-                &["ln_f.gamma", "ln_f.beta"],
-            )
-        }
-        TinyLmArch::Llama3 => (
-            &[
-                "attn.W_q.weight",
-                "attn.W_k.weight",
-                "attn.W_v.weight",
-                "attn.out_proj.weight",
-                "ffn.w1.weight",
-                "ffn.w2.weight",
-                "ffn.w3.weight",
-                "attn_norm.gamma",
-                "ffn_norm.gamma",
-            ],
-            [
-                "attn.W_q.bias",
-                "attn.W_k.bias",
-                "attn.W_v.bias",
-                "attn.out_proj.bias",
-                "ffn.w1.bias",
-                "ffn.w2.bias",
-                "ffn.w3.bias",
-            ]
-            .into_iter()
-            .filter(|k| opt(k))
-            .collect(),
-            &["norm_f.gamma"],
-        ),
-    };
+    keys.extend(layout.top.iter().map(|s| s.to_string()));
+    let optional: Vec<&str> = layout
+        .optional
+        .iter()
+        .copied()
+        .filter(|k| src.has(&format!("blocks.0.{k}")))
+        .collect();
     for i in 0..layers {
-        for k in per_block.iter().chain(&optional) {
+        for k in layout.per_block.iter().chain(&optional) {
             keys.push(format!("blocks.{i}.{k}"));
         }
     }
-    keys.extend(tail.iter().map(|s| s.to_string()));
+    keys.extend(layout.tail.iter().map(|s| s.to_string()));
     if src.has("lm_head.weight") {
         keys.push("lm_head.weight".into());
     }
@@ -351,7 +301,12 @@ fn check_keys(arch: TinyLmArch, m: &ModelYaml, src: &Source<'_>) -> Result<(), S
 }
 
 /// Whether the optional bias `blocks.*.<k>` set matches the YAML flag, when given.
-fn check_flag(flag: Option<bool>, name: &str, present: bool, key: &str) -> Result<(), String> {
+pub(super) fn check_flag(
+    flag: Option<bool>,
+    name: &str,
+    present: bool,
+    key: &str,
+) -> Result<(), String> {
     match flag {
         Some(f) if f != present => Err(format!(
             "the model config says {name}: {f}, but the checkpoint {} {key}",
@@ -398,209 +353,12 @@ pub fn map(
         attention_bias: false,
         mlp_bias: false,
     };
-    match arch {
-        TinyLmArch::Gpt2 => map_gpt2(m, src, &mut b, &mut facts)?,
-        TinyLmArch::Llama3 => map_llama(m, src, &mut b, &mut facts)?,
-    }
+    architecture(arch).map(m, src, &mut b, &mut facts)?;
     if !tied {
         let head = src.get("lm_head.weight", &[v, d])?;
         b.copy("lm_head.weight", head);
     }
     Ok((b.out, facts))
-}
-
-fn map_gpt2(
-    m: &ModelYaml,
-    src: &Source<'_>,
-    b: &mut Builder,
-    facts: &mut ModelFacts,
-) -> Result<(), String> {
-    let (d, v) = (m.d_model, m.vocab_size);
-    let f = src
-        .tensors
-        .get("blocks.0.ffn.fc1.weight")
-        .and_then(|t| t.shape.first().copied())
-        .ok_or("missing tensor blocks.0.ffn.fc1.weight")?;
-    if let Some(dff) = m.d_ff
-        && dff != f
-    {
-        return Err(format!(
-            "the model config says d_ff: {dff}, but ffn.fc1 has {f} rows"
-        ));
-    }
-    facts.ffn = f;
-    let qkv_bias = src.has("blocks.0.attn.W_q.bias");
-    check_flag(m.qkv_bias, "qkv_bias", qkv_bias, "attn.W_q.bias")?;
-
-    b.copy(
-        "transformer.wte.weight",
-        src.get("token_emb.weight", &[v, d])?,
-    );
-    b.copy(
-        "transformer.wpe.weight",
-        src.get("pos_emb.pos_emb.weight", &[m.context_length, d])?,
-    );
-    for i in 0..m.n_layers {
-        let k = |s: &str| format!("blocks.{i}.{s}");
-        let h = |s: &str| format!("transformer.h.{i}.{s}");
-        // Conv1D stores [in, out]: c_attn = [W_q; W_k; W_v]ᵀ.
-        let mut qkv = Vec::new();
-        for n in ["W_q", "W_k", "W_v"] {
-            qkv.extend_from_slice(
-                b.bytes(src.get(&k(&format!("attn.{n}.weight")), &[d, d])?)
-                    .as_bytes(),
-            );
-        }
-        let w = b.transpose(&qkv, 3 * d, d);
-        b.push_owned(&h("attn.c_attn.weight"), vec![d, 3 * d], w);
-        let mut bias = Vec::new();
-        for n in ["W_q", "W_k", "W_v"] {
-            match qkv_bias {
-                true => bias.extend_from_slice(
-                    b.bytes(src.get(&k(&format!("attn.{n}.bias")), &[d])?)
-                        .as_bytes(),
-                ),
-                false => bias.extend(b.zeros(d)),
-            }
-        }
-        b.push_owned(&h("attn.c_attn.bias"), vec![3 * d], bias);
-        linear_conv1d(b, src, &k("attn.out_proj"), &h("attn.c_proj"), d, d)?;
-        b.copy(&h("ln_1.weight"), src.get(&k("norm1.gamma"), &[d])?);
-        b.copy(&h("ln_1.bias"), src.get(&k("norm1.beta"), &[d])?);
-        b.copy(&h("ln_2.weight"), src.get(&k("norm2.gamma"), &[d])?);
-        b.copy(&h("ln_2.bias"), src.get(&k("norm2.beta"), &[d])?);
-        linear_conv1d(b, src, &k("ffn.fc1"), &h("mlp.c_fc"), f, d)?;
-        linear_conv1d(b, src, &k("ffn.fc2"), &h("mlp.c_proj"), d, f)?;
-    }
-    b.copy("transformer.ln_f.weight", src.get("ln_f.gamma", &[d])?);
-    b.copy("transformer.ln_f.bias", src.get("ln_f.beta", &[d])?);
-    Ok(())
-}
-
-/// An `nn.Linear` `[out, in]` (+ optional bias) as a Conv1D `[in, out]` with a bias (zeros if
-/// tiny-lm has none: HF GPT-2 always has biases).
-fn linear_conv1d(
-    b: &mut Builder,
-    src: &Source<'_>,
-    from: &str,
-    to: &str,
-    out: usize,
-    inp: usize,
-) -> Result<(), String> {
-    let w = b.bytes(src.get(&format!("{from}.weight"), &[out, inp])?);
-    let t = b.transpose(w.as_bytes(), out, inp);
-    b.push_owned(&format!("{to}.weight"), vec![inp, out], t);
-    let bias_key = format!("{from}.bias");
-    if src.has(&bias_key) {
-        b.copy(&format!("{to}.bias"), src.get(&bias_key, &[out])?);
-    } else {
-        let z = b.zeros(out);
-        b.push_owned(&format!("{to}.bias"), vec![out], z);
-    }
-    Ok(())
-}
-
-fn map_llama(
-    m: &ModelYaml,
-    src: &Source<'_>,
-    b: &mut Builder,
-    facts: &mut ModelFacts,
-) -> Result<(), String> {
-    let (d, v) = (m.d_model, m.vocab_size);
-    let (h, kv, hd) = (facts.n_heads, facts.n_kv_heads, facts.head_dim);
-    let f = src
-        .tensors
-        .get("blocks.0.ffn.w1.weight")
-        .and_then(|t| t.shape.first().copied())
-        .ok_or("missing tensor blocks.0.ffn.w1.weight")?;
-    facts.ffn = f;
-    let qkv_bias = src.has("blocks.0.attn.W_q.bias");
-    let o_bias = src.has("blocks.0.attn.out_proj.bias");
-    let mlp_bias = src.has("blocks.0.ffn.w1.bias");
-    check_flag(m.qkv_bias, "qkv_bias", qkv_bias, "attn.W_q.bias")?;
-    check_flag(m.ffn_bias, "ffn_bias", mlp_bias, "ffn.w1.bias")?;
-    // HF's `attention_bias` switches q, k, v and o biases on together.
-    facts.attention_bias = qkv_bias || o_bias;
-    facts.mlp_bias = mlp_bias;
-
-    b.copy(
-        "model.embed_tokens.weight",
-        src.get("token_emb.weight", &[v, d])?,
-    );
-    for i in 0..m.n_layers {
-        let k = |s: &str| format!("blocks.{i}.{s}");
-        let o = |s: &str| format!("model.layers.{i}.{s}");
-        for (n, hf, heads) in [
-            ("W_q", "q_proj", Some(h)),
-            ("W_k", "k_proj", Some(kv)),
-            ("W_v", "v_proj", None),
-        ] {
-            let rows = heads.unwrap_or(kv) * hd;
-            let w = b.bytes(src.get(&k(&format!("attn.{n}.weight")), &[rows, d])?);
-            let bias = if qkv_bias {
-                Some(b.bytes(src.get(&k(&format!("attn.{n}.bias")), &[rows])?))
-            } else if facts.attention_bias {
-                Some(TensorBytes::Owned(Arc::from(b.zeros(rows))))
-            } else {
-                None
-            };
-            match heads {
-                Some(heads) => {
-                    let pw = b.half_split_rows(w.as_bytes(), heads, hd, d);
-                    b.push_owned(&o(&format!("self_attn.{hf}.weight")), vec![rows, d], pw);
-                    if let Some(bias) = bias {
-                        let pb = b.half_split_rows(bias.as_bytes(), heads, hd, 1);
-                        b.push_owned(&o(&format!("self_attn.{hf}.bias")), vec![rows], pb);
-                    }
-                }
-                None => {
-                    b.push(&o(&format!("self_attn.{hf}.weight")), vec![rows, d], w);
-                    if let Some(bias) = bias {
-                        b.push(&o(&format!("self_attn.{hf}.bias")), vec![rows], bias);
-                    }
-                }
-            }
-        }
-        b.copy(
-            &o("self_attn.o_proj.weight"),
-            src.get(&k("attn.out_proj.weight"), &[d, h * hd])?,
-        );
-        if o_bias {
-            b.copy(
-                &o("self_attn.o_proj.bias"),
-                src.get(&k("attn.out_proj.bias"), &[d])?,
-            );
-        } else if facts.attention_bias {
-            let z = b.zeros(d);
-            b.push_owned(&o("self_attn.o_proj.bias"), vec![d], z);
-        }
-        for (n, hf, shape) in [
-            ("w1", "gate_proj", [f, d]),
-            ("w3", "up_proj", [f, d]),
-            ("w2", "down_proj", [d, f]),
-        ] {
-            b.copy(
-                &o(&format!("mlp.{hf}.weight")),
-                src.get(&k(&format!("ffn.{n}.weight")), &shape)?,
-            );
-            if mlp_bias {
-                b.copy(
-                    &o(&format!("mlp.{hf}.bias")),
-                    src.get(&k(&format!("ffn.{n}.bias")), &shape[..1])?,
-                );
-            }
-        }
-        b.copy(
-            &o("input_layernorm.weight"),
-            src.get(&k("attn_norm.gamma"), &[d])?,
-        );
-        b.copy(
-            &o("post_attention_layernorm.weight"),
-            src.get(&k("ffn_norm.gamma"), &[d])?,
-        );
-    }
-    b.copy("model.norm.weight", src.get("norm_f.gamma", &[d])?);
-    Ok(())
 }
 
 #[cfg(test)]

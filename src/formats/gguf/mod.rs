@@ -3,6 +3,7 @@
 
 pub mod describe;
 pub mod reader;
+pub mod token_type;
 pub mod types;
 pub mod writer;
 
