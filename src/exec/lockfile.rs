@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::actions::ResolvedInput;
 use crate::cache::{Digest, OutputEntry};
 use crate::fsutil::{relative, write_atomic};
-use crate::plan::{Input, Plan};
+use crate::plan::{BuildPlan, Input};
 use crate::{Error, Result};
 
 /// Name of the lock file, next to the manifest.
@@ -112,7 +112,7 @@ impl LockFile {
 /// The lock entry of node `ix` after it was built (or found cached) with `key`.
 pub(super) fn entry(
     root: &Path,
-    plan: &Plan,
+    plan: &BuildPlan,
     ix: NodeIndex,
     key: &Digest,
     inputs: &[ResolvedInput],

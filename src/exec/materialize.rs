@@ -15,7 +15,7 @@ use super::{ProjectLayout, fault};
 use crate::cache::Digest;
 use crate::cache::stat::FileStat;
 use crate::fsutil::{self, Linked};
-use crate::plan::{Plan, Selection};
+use crate::plan::{BuildPlan, Selection};
 use crate::{Error, IoContext, Result};
 
 const FORMAT_VERSION: u32 = 1;
@@ -139,7 +139,7 @@ pub fn remove_stale(out: &Path, rel: &Path, placed: &Placed) -> bool {
 /// Ids of owners whose outputs are cached but not in place (what a build would restore).
 pub(super) fn unplaced_owners(
     layout: &ProjectLayout,
-    plan: &Plan,
+    plan: &BuildPlan,
     sel: &Selection,
     states: &[NodeState],
 ) -> BTreeSet<String> {
@@ -164,7 +164,7 @@ pub(super) fn unplaced_owners(
 /// owners that had something placed).
 pub(super) fn place_outputs(
     layout: &ProjectLayout,
-    plan: &Plan,
+    plan: &BuildPlan,
     sel: &Selection,
     states: &[NodeState],
 ) -> Result<(usize, usize, BTreeSet<String>)> {

@@ -1,4 +1,4 @@
-//! The executor: runs the selected part of a [`Plan`] and materializes its outputs.
+//! The executor: runs the selected part of a [`BuildPlan`] and materializes its outputs.
 //!
 //! 1. Hash source inputs (through the stat cache: unchanged files are not reread).
 //! 2. Walk the DAG in dependency order ([`scheduler`]). For each ready node compute its key from
@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use crate::cache::stat::digest_dir;
 use crate::cache::{Digest, StatCache, Store};
-use crate::plan::{Input, Plan, Selection};
+use crate::plan::{BuildPlan, Input, Selection};
 use crate::{Error, Result};
 use lockfile::LockFile;
 use scheduler::{NodeState, Scheduler};
@@ -110,7 +110,7 @@ pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
 /// Builds the selected targets of `plan`.
 pub fn build(
     layout: &ProjectLayout,
-    plan: &Plan,
+    plan: &BuildPlan,
     opts: &BuildOptions,
     cancel: Arc<AtomicBool>,
 ) -> Result<BuildReport> {
@@ -218,7 +218,7 @@ pub fn build(
 
 /// Digests of every source file and directory the selection reads, hashed in parallel.
 fn hash_sources(
-    plan: &Plan,
+    plan: &BuildPlan,
     sel: &Selection,
     stat: &StatCache,
 ) -> Result<HashMap<PathBuf, (Digest, u64)>> {

@@ -17,7 +17,7 @@ use super::report::{ActionReport, Status};
 use super::{BuildOptions, ProjectLayout, fault};
 use crate::actions::{ResolvedInput, RunCtx};
 use crate::cache::{ActionRecord, Digest, OutputEntry, StatCache};
-use crate::plan::{Input, Plan, Selection, key};
+use crate::plan::{BuildPlan, Input, Selection, key};
 use crate::{Error, Result};
 
 /// Where a node stands during a build.
@@ -45,7 +45,7 @@ struct JobResult {
 /// Everything one build's scheduling reads.
 pub(super) struct Scheduler<'a> {
     pub layout: &'a ProjectLayout,
-    pub plan: &'a Plan,
+    pub plan: &'a BuildPlan,
     pub sel: &'a Selection,
     /// Digest and size of every source file and directory the selection reads.
     pub sources: &'a HashMap<PathBuf, (Digest, u64)>,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Input, Plan};
+use super::{BuildPlan, Input};
 use crate::fsutil::relative;
 
 /// Output formats of [`Graph::render`].
@@ -55,7 +55,7 @@ pub struct Graph {
 
 impl Graph {
     /// The graph of `plan`; source paths are shown relative to `root`.
-    pub fn of(plan: &Plan, root: &Path) -> Graph {
+    pub fn of(plan: &BuildPlan, root: &Path) -> Graph {
         // Source files are nodes too, so the picture shows where everything comes from.
         let mut files: BTreeSet<String> = BTreeSet::new();
         let mut edges = Vec::new();

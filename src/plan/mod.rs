@@ -78,7 +78,7 @@ pub struct Materialization {
 
 /// The whole plan.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct BuildPlan {
     /// Nodes, with edges from producer to consumer.
     pub graph: DiGraph<Node, String>,
     /// Outputs to put under `out/`.
@@ -114,7 +114,7 @@ pub fn artifact_stem(model: &str, quant: Option<FileType>) -> String {
     }
 }
 
-impl Plan {
+impl BuildPlan {
     fn add(
         &mut self,
         id: String,
@@ -226,8 +226,8 @@ impl Plan {
 }
 
 /// Builds the plan for a validated project.
-pub fn plan(project: &Project, opts: PlanOptions) -> Result<Plan> {
-    let mut p = Plan::default();
+pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
+    let mut p = BuildPlan::default();
     // Keyed by quant name, so artifacts come out sorted as their names are.
     let mut artifacts: BTreeMap<(String, Option<String>), Artifact> = BTreeMap::new();
     for model in project.models.values() {
@@ -349,7 +349,7 @@ pub struct Artifact {
 }
 
 fn plan_model(
-    p: &mut Plan,
+    p: &mut BuildPlan,
     m: &ModelSpec,
     opts: PlanOptions,
     artifacts: &mut BTreeMap<(String, Option<String>), Artifact>,

@@ -12,7 +12,7 @@ use crate::actions::MODELFILE;
 use crate::exec::lockfile::LockFile;
 use crate::install::{Runtime, lmstudio, ollama};
 use crate::manifest::quant_name;
-use crate::plan::{Plan, artifact_stem};
+use crate::plan::{BuildPlan, artifact_stem};
 use crate::quant::FileType;
 use crate::template::modelfile::Modelfile;
 use crate::{Error, Result};
@@ -36,7 +36,11 @@ pub struct Installed {
 
 impl Workspace {
     /// The `(model, quant)` artifacts a `MODEL` or `MODEL:QUANT` install target names.
-    pub fn install_selection(&self, plan: &Plan, target: &str) -> Vec<(String, Option<FileType>)> {
+    pub fn install_selection(
+        &self,
+        plan: &BuildPlan,
+        target: &str,
+    ) -> Vec<(String, Option<FileType>)> {
         let (model, quant) = match target.split_once(':') {
             Some((m, q)) => (m, Some(q.to_lowercase())),
             None => (target, None),
@@ -50,7 +54,11 @@ impl Workspace {
 
     /// The manifest's `[install]` section, run after a complete, successful build of `targets`:
     /// installs the listed artifacts that this build covered.
-    pub fn install_after_build(&self, plan: &Plan, targets: &[String]) -> Result<Vec<Installed>> {
+    pub fn install_after_build(
+        &self,
+        plan: &BuildPlan,
+        targets: &[String],
+    ) -> Result<Vec<Installed>> {
         let mut installed = Vec::new();
         let sel = plan.select(targets)?;
         for (runtime, list) in [
@@ -77,7 +85,7 @@ impl Workspace {
     /// the Ollama name of a single artifact.
     pub fn install(
         &self,
-        plan: &Plan,
+        plan: &BuildPlan,
         runtime: Runtime,
         which: &[(String, Option<FileType>)],
         name: Option<&str>,
@@ -88,7 +96,7 @@ impl Workspace {
 
 fn install(
     ws: &Workspace,
-    plan: &Plan,
+    plan: &BuildPlan,
     runtime: Runtime,
     which: &[(String, Option<FileType>)],
     name: Option<&str>,

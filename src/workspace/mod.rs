@@ -27,7 +27,7 @@ use crate::exec::{self, BuildOptions, BuildReport, ProjectLayout};
 use crate::fsutil::lock::{self, LockGuard};
 use crate::manifest::{self, Project};
 use crate::plan::graph::Graph;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, BuildPlan, PlanOptions};
 use crate::{Error, Result};
 
 /// A project opened for engine operations.
@@ -107,7 +107,7 @@ impl Workspace {
     }
 
     /// The build plan of the project.
-    pub fn plan(&self, opts: PlanOptions) -> Result<Plan> {
+    pub fn plan(&self, opts: PlanOptions) -> Result<BuildPlan> {
         plan::plan(&self.project, opts)
     }
 
@@ -127,7 +127,7 @@ impl Workspace {
     }
 
     /// Builds `req.targets` of `plan`: locks (unless a dry run), then runs the executor.
-    pub fn build(&self, plan: &Plan, req: &BuildRequest) -> Result<BuildReport> {
+    pub fn build(&self, plan: &BuildPlan, req: &BuildRequest) -> Result<BuildReport> {
         let _locks = if req.dry_run {
             None
         } else {

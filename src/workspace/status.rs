@@ -12,7 +12,7 @@ use crate::actions::{ModelfileAction, TEMPLATE_JSON, TemplateChoice};
 use crate::exec::lockfile::LockFile;
 use crate::exec::{ActionReport, BuildReport, Status};
 use crate::plan::dirty::DirtyReason;
-use crate::plan::{Plan, PlanOptions, key};
+use crate::plan::{BuildPlan, PlanOptions, key};
 
 /// A staleness reason with its human wording.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,7 +116,7 @@ impl Workspace {
     /// Why a stale action must run, from the lock and the previous action record.
     fn explain(
         &self,
-        plan: &Plan,
+        plan: &BuildPlan,
         lock: &LockFile,
         d: &ActionReport,
         status_of: &BTreeMap<&str, Status>,

@@ -1,96 +1,13 @@
-//! A restricted unpickler (protocols 2–5) that never executes code.
-//!
-//! Python's unpickler calls whatever `module.name` a pickle names. This one interprets a handful
-//! of data-only constructors itself (`collections.OrderedDict`, `set`, `bytes` via
-//! `_codecs.encode`, torch's tensor rebuild functions) and keeps every other class as an
-//! [`Object`] description that is never called. References to modules that can reach the
-//! operating system or the interpreter (`os`, `subprocess`, `builtins.eval`, …) are refused
-//! outright so a malicious file is reported, not silently half-loaded.
-//!
-//! Objects live in an arena while the pickle runs (containers are mutated after being memoized,
-//! as in Python), and are turned into a [`Value`] tree at `STOP` under a size budget, so shared
-//! references cannot blow up memory and cycles become [`Value::Recursive`].
+//! The pickle machine: opcodes run over an arena of objects under construction (containers are
+//! mutated after being memoized, as in Python), then converted into a [`Value`] tree at `STOP`
+//! under a size budget.
 
 use std::collections::HashMap;
 
-use super::value::{Object, StorageRef, TensorRef, Value};
-use crate::formats::DType;
-
-/// Why a pickle was rejected.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PickleError {
-    /// The data ended in the middle of an opcode, or before `STOP`.
-    #[error("pickle is truncated: it ends at byte {offset} while reading {what}")]
-    Truncated {
-        /// Where the data ended.
-        offset: usize,
-        /// What was being read.
-        what: &'static str,
-    },
-    /// A byte that is not a pickle opcode.
-    #[error("not a pickle, or corrupt: unknown opcode 0x{op:02x} at byte {offset}")]
-    UnknownOpcode {
-        /// The byte.
-        op: u8,
-        /// Where it was.
-        offset: usize,
-    },
-    /// An opcode this reader deliberately does not support.
-    #[error("unsupported pickle opcode {name} at byte {offset}: {why}")]
-    Unsupported {
-        /// Opcode name.
-        name: &'static str,
-        /// Where it was.
-        offset: usize,
-        /// Why it is not supported.
-        why: &'static str,
-    },
-    /// The pickle names a global that could run code.
-    #[error(
-        "refusing to load: the pickle references `{global}` (at byte {offset}), which can run \
-         code. tinylm only accepts data (tensors, dicts, lists, numbers, strings); do not open \
-         this file with torch.load or pickle either unless you trust its origin"
-    )]
-    Forbidden {
-        /// `module.name`.
-        global: String,
-        /// Where it was referenced.
-        offset: usize,
-    },
-    /// The opcodes are individually valid but do not make sense together.
-    #[error("malformed pickle at byte {offset}: {msg}")]
-    Malformed {
-        /// Where the problem was found.
-        offset: usize,
-        /// What was wrong.
-        msg: String,
-    },
-    /// The pickle is larger or deeper than any checkpoint needs.
-    #[error("pickle is too complex to load: {0}")]
-    TooComplex(String),
-}
-
-/// What the unpickler may resolve beyond plain data.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Resolve torch persistent ids `('storage', Type, key, location, numel)` into storages.
-    pub torch_storages: bool,
-}
-
-/// Runs the pickle in `data` and returns the value it builds.
-pub fn unpickle(data: &[u8], opts: Options) -> Result<Value, PickleError> {
-    let mut vm = Vm {
-        data,
-        pos: 0,
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        opts,
-    };
-    let root = vm.run()?;
-    vm.into_value(root)
-}
+use super::opcodes as op;
+use super::policy::{Known, classify};
+use super::{Options, PickleError};
+use crate::formats::pytorch::value::{Object, StorageRef, TensorRef, Value};
 
 type Id = usize;
 
@@ -120,203 +37,11 @@ enum Node {
     },
 }
 
-/// Callables the unpickler interprets itself; everything else is [`Known::Opaque`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
-    OrderedDict,
-    Set,
-    Bytes,
-    ByteArray,
-    CodecsEncode,
-    RebuildTensorV2,
-    RebuildTensor,
-    RebuildParameter,
-    RebuildFromTypeV2,
-    Storage(Option<DType>),
-    Opaque,
-}
-
-/// Module prefixes that can reach the OS, the interpreter or arbitrary code.
-const FORBIDDEN_PREFIXES: &[&str] = &[
-    "os",
-    "posix",
-    "nt",
-    "posixpath",
-    "ntpath",
-    "subprocess",
-    "_posixsubprocess",
-    "sys",
-    "shutil",
-    "socket",
-    "importlib",
-    "imp",
-    "runpy",
-    "pty",
-    "ctypes",
-    "_ctypes",
-    "multiprocessing",
-    "pickle",
-    "_pickle",
-    "cPickle",
-    "dill",
-    "marshal",
-    "code",
-    "codeop",
-    "signal",
-    "webbrowser",
-    "platform",
-    "asyncio",
-    "threading",
-    "_thread",
-    "io",
-    "_io",
-    "operator",
-    "_operator",
-    "functools",
-    "_functools",
-    "types",
-    "inspect",
-    "pdb",
-    "bdb",
-    "timeit",
-    "tempfile",
-    "pathlib",
-    "glob",
-    "urllib",
-    "http",
-    "ftplib",
-    "smtplib",
-    "telnetlib",
-    "commands",
-    "popen2",
-    "profile",
-    "cProfile",
-    "trace",
-    "sysconfig",
-    "zipimport",
-    "pkgutil",
-    "site",
-    "ensurepip",
-    "venv",
-    "distutils",
-    "setuptools",
-    "pip",
-    "shelve",
-    "dbm",
-    "sqlite3",
-    "_winapi",
-    "msvcrt",
-    "winreg",
-    "torch.hub",
-    "torch.jit",
-    "torch.ops",
-    "torch.package",
-    "torch.serialization",
-    "torch.load",
-    "torch.utils.cpp_extension",
-    "numpy.load",
-    "numpy.ctypeslib",
-    "numpy.testing",
-];
-
-/// The only names accepted from `builtins` (all plain data constructors).
-const ALLOWED_BUILTINS: &[&str] = &[
-    "set",
-    "frozenset",
-    "bytes",
-    "bytearray",
-    "complex",
-    "slice",
-    "range",
-    "object",
-    "list",
-    "dict",
-    "tuple",
-    "int",
-    "float",
-    "str",
-    "bool",
-];
-
-fn classify(module: &str, name: &str, offset: usize) -> Result<Known, PickleError> {
-    let full = format!("{module}.{name}");
-    let forbidden = || PickleError::Forbidden {
-        global: full.clone(),
-        offset,
-    };
-    if FORBIDDEN_PREFIXES
-        .iter()
-        .any(|p| full == *p || (full.starts_with(p) && full.as_bytes().get(p.len()) == Some(&b'.')))
-    {
-        return Err(forbidden());
-    }
-    // Dunder attributes (`__import__`, `__builtins__`, `__reduce__`, …) are interpreter
-    // machinery, never data.
-    if name
-        .split('.')
-        .any(|part| part.starts_with("__") && part.ends_with("__") && part.len() > 4)
-        || module.contains("__builtin")
-    {
-        // `__builtin__` is Python 2's name for `builtins`; route it through the allowlist.
-        if matches!(module, "__builtin__" | "__builtins__") && ALLOWED_BUILTINS.contains(&name) {
-            return Ok(builtin(name));
-        }
-        return Err(forbidden());
-    }
-    if module == "builtins" {
-        return if ALLOWED_BUILTINS.contains(&name) {
-            Ok(builtin(name))
-        } else {
-            Err(forbidden())
-        };
-    }
-    Ok(match (module, name) {
-        ("collections", "OrderedDict") => Known::OrderedDict,
-        ("_codecs", "encode") => Known::CodecsEncode,
-        ("torch._utils", "_rebuild_tensor_v2") => Known::RebuildTensorV2,
-        ("torch._utils", "_rebuild_tensor") => Known::RebuildTensor,
-        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
-            Known::RebuildParameter
-        }
-        ("torch._tensor", "_rebuild_from_type_v2") => Known::RebuildFromTypeV2,
-        ("torch" | "torch.storage", n) if n.ends_with("Storage") => {
-            Known::Storage(storage_dtype(n))
-        }
-        _ => Known::Opaque,
-    })
-}
-
-fn builtin(name: &str) -> Known {
-    match name {
-        "set" | "frozenset" => Known::Set,
-        "bytes" => Known::Bytes,
-        "bytearray" => Known::ByteArray,
-        _ => Known::Opaque,
-    }
-}
-
-/// Maps a torch storage class name to its element type.
-fn storage_dtype(name: &str) -> Option<DType> {
-    Some(match name {
-        "FloatStorage" => DType::F32,
-        "HalfStorage" => DType::F16,
-        "BFloat16Storage" => DType::BF16,
-        "DoubleStorage" => DType::F64,
-        "LongStorage" => DType::I64,
-        "IntStorage" => DType::I32,
-        "ShortStorage" => DType::I16,
-        "CharStorage" => DType::I8,
-        "ByteStorage" | "UntypedStorage" => DType::U8,
-        "BoolStorage" => DType::Bool,
-        "ComplexFloatStorage" => DType::C64,
-        _ => return None,
-    })
-}
-
 const MAX_DEPTH: usize = 200;
 const MAX_VALUES: usize = 8_000_000;
 
-struct Vm<'a> {
+/// The machine's state while a pickle runs.
+pub(super) struct Vm<'a> {
     data: &'a [u8],
     pos: usize,
     nodes: Vec<Node>,
@@ -327,60 +52,74 @@ struct Vm<'a> {
 }
 
 impl<'a> Vm<'a> {
-    fn run(&mut self) -> Result<Id, PickleError> {
+    /// A machine about to run `data`.
+    pub(super) fn new(data: &'a [u8], opts: Options) -> Vm<'a> {
+        Vm {
+            data,
+            pos: 0,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            opts,
+        }
+    }
+
+    /// Runs the opcodes up to `STOP`; returns the result's arena id.
+    pub(super) fn run(&mut self) -> Result<Id, PickleError> {
         loop {
             let at = self.pos;
-            let op = self.take(1, "an opcode")?[0];
-            match op {
+            let code = self.take(1, "an opcode")?[0];
+            match code {
                 // PROTO
-                0x80 => {
+                op::PROTO => {
                     let v = self.take(1, "PROTO")?[0];
                     if v > 5 {
                         return Err(self.malformed(at, format!("unknown pickle protocol {v}")));
                     }
                 }
                 // FRAME: framing is only a hint for buffered readers.
-                0x95 => {
+                op::FRAME => {
                     self.take(8, "FRAME")?;
                 }
-                b'.' => {
+                op::STOP => {
                     let top = self.pop(at)?;
                     return Ok(top);
                 }
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
+                op::MARK => self.marks.push(self.stack.len()),
+                op::POP => {
                     self.pop(at)?;
                 }
-                b'1' => {
+                op::POP_MARK => {
                     self.pop_mark(at)?;
                 }
-                b'2' => {
+                op::DUP => {
                     let top = self.top(at)?;
                     self.stack.push(top);
                 }
                 // Scalars.
-                b'N' => self.push(Node::None),
-                0x88 => self.push(Node::Bool(true)),
-                0x89 => self.push(Node::Bool(false)),
-                b'K' => {
+                op::NONE => self.push(Node::None),
+                op::NEWTRUE => self.push(Node::Bool(true)),
+                op::NEWFALSE => self.push(Node::Bool(false)),
+                op::BININT1 => {
                     let v = self.take(1, "BININT1")?[0];
                     self.push(Node::Int(i64::from(v)));
                 }
-                b'M' => {
+                op::BININT2 => {
                     let v = u16::from_le_bytes(self.array("BININT2")?);
                     self.push(Node::Int(i64::from(v)));
                 }
-                b'J' => {
+                op::BININT => {
                     let v = i32::from_le_bytes(self.array("BININT")?);
                     self.push(Node::Int(i64::from(v)));
                 }
-                0x8a => {
+                op::LONG1 => {
                     let n = usize::from(self.take(1, "LONG1")?[0]);
                     let bytes = self.take(n, "LONG1")?;
                     let node = long_node(bytes);
                     self.push(node);
                 }
-                0x8b => {
+                op::LONG4 => {
                     let n = i32::from_le_bytes(self.array("LONG4")?);
                     let n = usize::try_from(n)
                         .map_err(|_| self.malformed(at, "negative LONG4 length".into()))?;
@@ -388,11 +127,11 @@ impl<'a> Vm<'a> {
                     let node = long_node(bytes);
                     self.push(node);
                 }
-                b'G' => {
+                op::BINFLOAT => {
                     let v = f64::from_be_bytes(self.array("BINFLOAT")?);
                     self.push(Node::Float(v));
                 }
-                b'I' => {
+                op::INT => {
                     let line = self.line("INT")?;
                     let node = match line {
                         "00" => Node::Bool(false),
@@ -404,7 +143,7 @@ impl<'a> Vm<'a> {
                     };
                     self.push(node);
                 }
-                b'L' => {
+                op::LONG => {
                     let line = self.line("LONG")?;
                     let v = line
                         .trim_end_matches('L')
@@ -412,7 +151,7 @@ impl<'a> Vm<'a> {
                         .map_err(|_| self.malformed(at, format!("unsupported LONG {line:?}")))?;
                     self.push(Node::Int(v));
                 }
-                b'F' => {
+                op::FLOAT => {
                     let line = self.line("FLOAT")?;
                     let v = line
                         .parse()
@@ -420,39 +159,39 @@ impl<'a> Vm<'a> {
                     self.push(Node::Float(v));
                 }
                 // Strings and bytes.
-                b'X' => {
+                op::BINUNICODE => {
                     let n = u32::from_le_bytes(self.array("BINUNICODE")?) as usize;
                     let s = self.string(n, at)?;
                     self.push(Node::Str(s));
                 }
-                0x8c => {
+                op::SHORT_BINUNICODE => {
                     let n = usize::from(self.take(1, "SHORT_BINUNICODE")?[0]);
                     let s = self.string(n, at)?;
                     self.push(Node::Str(s));
                 }
-                0x8d => {
+                op::BINUNICODE8 => {
                     let n = self.len8("BINUNICODE8", at)?;
                     let s = self.string(n, at)?;
                     self.push(Node::Str(s));
                 }
-                b'B' => {
+                op::BINBYTES => {
                     let n = u32::from_le_bytes(self.array("BINBYTES")?) as usize;
                     let b = self.take(n, "BINBYTES")?.to_vec();
                     self.push(Node::Bytes(b));
                 }
-                b'C' => {
+                op::SHORT_BINBYTES => {
                     let n = usize::from(self.take(1, "SHORT_BINBYTES")?[0]);
                     let b = self.take(n, "SHORT_BINBYTES")?.to_vec();
                     self.push(Node::Bytes(b));
                 }
-                0x8e | 0x96 => {
+                op::BINBYTES8 | op::BYTEARRAY8 => {
                     let n = self.len8("BINBYTES8", at)?;
                     let b = self.take(n, "BINBYTES8")?.to_vec();
                     self.push(Node::Bytes(b));
                 }
                 // Python 2 `str` (protocol 2 written by Python 2): text if it is UTF-8.
-                b'T' | b'U' => {
-                    let n = if op == b'T' {
+                op::BINSTRING | op::SHORT_BINSTRING => {
+                    let n = if code == op::BINSTRING {
                         let n = i32::from_le_bytes(self.array("BINSTRING")?);
                         usize::try_from(n)
                             .map_err(|_| self.malformed(at, "negative BINSTRING length".into()))?
@@ -467,16 +206,16 @@ impl<'a> Vm<'a> {
                     self.push(node);
                 }
                 // Containers.
-                b')' => self.push(Node::Tuple(Vec::new())),
-                b']' => self.push(Node::List(Vec::new())),
-                b'}' => self.push(Node::Dict(Vec::new())),
-                0x8f => self.push(Node::Set(Vec::new())),
-                b't' => {
+                op::EMPTY_TUPLE => self.push(Node::Tuple(Vec::new())),
+                op::EMPTY_LIST => self.push(Node::List(Vec::new())),
+                op::EMPTY_DICT => self.push(Node::Dict(Vec::new())),
+                op::EMPTY_SET => self.push(Node::Set(Vec::new())),
+                op::TUPLE => {
                     let items = self.pop_mark(at)?;
                     self.push(Node::Tuple(items));
                 }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
+                op::TUPLE1..=op::TUPLE3 => {
+                    let n = usize::from(code - op::TUPLE1) + 1;
                     let len = self.stack.len();
                     if len < n || self.marks.last().is_some_and(|&m| m > len - n) {
                         return Err(self.underflow(at));
@@ -484,38 +223,38 @@ impl<'a> Vm<'a> {
                     let items = self.stack.split_off(len - n);
                     self.push(Node::Tuple(items));
                 }
-                b'l' => {
+                op::LIST => {
                     let items = self.pop_mark(at)?;
                     self.push(Node::List(items));
                 }
-                b'd' => {
+                op::DICT => {
                     let items = self.pop_mark(at)?;
                     let pairs = pairs(items).ok_or_else(|| {
                         self.malformed(at, "DICT with an odd number of items".into())
                     })?;
                     self.push(Node::Dict(pairs));
                 }
-                0x91 => {
+                op::FROZENSET => {
                     let items = self.pop_mark(at)?;
                     self.push(Node::Set(items));
                 }
-                b'a' => {
+                op::APPEND => {
                     let item = self.pop(at)?;
                     let target = self.top(at)?;
                     self.extend_list(target, vec![item], at)?;
                 }
-                b'e' => {
+                op::APPENDS => {
                     let items = self.pop_mark(at)?;
                     let target = self.top(at)?;
                     self.extend_list(target, items, at)?;
                 }
-                b's' => {
+                op::SETITEM => {
                     let v = self.pop(at)?;
                     let k = self.pop(at)?;
                     let target = self.top(at)?;
                     self.extend_dict(target, vec![(k, v)], at)?;
                 }
-                b'u' => {
+                op::SETITEMS => {
                     let items = self.pop_mark(at)?;
                     let pairs = pairs(items).ok_or_else(|| {
                         self.malformed(at, "SETITEMS with an odd number of items".into())
@@ -523,7 +262,7 @@ impl<'a> Vm<'a> {
                     let target = self.top(at)?;
                     self.extend_dict(target, pairs, at)?;
                 }
-                0x90 => {
+                op::ADDITEMS => {
                     let items = self.pop_mark(at)?;
                     let target = self.top(at)?;
                     match &mut self.nodes[target] {
@@ -532,34 +271,34 @@ impl<'a> Vm<'a> {
                     }
                 }
                 // Memo.
-                b'q' => {
+                op::BINPUT => {
                     let i = u64::from(self.take(1, "BINPUT")?[0]);
                     self.put(i, at)?;
                 }
-                b'r' => {
+                op::LONG_BINPUT => {
                     let i = u64::from(u32::from_le_bytes(self.array("LONG_BINPUT")?));
                     self.put(i, at)?;
                 }
-                b'p' => {
+                op::PUT => {
                     let line = self.line("PUT")?;
                     let i = line
                         .parse()
                         .map_err(|_| self.malformed(at, format!("bad PUT index {line:?}")))?;
                     self.put(i, at)?;
                 }
-                0x94 => {
+                op::MEMOIZE => {
                     let i = self.memo.len() as u64;
                     self.put(i, at)?;
                 }
-                b'h' => {
+                op::BINGET => {
                     let i = u64::from(self.take(1, "BINGET")?[0]);
                     self.get(i, at)?;
                 }
-                b'j' => {
+                op::LONG_BINGET => {
                     let i = u64::from(u32::from_le_bytes(self.array("LONG_BINGET")?));
                     self.get(i, at)?;
                 }
-                b'g' => {
+                op::GET => {
                     let line = self.line("GET")?;
                     let i = line
                         .parse()
@@ -567,12 +306,12 @@ impl<'a> Vm<'a> {
                     self.get(i, at)?;
                 }
                 // Globals and object construction.
-                b'c' => {
+                op::GLOBAL => {
                     let module = self.line("GLOBAL")?.to_owned();
                     let name = self.line("GLOBAL")?.to_owned();
                     self.push_global(module, name, at)?;
                 }
-                0x93 => {
+                op::STACK_GLOBAL => {
                     let name = self.pop(at)?;
                     let module = self.pop(at)?;
                     let (Node::Str(module), Node::Str(name)) =
@@ -583,21 +322,21 @@ impl<'a> Vm<'a> {
                     let (module, name) = (module.clone(), name.clone());
                     self.push_global(module, name, at)?;
                 }
-                b'R' => {
+                op::REDUCE => {
                     let args = self.pop(at)?;
                     let callable = self.pop(at)?;
                     let args = self.tuple_items(args, at, "REDUCE arguments")?;
                     let id = self.apply(callable, args, at, 0)?;
                     self.stack.push(id);
                 }
-                0x81 => {
+                op::NEWOBJ => {
                     let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     let args = self.tuple_items(args, at, "NEWOBJ arguments")?;
                     let id = self.apply(cls, args, at, 0)?;
                     self.stack.push(id);
                 }
-                0x92 => {
+                op::NEWOBJ_EX => {
                     let _kwargs = self.pop(at)?;
                     let args = self.pop(at)?;
                     let cls = self.pop(at)?;
@@ -605,7 +344,7 @@ impl<'a> Vm<'a> {
                     let id = self.apply(cls, args, at, 0)?;
                     self.stack.push(id);
                 }
-                b'i' => {
+                op::INST => {
                     let module = self.line("INST")?.to_owned();
                     let name = self.line("INST")?.to_owned();
                     let args = self.pop_mark(at)?;
@@ -614,7 +353,7 @@ impl<'a> Vm<'a> {
                     let id = self.apply(cls, args, at, 0)?;
                     self.stack.push(id);
                 }
-                b'o' => {
+                op::OBJ => {
                     let mut items = self.pop_mark(at)?;
                     if items.is_empty() {
                         return Err(self.underflow(at));
@@ -623,7 +362,7 @@ impl<'a> Vm<'a> {
                     let id = self.apply(cls, items, at, 0)?;
                     self.stack.push(id);
                 }
-                b'b' => {
+                op::BUILD => {
                     let state = self.pop(at)?;
                     let target = self.top(at)?;
                     if let Node::Object { state: s, .. } = &mut self.nodes[target] {
@@ -632,33 +371,37 @@ impl<'a> Vm<'a> {
                     // Dicts (OrderedDict `_metadata`) and tensors carry attributes that no
                     // conversion needs; Python would set them, we drop them.
                 }
-                b'Q' => {
+                op::BINPERSID => {
                     let pid = self.pop(at)?;
                     let node = self.persistent_load(pid, at)?;
                     self.push(node);
                 }
-                b'P' => {
+                op::PERSID => {
                     return Err(PickleError::Unsupported {
                         name: "PERSID",
                         offset: at,
                         why: "text persistent ids are not used by torch",
                     });
                 }
-                b'S' | b'V' => {
+                op::STRING | op::UNICODE => {
                     return Err(PickleError::Unsupported {
-                        name: if op == b'S' { "STRING" } else { "UNICODE" },
+                        name: if code == op::STRING {
+                            "STRING"
+                        } else {
+                            "UNICODE"
+                        },
                         offset: at,
                         why: "protocol 0 text strings are not supported; re-save with protocol 2 or later",
                     });
                 }
-                0x82..=0x84 => {
+                op::EXT1..=op::EXT4 => {
                     return Err(PickleError::Unsupported {
                         name: "EXT",
                         offset: at,
                         why: "the copyreg extension registry is not supported",
                     });
                 }
-                0x97 | 0x98 => {
+                op::NEXT_BUFFER | op::READONLY_BUFFER => {
                     return Err(PickleError::Unsupported {
                         name: "NEXT_BUFFER",
                         offset: at,
@@ -1043,7 +786,7 @@ impl<'a> Vm<'a> {
     }
 
     /// Converts the arena rooted at `root` into a tree, within a size budget.
-    fn into_value(self, root: Id) -> Result<Value, PickleError> {
+    pub(super) fn into_value(self, root: Id) -> Result<Value, PickleError> {
         let mut conv = Converter {
             nodes: &self.nodes,
             visiting: vec![false; self.nodes.len()],
