@@ -9,14 +9,14 @@
 //! (GGUF quantization), [`template`] (chat templates, Modelfiles, lint) and [`install`]
 //! (Ollama / LM Studio stores).
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod cache;
 pub mod cli;
 pub mod convert;
 pub mod error;
 pub mod exec;
 pub mod formats;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub mod inspect;
 pub mod install;
 pub mod manifest;

@@ -15,7 +15,7 @@ mod ac;
 mod cas;
 mod digest;
 mod gc;
-pub mod stat;
+pub(crate) mod stat;
 
 use std::path::{Path, PathBuf};
 

@@ -30,7 +30,7 @@ mod uninstall;
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]
 #[command(name = "tinylm", version, about, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
     #[command(subcommand)]
@@ -39,7 +39,7 @@ pub struct Cli {
 
 /// Options accepted by every subcommand.
 #[derive(Debug, Clone, clap::Args)]
-pub struct GlobalOpts {
+pub(crate) struct GlobalOpts {
     /// Run as if started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -62,7 +62,7 @@ pub struct GlobalOpts {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Build targets (default: everything in the manifest).
     Build(build::BuildArgs),
     /// Show what is stale and why.

@@ -16,8 +16,8 @@
 //! The executor knows nothing of the manifest: it sees a plan and a [`ProjectLayout`].
 
 mod fault;
-pub mod lockfile;
-pub mod materialize;
+pub(crate) mod lockfile;
+pub(crate) mod materialize;
 mod progress;
 mod report;
 mod scheduler;

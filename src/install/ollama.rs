@@ -1,4 +1,4 @@
-//! Writes a model straight into Ollama's local store (notes/ollama.md §4), without the Ollama
+//! Writes a model straight into Ollama's local store (`docs/ollama.md`), without the Ollama
 //! binary: sha256 blobs (the GGUF hardlinked when possible), a config blob, template/system/
 //! license/params/messages layers, and the manifest last, atomically.
 

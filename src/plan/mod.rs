@@ -13,7 +13,7 @@
 
 pub mod dirty;
 pub mod graph;
-pub mod key;
+pub(crate) mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

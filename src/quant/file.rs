@@ -1,4 +1,4 @@
-//! Whole-file quantization: llama-quantize's driver (notes §5.1, §5.5) over a memory-mapped
+//! Whole-file quantization: llama-quantize's driver (`docs/quantization.md`) over a memory-mapped
 //! input and the streaming GGUF writer, with per-tensor error statistics.
 //!
 //! Memory stays around one output tensor plus small per-thread scratch buffers. Work is split
@@ -105,7 +105,7 @@ pub struct QuantReport {
 /// Quantizes the GGUF at `input` into `output` (written in full; the caller makes it atomic).
 pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Result<QuantReport> {
     let started = Instant::now();
-    if same_file(input, output) {
+    if crate::fsutil::same_file(input, output) {
         return Err(Error::Usage(
             QuantError::SameFile(output.to_path_buf()).to_string(),
         ));
@@ -232,13 +232,6 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         started.elapsed().as_secs_f64()
     );
     Ok(report)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 /// Refuses what llama-quantize refuses before writing anything: requantization and types that

@@ -1,7 +1,7 @@
 //! Float helpers shared by every quantizer: fp16/bf16 conversion and ggml's integer rounding.
 //!
 //! Everything here is IEEE binary32 arithmetic with no fused multiply-add, matching ggml's x86-64
-//! reference build (notes §4.1).
+//! reference build (`docs/quantization.md`).
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;

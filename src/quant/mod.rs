@@ -6,26 +6,26 @@
 //! - [`ftype`]: llama-quantize's file types; [`select`]: per-tensor type rules and tensor order.
 //! - [`file`]: whole-file quantization with per-tensor error statistics.
 //!
-//! Layouts and algorithms: `notes/llama-cpp.md` §4–5.
+//! Layouts and algorithms: `docs/quantization.md`.
 
-pub mod block;
-pub mod error;
-pub mod file;
-pub mod float;
-pub mod ftype;
-pub mod k_helpers;
-pub mod lanes;
-pub mod q2k;
-pub mod q3k;
-pub mod q4;
-pub mod q4k;
-pub mod q5;
-pub mod q5k;
-pub mod q6k;
-pub mod q8;
-pub mod select;
+pub(crate) mod block;
+pub(crate) mod error;
+pub(crate) mod file;
+pub(crate) mod float;
+pub(crate) mod ftype;
+pub(crate) mod k_helpers;
+pub(crate) mod lanes;
+pub(crate) mod q2k;
+pub(crate) mod q3k;
+pub(crate) mod q4;
+pub(crate) mod q4k;
+pub(crate) mod q5;
+pub(crate) mod q5k;
+pub(crate) mod q6k;
+pub(crate) mod q8;
+pub(crate) mod select;
 
-pub use block::{Block, dequantize_row, quantize_row};
+pub use block::{Block, dequantize_row, is_supported, quantize_row, quantize_row_reference};
 pub use error::QuantError;
 pub use file::{QuantReport, QuantizeOptions, TensorReport, quantize_file};
 pub use ftype::{FileType, ParseFileTypeError};

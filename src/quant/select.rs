@@ -1,4 +1,4 @@
-//! Per-tensor type selection exactly as llama-quantize does it (notes §5.1–5.4): which tensors
+//! Per-tensor type selection exactly as llama-quantize does it (`docs/quantization.md`): which tensors
 //! may be quantized, the mixture rules of each file type, shape fallbacks and tensor order.
 
 use std::cmp::Ordering;

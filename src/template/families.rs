@@ -2,7 +2,7 @@
 //!
 //! Chat families use Ollama's Messages mode: `.System` (every system message, joined) is
 //! printed where the family puts the system prompt, and the loop over `.Messages` handles the
-//! other roles, so the system text is never printed twice (notes/ollama.md §2.1). A final
+//! other roles, so the system text is never printed twice (`docs/ollama.md`). A final
 //! assistant message is left open (prefill); otherwise the template ends with the assistant
 //! header so the model continues from there. `completion` is the legacy-mode `{{ .Prompt }}`.
 

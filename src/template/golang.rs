@@ -319,16 +319,16 @@ pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// A JSON string literal, Go style (see [`push_json_string`]).
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_string(&mut out, s);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JSON string literal, Go style (see [`push_json_string`]).
+    fn json_string(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        push_json_string(&mut out, s);
+        out
+    }
 
     #[test]
     fn ints_follow_parse_int_base_10() {

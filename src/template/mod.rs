@@ -11,7 +11,7 @@
 
 pub mod detect;
 pub mod families;
-pub mod golang;
+pub(crate) mod golang;
 pub mod gotmpl;
 pub mod lint;
 pub mod modelfile;

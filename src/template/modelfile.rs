@@ -1,7 +1,7 @@
 //! Ollama Modelfiles: a deterministic writer and a parser that follows Ollama's own.
 //!
 //! The parser is a rune-for-rune port of the state machine in Ollama's `parser/parser.go`
-//! (`notes/ollama.md` §1.1–1.4), including its error texts, so every Modelfile tinylm writes is
+//! (see `docs/ollama.md`), including its error texts, so every Modelfile tinylm writes is
 //! checked against the grammar Ollama really uses. The writer only emits what that parser reads
 //! back unchanged: values are left unquoted when that is safe and wrapped in `"""` otherwise;
 //! a value no quoting can carry (a `"""` inside a multi-line value, a character the parser

@@ -1,9 +1,10 @@
 //! Ollama's PARAMETER table: names, Go types, validation and encodings.
 //!
 //! Source of truth: `api.Options` + `api.Runner` as validated by `api.FormatParams`
-//! (see `notes/ollama.md` §1.5). A value is checked the way `ollama create` checks a Modelfile
-//! line (ParseInt / ParseFloat(…, 32) / ParseBool), so anything that validates here is accepted
-//! by Ollama, and it is stored typed so the Modelfile text and the params-blob JSON are exact.
+//! in Ollama's `api/types.go` (see `docs/ollama.md`). A value is checked the way `ollama create`
+//! checks a Modelfile line (ParseInt / ParseFloat(…, 32) / ParseBool), so anything that
+//! validates here is accepted by Ollama, and it is stored typed so the Modelfile text and the
+//! params-blob JSON are exact.
 
 use std::fmt;
 
@@ -61,7 +62,8 @@ const fn spec(name: &'static str, ty: ParamType, group: ParamGroup) -> ParamSpec
     ParamSpec { name, ty, group }
 }
 
-/// Every PARAMETER name Ollama accepts, in the order of `notes/ollama.md` §1.5.
+/// Every PARAMETER name Ollama accepts, in the order of the `api.Options` and `api.Runner`
+/// fields of Ollama's `api/types.go`.
 pub const PARAMETERS: &[ParamSpec] = &[
     spec("num_ctx", ParamType::Int, ParamGroup::Runner),
     spec("num_batch", ParamType::Int, ParamGroup::Runner),

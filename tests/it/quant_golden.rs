@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use tinylm::formats::gguf::{GgmlType, GgufFile};
-use tinylm::quant::block::quantize_row_reference;
-use tinylm::quant::{FileType, QuantizeOptions, dequantize_row, quantize_file, quantize_row};
+use tinylm::quant::{
+    FileType, QuantizeOptions, dequantize_row, quantize_file, quantize_row, quantize_row_reference,
+};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/quant")

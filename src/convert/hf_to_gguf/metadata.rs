@@ -1,6 +1,7 @@
 //! `general.*` metadata, derived as gguf-py's `Metadata.load` + `set_gguf_meta_model` do
-//! (notes/llama-cpp.md §2.3): model card front matter, `_name_or_path`, the folder name,
-//! generation_config sampling values, and the size label from the parameter count.
+//! (`docs/hf-to-gguf.md`, gguf-py's `metadata.py`): model card front matter, `_name_or_path`,
+//! the folder name, generation_config sampling values, and the size label from the parameter
+//! count.
 
 use regex::Regex;
 use serde_json::{Map, Value as Json};

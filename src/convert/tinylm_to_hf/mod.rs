@@ -8,11 +8,11 @@
 //! `tests/golden/hf_export/`).
 
 pub(crate) mod arch;
-pub mod config;
-pub mod hf_config;
-pub mod pyjson;
-pub mod tokenizer;
-pub mod weights;
+pub(crate) mod config;
+pub(crate) mod hf_config;
+pub(crate) mod pyjson;
+pub(crate) mod tokenizer;
+pub(crate) mod weights;
 
 use std::collections::BTreeMap;
 use std::fmt;

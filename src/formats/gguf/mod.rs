@@ -1,5 +1,5 @@
 //! GGUF v3: value and tensor types ([`types`]), a bounds-checked mmap reader ([`reader`]) and a
-//! streaming writer ([`writer`]). Layout facts: `notes/llama-cpp.md` §1.
+//! streaming writer ([`writer`]). Layout facts: `docs/gguf.md`.
 
 pub mod describe;
 pub mod reader;
