@@ -559,6 +559,20 @@ fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> P
 
 fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> bool {
     match q.value.parse::<FileType>() {
+        // Types llama-quantize refuses without an importance matrix cannot be built until the
+        // manifest can name one.
+        Ok(t) if t.needs_imatrix() => {
+            errs.at(
+                &q.span,
+                format!(
+                    "quant `{}` needs an importance matrix, which tinylm.toml cannot provide yet; \
+                     use `tinylm quantize IN OUT {} --imatrix FILE`",
+                    q.value,
+                    t.name()
+                ),
+            );
+            false
+        }
         // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
         Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => true,
         Ok(t) => {

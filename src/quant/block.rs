@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use super::float;
-use super::{q2k, q3k, q4, q4k, q5, q5k, q6k, q8};
+use super::{iq1, iq2, iq3, iq4, q2k, q3k, q4, q4k, q5, q5k, q6k, q8, tq};
 use crate::formats::gguf::GgmlType;
 
 /// One quantization block: a fixed number of f32 values stored in a fixed number of bytes.
@@ -23,6 +23,42 @@ pub trait Block: Sized + Copy + PartialEq + Debug {
     fn write(&self, out: &mut [u8]);
     /// Parses a block from `b` (exactly [`Block::BYTES`] bytes).
     fn read(b: &[u8]) -> Self;
+}
+
+/// A block format with an importance-weighted quantizer: what ggml's `quantize_<type>` does
+/// when it is given `quant_weights` (an imatrix row).
+pub trait WeightedBlock: Block {
+    /// A statistic of the whole row some formats weight by (the legacy 32-element types use
+    /// the row's mean square); 0 for formats that compute theirs per block.
+    fn row_stat(_row: &[f32]) -> f32 {
+        0.0
+    }
+    /// Quantizes `x` (exactly [`Block::ELEMS`] values) with importance weights `qw` (as many)
+    /// and the row statistic from [`WeightedBlock::row_stat`].
+    fn quantize_weighted(x: &[f32], qw: &[f32], row_stat: f32) -> Self;
+}
+
+/// The legacy types' row statistic: `sum(x²) / n_per_row`, summed in order.
+pub(crate) fn row_sigma2(row: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in row {
+        sum_x2 += v * v;
+    }
+    sum_x2 / row.len() as f32
+}
+
+/// Quantizes one row with importance weights `qw` (one per column).
+pub fn quantize_row_weighted<B: WeightedBlock>(row: &[f32], qw: &[f32], dst: &mut [u8]) {
+    debug_assert_eq!(row.len(), qw.len());
+    debug_assert_eq!(row.len() / B::ELEMS * B::BYTES, dst.len());
+    let stat = B::row_stat(row);
+    for ((x, w), out) in row
+        .chunks_exact(B::ELEMS)
+        .zip(qw.chunks_exact(B::ELEMS))
+        .zip(dst.chunks_exact_mut(B::BYTES))
+    {
+        B::quantize_weighted(x, w, stat).write(out);
+    }
 }
 
 /// Quantizes whole blocks of `src` into `dst` with the scalar reference path.
@@ -52,8 +88,82 @@ pub fn is_supported(t: GgmlType) -> bool {
     use GgmlType::*;
     matches!(
         t,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
+        F32 | F16
+            | BF16
+            | Q4_0
+            | Q4_1
+            | Q5_0
+            | Q5_1
+            | Q8_0
+            | Q2K
+            | Q3K
+            | Q4K
+            | Q5K
+            | Q6K
+            | IQ4NL
+            | IQ4XS
+            | IQ3XXS
+            | IQ3S
+            | IQ2XXS
+            | IQ2XS
+            | IQ2S
+            | IQ1S
+            | IQ1M
+            | TQ1_0
+            | TQ2_0
     )
+}
+
+/// Types ggml cannot quantize without importance weights (`ggml_quantize_requires_imatrix`).
+pub fn requires_imatrix(t: GgmlType) -> bool {
+    matches!(t, GgmlType::IQ2XXS | GgmlType::IQ2XS | GgmlType::IQ1S)
+}
+
+/// Encodes `rows` rows of `n_per_row` values with importance weights `qw` (one per column,
+/// shared by every row), as ggml's `quantize_<type>(src, dst, nrow, n_per_row, qw)` does.
+/// Types without a weighted path (Q8_0, TQ1_0, TQ2_0, floats) ignore `qw`.
+///
+/// Returns `false` for a type tinylm does not implement.
+pub fn quantize_rows_weighted(t: GgmlType, src: &[f32], qw: &[f32], dst: &mut [u8]) -> bool {
+    let n_per_row = qw.len();
+    if n_per_row == 0 || !src.len().is_multiple_of(n_per_row) {
+        return false;
+    }
+    let Some(row_bytes) = t.bytes_for(n_per_row as u64) else {
+        return false;
+    };
+    fn rows<B: WeightedBlock>(src: &[f32], qw: &[f32], dst: &mut [u8], row_bytes: usize) {
+        for (row, out) in src
+            .chunks_exact(qw.len())
+            .zip(dst.chunks_exact_mut(row_bytes))
+        {
+            quantize_row_weighted::<B>(row, qw, out);
+        }
+    }
+    let rb = row_bytes as usize;
+    use GgmlType::*;
+    match t {
+        Q4_0 => rows::<q4::BlockQ4_0>(src, qw, dst, rb),
+        Q4_1 => rows::<q4::BlockQ4_1>(src, qw, dst, rb),
+        Q5_0 => rows::<q5::BlockQ5_0>(src, qw, dst, rb),
+        Q5_1 => rows::<q5::BlockQ5_1>(src, qw, dst, rb),
+        Q2K => rows::<q2k::BlockQ2K>(src, qw, dst, rb),
+        Q3K => rows::<q3k::BlockQ3K>(src, qw, dst, rb),
+        Q4K => rows::<q4k::BlockQ4K>(src, qw, dst, rb),
+        Q5K => rows::<q5k::BlockQ5K>(src, qw, dst, rb),
+        Q6K => rows::<q6k::BlockQ6K>(src, qw, dst, rb),
+        IQ4NL => rows::<iq4::BlockIQ4NL>(src, qw, dst, rb),
+        IQ4XS => rows::<iq4::BlockIQ4XS>(src, qw, dst, rb),
+        IQ3XXS => rows::<iq3::BlockIQ3XXS>(src, qw, dst, rb),
+        IQ3S => rows::<iq3::BlockIQ3S>(src, qw, dst, rb),
+        IQ2XXS => rows::<iq2::BlockIQ2XXS>(src, qw, dst, rb),
+        IQ2XS => rows::<iq2::BlockIQ2XS>(src, qw, dst, rb),
+        IQ2S => rows::<iq2::BlockIQ2S>(src, qw, dst, rb),
+        IQ1S => rows::<iq1::BlockIQ1S>(src, qw, dst, rb),
+        IQ1M => rows::<iq1::BlockIQ1M>(src, qw, dst, rb),
+        _ => return quantize_row(t, src, dst),
+    }
+    true
 }
 
 /// Encodes `src` as type `t` into `dst`, which must hold exactly the encoded size.
@@ -95,6 +205,15 @@ fn quantize_row_impl(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
         Q4K => q4k::quantize_row(src, dst),
         Q5K => q5k::quantize_row(src, dst),
         Q6K => q6k::quantize_row(src, dst),
+        IQ4NL => quantize_blocks::<iq4::BlockIQ4NL>(src, dst),
+        IQ4XS => quantize_blocks::<iq4::BlockIQ4XS>(src, dst),
+        IQ3XXS => quantize_blocks::<iq3::BlockIQ3XXS>(src, dst),
+        IQ3S => quantize_blocks::<iq3::BlockIQ3S>(src, dst),
+        IQ2S => quantize_blocks::<iq2::BlockIQ2S>(src, dst),
+        IQ1M => quantize_blocks::<iq1::BlockIQ1M>(src, dst),
+        TQ1_0 => quantize_blocks::<tq::BlockTQ1_0>(src, dst),
+        TQ2_0 => quantize_blocks::<tq::BlockTQ2_0>(src, dst),
+        // IQ2_XXS, IQ2_XS and IQ1_S exist only with importance weights.
         _ => return false,
     }
     true
@@ -152,6 +271,17 @@ fn dequantize_row_impl(t: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
         Q4K => dequantize_blocks::<q4k::BlockQ4K>(src, dst),
         Q5K => dequantize_blocks::<q5k::BlockQ5K>(src, dst),
         Q6K => dequantize_blocks::<q6k::BlockQ6K>(src, dst),
+        IQ4NL => dequantize_blocks::<iq4::BlockIQ4NL>(src, dst),
+        IQ4XS => dequantize_blocks::<iq4::BlockIQ4XS>(src, dst),
+        IQ3XXS => dequantize_blocks::<iq3::BlockIQ3XXS>(src, dst),
+        IQ3S => dequantize_blocks::<iq3::BlockIQ3S>(src, dst),
+        IQ2XXS => dequantize_blocks::<iq2::BlockIQ2XXS>(src, dst),
+        IQ2XS => dequantize_blocks::<iq2::BlockIQ2XS>(src, dst),
+        IQ2S => dequantize_blocks::<iq2::BlockIQ2S>(src, dst),
+        IQ1S => dequantize_blocks::<iq1::BlockIQ1S>(src, dst),
+        IQ1M => dequantize_blocks::<iq1::BlockIQ1M>(src, dst),
+        TQ1_0 => dequantize_blocks::<tq::BlockTQ1_0>(src, dst),
+        TQ2_0 => dequantize_blocks::<tq::BlockTQ2_0>(src, dst),
         _ => return false,
     }
     true

@@ -13,6 +13,14 @@ pub mod error;
 pub mod file;
 pub mod float;
 pub mod ftype;
+pub mod imatrix;
+pub mod iq1;
+pub mod iq2;
+pub mod iq3;
+pub mod iq4;
+pub mod iq_grid;
+pub mod iq_search;
+pub mod iq_tables;
 pub mod k_helpers;
 pub mod lanes;
 pub mod q2k;
@@ -23,12 +31,16 @@ pub mod q5;
 pub mod q5k;
 pub mod q6k;
 pub mod q8;
+pub mod recipe;
 pub mod select;
+pub mod tq;
 
 pub use block::{Block, dequantize_row, quantize_row};
 pub use error::QuantError;
 pub use file::{QuantReport, QuantizeOptions, TensorReport, quantize_file};
 pub use ftype::{FileType, ParseFileTypeError};
+pub use imatrix::{Imatrix, ImatrixFormat};
+pub use recipe::{CompiledRecipe, Recipe, RecipeError, TensorTypeRule};
 
 #[cfg(test)]
 mod tests;
