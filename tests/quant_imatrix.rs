@@ -318,3 +318,232 @@ fn report_records_the_imatrix() {
         ["ffn_", "output"]
     );
 }
+
+/// Runs the real binary in the golden directory (so `--imatrix NAME` is recorded as NAME, as
+/// llama-quantize recorded it there).
+fn tinylm(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin())
+        .current_dir(dir())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn case_sha(name: &str) -> String {
+    let c = cases().into_iter().find(|c| c["name"] == name).unwrap();
+    c["expect"]["sha256"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn cli_recipe_flags_match_llama_quantize() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (case, args) in [
+        (
+            "tiny.recipe.tt-regex",
+            vec![
+                "Q4_K_M",
+                "--imatrix",
+                "tiny.imatrix.gguf",
+                "--tensor-type",
+                "ffn_down=q6_k",
+                "--tensor-type",
+                "attn_(q|k)=IQ4_XS",
+            ],
+        ),
+        (
+            "tiny.recipe.embd-out",
+            vec![
+                "Q4_K_M",
+                "--imatrix",
+                "tiny.imatrix.gguf",
+                "--token-embedding-type",
+                "q8_0",
+                "--output-tensor-type",
+                "iq4_nl",
+            ],
+        ),
+        (
+            "tiny.recipe.exclude",
+            vec![
+                "Q3_K_M",
+                "--imatrix",
+                "tiny.imatrix.gguf",
+                "--exclude-weights",
+                "attn_v",
+                "--exclude-weights",
+                "blk.0.",
+            ],
+        ),
+        (
+            "tiny.recipe.pure",
+            vec!["iq3_m", "--imatrix", "tiny.imatrix.gguf", "--pure"],
+        ),
+        (
+            "tiny.recipe.leave-output",
+            vec![
+                "Q5_K_M",
+                "--imatrix",
+                "tiny.imatrix.gguf",
+                "--leave-output-tensor",
+            ],
+        ),
+        (
+            "tiny.IQ2_XXS.dat",
+            vec!["IQ2_XXS", "--imatrix", "tiny.imatrix.dat"],
+        ),
+        ("tiny.IQ4_XS", vec!["30"]),
+    ] {
+        let out = tmp.path().join(format!("{case}.gguf"));
+        let out_s = out.to_str().unwrap();
+        let mut argv = vec!["-q", "quantize", "tiny.gguf", out_s];
+        argv.extend(&args);
+        argv.extend(["-j", "2"]);
+        let o = tinylm(&argv);
+        assert!(
+            o.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(sha(&std::fs::read(&out).unwrap()), case_sha(case), "{case}");
+    }
+}
+
+#[test]
+fn cli_refuses_types_that_need_an_imatrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ft in [
+        "IQ2_XXS", "iq2_xs", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M", "IQ3_XXS", "Q2_K_S",
+    ] {
+        let out = tmp.path().join("o.gguf");
+        let o = tinylm(&["quantize", "tiny.gguf", out.to_str().unwrap(), ft]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{ft}: {err}");
+        assert!(
+            err.contains("needs an importance matrix")
+                && err.contains("tinylm imatrix")
+                && err.contains("--imatrix FILE")
+                && err.contains("imatrix = "),
+            "{ft}: {err}"
+        );
+        assert!(!out.exists(), "{ft}: no output on refusal");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "no temp file left"
+        );
+    }
+    // An imatrix that lacks a needed tensor is refused the same way, naming the tensor.
+    let o = tinylm(&[
+        "quantize",
+        "tiny.gguf",
+        tmp.path().join("o.gguf").to_str().unwrap(),
+        "IQ2_XXS",
+        "--imatrix",
+        "tiny.imatrix.gguf",
+        "--exclude-weights",
+        "ffn_down",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("blk.0.ffn_down.weight") && err.contains("no entry"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_json_report_records_the_imatrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.gguf");
+    let o = tinylm(&[
+        "--json",
+        "quantize",
+        "tiny.gguf",
+        out.to_str().unwrap(),
+        "IQ4_XS",
+        "--imatrix",
+        "tiny.imatrix.gguf",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["ftype"], "IQ4_XS");
+    assert_eq!(r["imatrix"]["file"], "tiny.imatrix.gguf");
+    assert_eq!(r["imatrix"]["format"], "gguf");
+    assert_eq!(r["imatrix"]["datasets"][0], "calib.txt");
+    assert_eq!(r["imatrix"]["chunk_count"], 32);
+    assert_eq!(r["imatrix"]["digest"].as_str().unwrap().len(), 64);
+    assert!(
+        r["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["imatrix"] == true)
+    );
+    assert_eq!(
+        sha(&std::fs::read(&out).unwrap()),
+        case_sha("tiny.IQ4_XS.imat")
+    );
+}
+
+#[test]
+fn cli_rejects_bad_recipes_and_imatrices_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("junk.dat"),
+        b"\x02\x00\x00\x00\xff\xff\xff\x7f",
+    )
+    .unwrap();
+    let out = tmp.path().join("o.gguf");
+    let out = out.to_str().unwrap();
+    let junk = tmp.path().join("junk.dat");
+    let junk = junk.to_str().unwrap();
+    for (args, code, want) in [
+        (vec!["--tensor-type", "ffn("], 2, "PATTERN=TYPE"),
+        (
+            vec!["--tensor-type", "ffn(=q4_0"],
+            2,
+            "not a valid regular expression",
+        ),
+        (
+            vec!["--tensor-type", "ffn=q9_9"],
+            2,
+            "invalid ggml type 'q9_9'",
+        ),
+        (
+            vec!["--output-tensor-type", "mxfp4"],
+            2,
+            "cannot produce tensor type mxfp4",
+        ),
+        (
+            vec!["--token-embedding-type", "nope"],
+            2,
+            "--token-embedding-type",
+        ),
+        (vec!["--include-weights", "ffn"], 2, "--imatrix"),
+        (
+            vec![
+                "--imatrix",
+                "tiny.imatrix.gguf",
+                "--include-weights",
+                "a",
+                "--exclude-weights",
+                "b",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (vec!["--imatrix", "no-such.imatrix"], 1, "no-such.imatrix"),
+        (vec!["--imatrix", junk], 1, "junk.dat"),
+        // An imatrix of another model: sizes do not match.
+        (vec!["--imatrix", "gqa.imatrix.gguf"], 2, "different model"),
+    ] {
+        let mut argv = vec!["quantize", "tiny.gguf", out, "Q4_K_M"];
+        argv.extend(&args);
+        let o = tinylm(&argv);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
