@@ -125,6 +125,39 @@ pub fn requires_imatrix(t: GgmlType) -> bool {
 ///
 /// Returns `false` for a type tinylm does not implement.
 pub fn quantize_rows_weighted(t: GgmlType, src: &[f32], qw: &[f32], dst: &mut [u8]) -> bool {
+    if !rows_fit(t, src, qw, dst) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::available() {
+        // SAFETY: AVX2 support was checked at run time.
+        if unsafe { super::weighted_x8::quantize_rows(t, src, qw, dst) } {
+            return true;
+        }
+    }
+    if iq_rows(t, src, qw.len(), Some(qw), dst, true) {
+        return true;
+    }
+    quantize_rows_weighted_reference(t, src, qw, dst)
+}
+
+/// Whether `src` is whole rows of `qw.len()` values and `dst` holds their encoding.
+fn rows_fit(t: GgmlType, src: &[f32], qw: &[f32], dst: &[u8]) -> bool {
+    let n = qw.len();
+    n > 0
+        && src.len().is_multiple_of(n)
+        && t.bytes_for(n as u64)
+            .is_some_and(|rb| rb as usize * (src.len() / n) == dst.len())
+}
+
+/// [`quantize_rows_weighted`] with the scalar reference ports only (to cross-check the fast
+/// paths).
+pub fn quantize_rows_weighted_reference(
+    t: GgmlType,
+    src: &[f32],
+    qw: &[f32],
+    dst: &mut [u8],
+) -> bool {
     let n_per_row = qw.len();
     if n_per_row == 0 || !src.len().is_multiple_of(n_per_row) {
         return false;
@@ -152,16 +185,76 @@ pub fn quantize_rows_weighted(t: GgmlType, src: &[f32], qw: &[f32], dst: &mut [u
         Q4K => rows::<q4k::BlockQ4K>(src, qw, dst, rb),
         Q5K => rows::<q5k::BlockQ5K>(src, qw, dst, rb),
         Q6K => rows::<q6k::BlockQ6K>(src, qw, dst, rb),
-        IQ4NL => rows::<iq4::BlockIQ4NL>(src, qw, dst, rb),
-        IQ4XS => rows::<iq4::BlockIQ4XS>(src, qw, dst, rb),
-        IQ3XXS => rows::<iq3::BlockIQ3XXS>(src, qw, dst, rb),
-        IQ3S => rows::<iq3::BlockIQ3S>(src, qw, dst, rb),
-        IQ2XXS => rows::<iq2::BlockIQ2XXS>(src, qw, dst, rb),
-        IQ2XS => rows::<iq2::BlockIQ2XS>(src, qw, dst, rb),
-        IQ2S => rows::<iq2::BlockIQ2S>(src, qw, dst, rb),
-        IQ1S => rows::<iq1::BlockIQ1S>(src, qw, dst, rb),
-        IQ1M => rows::<iq1::BlockIQ1M>(src, qw, dst, rb),
-        _ => return quantize_row(t, src, dst),
+        IQ4NL | IQ4XS | IQ3XXS | IQ3S | IQ2XXS | IQ2XS | IQ2S | IQ1S | IQ1M => {
+            return iq_rows(t, src, n_per_row, Some(qw), dst, false);
+        }
+        _ => return quantize_row_reference(t, src, dst),
+    }
+    true
+}
+
+/// Rows of the IQ types (`n_per_row` values each), with or without importance weights; `fast`
+/// selects the lane-parallel searches (same bytes). Returns `false` for other types and for
+/// IQ2_XXS/IQ2_XS/IQ1_S without weights, which ggml cannot produce.
+fn iq_rows(
+    t: GgmlType,
+    src: &[f32],
+    n_per_row: usize,
+    qw: Option<&[f32]>,
+    dst: &mut [u8],
+    fast: bool,
+) -> bool {
+    use GgmlType::*;
+    if n_per_row == 0 || !src.len().is_multiple_of(n_per_row) {
+        return false;
+    }
+    let Some(rb) = t.bytes_for(n_per_row as u64) else {
+        return false;
+    };
+    let rb = rb as usize;
+    fn each<B: Block>(
+        src: &[f32],
+        n_per_row: usize,
+        qw: Option<&[f32]>,
+        dst: &mut [u8],
+        rb: usize,
+        f: impl Fn(&[f32], Option<&[f32]>) -> B,
+    ) {
+        for (row, out) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(rb)) {
+            for (k, o) in out.chunks_exact_mut(B::BYTES).enumerate() {
+                let r = B::ELEMS * k..B::ELEMS * (k + 1);
+                f(&row[r.clone()], qw.map(|q| &q[r])).write(o);
+            }
+        }
+    }
+    match (t, qw) {
+        (IQ4NL, _) => iq4::quantize_nl_rows(src, n_per_row, qw, dst, fast),
+        (IQ4XS, _) => each(src, n_per_row, qw, dst, rb, |x, w| {
+            iq4::BlockIQ4XS::quantize_impl(x, w, fast)
+        }),
+        (IQ3XXS, _) => each(src, n_per_row, qw, dst, rb, |x, w| {
+            iq3::BlockIQ3XXS::quantize_impl(x, w, fast)
+        }),
+        (IQ3S, _) => each(src, n_per_row, qw, dst, rb, |x, w| {
+            iq3::BlockIQ3S::quantize_impl(x, w, fast)
+        }),
+        (IQ2S, _) => each(src, n_per_row, qw, dst, rb, |x, w| {
+            iq2::BlockIQ2S::quantize_impl(x, w, fast)
+        }),
+        (IQ2XXS, Some(q)) => each(src, n_per_row, Some(q), dst, rb, |x, w| {
+            iq2::BlockIQ2XXS::quantize_impl(x, w.unwrap_or(&[]), fast)
+        }),
+        (IQ2XS, Some(q)) => each(src, n_per_row, Some(q), dst, rb, |x, w| {
+            iq2::BlockIQ2XS::quantize_impl(x, w.unwrap_or(&[]), fast)
+        }),
+        (IQ1S, Some(q)) => each(src, n_per_row, Some(q), dst, rb, |x, w| {
+            <iq1::BlockIQ1S as WeightedBlock>::quantize_weighted(x, w.unwrap_or(&[]), 0.0)
+        }),
+        (IQ1M, _) => each(src, n_per_row, qw, dst, rb, |x, w| match w {
+            Some(w) => <iq1::BlockIQ1M as WeightedBlock>::quantize_weighted(x, w, 0.0),
+            None => iq1::BlockIQ1M::quantize(x),
+        }),
+        _ => return false,
     }
     true
 }
@@ -205,12 +298,10 @@ fn quantize_row_impl(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool {
         Q4K => q4k::quantize_row(src, dst),
         Q5K => q5k::quantize_row(src, dst),
         Q6K => q6k::quantize_row(src, dst),
-        IQ4NL => quantize_blocks::<iq4::BlockIQ4NL>(src, dst),
-        IQ4XS => quantize_blocks::<iq4::BlockIQ4XS>(src, dst),
-        IQ3XXS => quantize_blocks::<iq3::BlockIQ3XXS>(src, dst),
-        IQ3S => quantize_blocks::<iq3::BlockIQ3S>(src, dst),
-        IQ2S => quantize_blocks::<iq2::BlockIQ2S>(src, dst),
-        IQ1M => quantize_blocks::<iq1::BlockIQ1M>(src, dst),
+        IQ4NL | IQ4XS | IQ3XXS | IQ3S | IQ2S | IQ1M => {
+            // Block-local without weights: a whole slice is one "row".
+            return iq_rows(t, src, src.len(), None, dst, true);
+        }
         TQ1_0 => quantize_blocks::<tq::BlockTQ1_0>(src, dst),
         TQ2_0 => quantize_blocks::<tq::BlockTQ2_0>(src, dst),
         // IQ2_XXS, IQ2_XS and IQ1_S exist only with importance weights.
@@ -233,6 +324,9 @@ pub fn quantize_row_reference(t: GgmlType, src: &[f32], dst: &mut [u8]) -> bool 
         Q4K => quantize_blocks::<q4k::BlockQ4K>(src, dst),
         Q5K => quantize_blocks::<q5k::BlockQ5K>(src, dst),
         Q6K => quantize_blocks::<q6k::BlockQ6K>(src, dst),
+        IQ4NL | IQ4XS | IQ3XXS | IQ3S | IQ2S | IQ1M => {
+            return iq_rows(t, src, src.len(), None, dst, false);
+        }
         _ => return quantize_row_impl(t, src, dst),
     }
     true

@@ -9,7 +9,7 @@ use super::block::{Block, WeightedBlock, le16};
 use super::float::{f16v, fp16};
 use super::iq_grid::{iq2s, iq2xs, iq2xxs};
 use super::iq_search::{
-    Scan, fold_signs, grid_index_of, max_of, project_group, scale_code, scan_and_refit, sums_q,
+    Prepared, Scan, grid_index_of, project_group, scale_code, search_all, sums_q,
 };
 use super::iq_tables::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, KMASK_IQ2XS, KSIGNS_IQ2XS};
 use super::k_helpers::{GROUP_MAX_EPS, QK_K, make_qp_quants};
@@ -52,6 +52,16 @@ pub struct BlockIQ2S {
     pub scales: [u8; 8],
 }
 
+/// IQ2_XXS's scan (candidates `-6..=6` around `eff_max`; on-grid tracking is not used).
+const SCAN_XXS: Scan = Scan {
+    kmax: 3,
+    bits: 2,
+    range: 6,
+    step: 0.1,
+    on_grid_init: false,
+    refit_all: true,
+};
+
 const SCAN_2: Scan = Scan {
     kmax: 3,
     bits: 2,
@@ -60,17 +70,6 @@ const SCAN_2: Scan = Scan {
     on_grid_init: true,
     refit_all: false,
 };
-
-/// `qw·sqrt(sigma2 + x²)` for `n` values, and the square roots.
-#[inline(always)]
-fn imatrix_weights(xb: &[f32], qw: &[f32], sigma2: f32, w: &mut [f32], waux: &mut [f32]) {
-    for i in 0..xb.len() {
-        w[i] = qw[i] * (sigma2 + xb[i] * xb[i]).sqrt();
-    }
-    for i in 0..xb.len() {
-        waux[i] = w[i].sqrt();
-    }
-}
 
 /// `sum(x²) / 256` (IQ2_XXS and IQ2_XS use the plain mean square).
 #[inline(always)]
@@ -82,92 +81,165 @@ fn sigma2_mean(x: &[f32]) -> f32 {
     s / QK_K as f32
 }
 
+/// `qw·sqrt(sigma2 + x²)` per sub-block of `B`.
+fn imatrix_weights<const B: usize, const S: usize>(
+    x: &[f32],
+    qw: &[f32],
+    sigma2: f32,
+) -> [[f32; B]; S] {
+    let mut w = [[0f32; B]; S];
+    for s in 0..S {
+        for i in 0..B {
+            let v = x[B * s + i];
+            w[s][i] = qw[B * s + i] * (sigma2 + v * v).sqrt();
+        }
+    }
+    w
+}
+
+/// IQ2_XXS's search of one 32-value sub-block after `make_qp_quants` gave the starting scale
+/// and levels (scalar port of the loop in `quantize_row_iq2_xxs_impl`).
+fn iq2xxs_search(
+    lat: &super::iq_grid::Lattice<8>,
+    xval: &[f32; 32],
+    w: &[f32; 32],
+    waux: &[f32; 32],
+    eff_max: f32,
+    mut scale: f32,
+    mut l: [i8; 32],
+) -> (f32, [i8; 32]) {
+    const KMAX: i32 = 3;
+    let mut laux = [0i8; 32];
+    let mut best = 0.0f32;
+    for is in -6..=6 {
+        let id = ((2 * KMAX - 1) as f32 + is as f32 * 0.1) / eff_max;
+        let this_scale = 1.0 / id;
+        for k in 0..4 {
+            let g = 8 * k..8 * k + 8;
+            project_group::<8>(
+                lat,
+                2,
+                KMAX,
+                &xval[g.clone()],
+                &waux[g.clone()],
+                id,
+                this_scale,
+                &mut laux[g],
+            );
+        }
+        let (sumqx, sumq2) = sums_q(w, xval, &laux);
+        if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
+            scale = sumqx / sumq2;
+            best = scale * sumqx;
+            l = laux;
+        }
+    }
+    if scale > 0.0 {
+        let id = 1.0 / scale;
+        for k in 0..4 {
+            let g = 8 * k..8 * k + 8;
+            project_group::<8>(
+                lat,
+                2,
+                KMAX,
+                &xval[g.clone()],
+                &waux[g.clone()],
+                id,
+                scale,
+                &mut l[g],
+            );
+        }
+        let (sumqx, sumq2) = sums_q(w, xval, &l);
+        if sumq2 > 0.0 {
+            scale = sumqx / sumq2;
+        }
+    }
+    (scale, l)
+}
+
 impl BlockIQ2XXS {
-    fn quantize_impl(x: &[f32], qw: &[f32]) -> Self {
+    /// `quantize_row_iq2_xxs_impl` for one super-block; `fast` runs the searches in SIMD
+    /// lanes where available (same bytes).
+    pub(crate) fn quantize_impl(x: &[f32], qw: &[f32], fast: bool) -> Self {
         const KMAX: i32 = 3;
         let lat = iq2xxs();
-        let sigma2 = sigma2_mean(x);
+        let prep = Prepared::<32, 8>::new(x, imatrix_weights::<32, 8>(x, qw, sigma2_mean(x)), true);
+        // The starting scale comes from `make_qp_quants`, which writes its quants through a
+        // `uint8_t` view of L; sub-blocks with a tiny max or no positive scale are skipped.
+        let mut start = [0f32; 8];
+        let mut eff = [0f32; 8];
+        let mut l0 = [[0i8; 32]; 8];
+        let mut active = [false; 8];
+        for ib in 0..8 {
+            if prep.max[ib] < GROUP_MAX_EPS {
+                continue;
+            }
+            let mut lq = [0u8; 32];
+            start[ib] = make_qp_quants(&prep.xval[ib], KMAX + 1, &mut lq, &prep.w[ib]);
+            eff[ib] = start[ib] * KMAX as f32;
+            if eff[ib] <= 0.0 {
+                continue;
+            }
+            l0[ib] = std::array::from_fn(|i| lq[i] as i8);
+            active[ib] = true;
+        }
+        let mut found = [0f32; 8];
+        let mut levels = [[0i8; 32]; 8];
+        let mut done = false;
+        #[cfg(target_arch = "x86_64")]
+        if fast && super::lanes::available() {
+            let bits = active
+                .iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &a)| b | (u8::from(a) << i));
+            if bits != 0 {
+                // SAFETY: AVX2 support was checked at run time.
+                (found, levels) = unsafe {
+                    super::lanes_iq::scan_and_refit_x8::<8, 32>(
+                        lat,
+                        &SCAN_XXS,
+                        &prep.xval,
+                        &prep.w,
+                        &prep.waux,
+                        eff,
+                        bits,
+                        super::lanes_iq::Start::Given(&start, &l0),
+                    )
+                };
+            }
+            done = true;
+        }
+        if !done {
+            for ib in 0..8 {
+                if active[ib] {
+                    (found[ib], levels[ib]) = iq2xxs_search(
+                        lat,
+                        &prep.xval[ib],
+                        &prep.w[ib],
+                        &prep.waux[ib],
+                        eff[ib],
+                        start[ib],
+                        l0[ib],
+                    );
+                }
+            }
+        }
         let mut q2 = [0u32; 16];
         let mut scales = [0f32; 8];
         let mut max_scale = 0.0f32;
-        let mut w = [0f32; 32];
-        let mut waux = [0f32; 32];
-        let mut xval = [0f32; 32];
         for ib in 0..8 {
-            let r = 32 * ib..32 * ib + 32;
-            let xb = &x[r.clone()];
-            imatrix_weights(xb, &qw[r], sigma2, &mut w, &mut waux);
-            let mut signs = [0u8; 4];
-            for (k, s) in signs.iter_mut().enumerate() {
-                let g = 8 * k..8 * k + 8;
-                *s = fold_signs(&xb[g.clone()], &w[g.clone()], true, &mut xval[g]);
-            }
-            let max = max_of(&xval);
-            if max < GROUP_MAX_EPS {
-                scales[ib] = 0.0;
+            if !active[ib] {
                 continue;
             }
-            // The initial scale comes from `make_qp_quants`, which writes its (discarded) quants
-            // through a `uint8_t` view of L.
-            let mut lq = [0u8; 32];
-            let mut scale = make_qp_quants(&xval, KMAX + 1, &mut lq, &w);
-            let eff_max = scale * KMAX as f32;
-            if eff_max <= 0.0 {
-                scales[ib] = 0.0;
-                continue;
-            }
-            let mut l: [i8; 32] = std::array::from_fn(|i| lq[i] as i8);
-            let mut laux = [0i8; 32];
-            let mut best = 0.0f32;
-            for is in -6..=6 {
-                let id = ((2 * KMAX - 1) as f32 + is as f32 * 0.1) / eff_max;
-                let this_scale = 1.0 / id;
-                for k in 0..4 {
-                    let g = 8 * k..8 * k + 8;
-                    project_group::<8>(
-                        lat,
-                        2,
-                        KMAX,
-                        &xval[g.clone()],
-                        &waux[g.clone()],
-                        id,
-                        this_scale,
-                        &mut laux[g],
-                    );
-                }
-                let (sumqx, sumq2) = sums_q(&w, &xval, &laux);
-                if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
-                    scale = sumqx / sumq2;
-                    best = scale * sumqx;
-                    l = laux;
-                }
-            }
-            if scale > 0.0 {
-                let id = 1.0 / scale;
-                for k in 0..4 {
-                    let g = 8 * k..8 * k + 8;
-                    project_group::<8>(
-                        lat,
-                        2,
-                        KMAX,
-                        &xval[g.clone()],
-                        &waux[g.clone()],
-                        id,
-                        scale,
-                        &mut l[g],
-                    );
-                }
-                let (sumqx, sumq2) = sums_q(&w, &xval, &l);
-                if sumq2 > 0.0 {
-                    scale = sumqx / sumq2;
-                }
-            }
+            let mut signs = prep.signs[ib];
+            let mut scale = found[ib];
             if scale < 0.0 {
                 scale = -scale;
                 for s in &mut signs {
                     *s = !*s & 127;
                 }
             }
+            let l = &levels[ib];
             for k in 0..4 {
                 let gi = grid_index_of::<8>(lat, 2, &l[8 * k..8 * k + 8]) as u32;
                 q2[2 * ib] |= gi << (8 * k);
@@ -191,41 +263,21 @@ impl BlockIQ2XXS {
     }
 }
 
-/// Shared by IQ2_XS and IQ2_S: the search of one 16-value sub-block, returning the scale and
-/// the two groups' levels and signs (`None` for an all-zero sub-block).
-fn search16(
-    lat: &super::iq_grid::Lattice<8>,
-    xb: &[f32],
-    w: &[f32; 16],
-    waux: &[f32; 16],
-    even_parity: bool,
-    eps: f32,
-) -> Option<(f32, [i8; 16], [u8; 2])> {
-    let mut xval = [0f32; 16];
-    let mut signs = [0u8; 2];
-    for (k, s) in signs.iter_mut().enumerate() {
-        let g = 8 * k..8 * k + 8;
-        *s = fold_signs(&xb[g.clone()], &w[g.clone()], even_parity, &mut xval[g]);
+/// Folds a sub-block's sign flip into its sign bytes.
+fn flip(signs: &mut [u8; 4], even_parity: bool) {
+    for s in signs.iter_mut() {
+        *s = if even_parity { !*s & 127 } else { !*s };
     }
-    let max = max_of(&xval);
-    if max < eps {
-        return None;
-    }
-    let mut l = [0i8; 16];
-    let mut scale = scan_and_refit(lat, &SCAN_2, &xval, w, waux, max, &mut l);
-    if scale < 0.0 {
-        scale = -scale;
-        for s in &mut signs {
-            *s = if even_parity { !*s & 127 } else { !*s };
-        }
-    }
-    Some((scale, l, signs))
 }
 
 impl BlockIQ2XS {
-    fn quantize_impl(x: &[f32], qw: &[f32]) -> Self {
+    /// `quantize_row_iq2_xs_impl` for one super-block.
+    pub(crate) fn quantize_impl(x: &[f32], qw: &[f32], fast: bool) -> Self {
         let lat = iq2xs();
-        let sigma2 = sigma2_mean(x);
+        let prep =
+            Prepared::<16, 16>::new(x, imatrix_weights::<16, 16>(x, qw, sigma2_mean(x)), true);
+        let active: [bool; 16] = std::array::from_fn(|ib| prep.max[ib] >= GROUP_MAX_EPS);
+        let (found, levels) = search_all(lat, &SCAN_2, &prep, &active, fast);
         let mut y = BlockIQ2XS {
             d: fp16(0.0),
             qs: [0; 32],
@@ -233,18 +285,18 @@ impl BlockIQ2XS {
         };
         let mut scales = [0f32; 16];
         let mut max_scale = 0.0f32;
-        let mut w = [0f32; 16];
-        let mut waux = [0f32; 16];
         for ib in 0..16 {
-            let r = 16 * ib..16 * ib + 16;
-            imatrix_weights(&x[r.clone()], &qw[r.clone()], sigma2, &mut w, &mut waux);
-            let Some((scale, l, signs)) = search16(lat, &x[r], &w, &waux, true, GROUP_MAX_EPS)
-            else {
-                scales[ib] = 0.0;
+            if !active[ib] {
                 continue;
-            };
+            }
+            let mut signs = prep.signs[ib];
+            let mut scale = found[ib];
+            if scale < 0.0 {
+                scale = -scale;
+                flip(&mut signs, true);
+            }
             for k in 0..2 {
-                let gi = grid_index_of::<8>(lat, 2, &l[8 * k..8 * k + 8]) as u16;
+                let gi = grid_index_of::<8>(lat, 2, &levels[ib][8 * k..8 * k + 8]) as u16;
                 y.qs[2 * ib + k] = gi | (u16::from(signs[k]) << 9);
             }
             scales[ib] = scale;
@@ -270,9 +322,26 @@ impl BlockIQ2XS {
 }
 
 impl BlockIQ2S {
-    fn quantize_impl(x: &[f32], qw: Option<&[f32]>) -> Self {
+    /// `quantize_row_iq2_s_impl` for one super-block.
+    pub(crate) fn quantize_impl(x: &[f32], qw: Option<&[f32]>, fast: bool) -> Self {
         let lat = iq2s();
         let sigma2 = super::q4k::sigma2_x2(x);
+        let w = match qw {
+            Some(qw) => imatrix_weights::<16, 16>(x, qw, sigma2),
+            None => {
+                let mut w = [[0f32; 16]; 16];
+                for s in 0..16 {
+                    for i in 0..16 {
+                        let v = x[16 * s + i];
+                        w[s][i] = 0.25 * sigma2 + v * v;
+                    }
+                }
+                w
+            }
+        };
+        let prep = Prepared::<16, 16>::new(x, w, false);
+        let active: [bool; 16] = std::array::from_fn(|ib| prep.max[ib] >= EPS_IQ2_S);
+        let (found, levels) = search_all(lat, &SCAN_2, &prep, &active, fast);
         let mut y = BlockIQ2S {
             d: fp16(0.0),
             qs: [0; 64],
@@ -281,28 +350,18 @@ impl BlockIQ2S {
         };
         let mut scales = [0f32; 16];
         let mut max_scale = 0.0f32;
-        let mut w = [0f32; 16];
-        let mut waux = [0f32; 16];
         for ib in 0..16 {
-            let r = 16 * ib..16 * ib + 16;
-            let xb = &x[r.clone()];
-            match qw {
-                Some(qw) => imatrix_weights(xb, &qw[r], sigma2, &mut w, &mut waux),
-                None => {
-                    for i in 0..16 {
-                        w[i] = 0.25 * sigma2 + xb[i] * xb[i];
-                    }
-                    for i in 0..16 {
-                        waux[i] = w[i].sqrt();
-                    }
-                }
-            }
-            let Some((scale, l, signs)) = search16(lat, xb, &w, &waux, false, EPS_IQ2_S) else {
-                scales[ib] = 0.0;
+            if !active[ib] {
                 continue;
-            };
+            }
+            let mut signs = prep.signs[ib];
+            let mut scale = found[ib];
+            if scale < 0.0 {
+                scale = -scale;
+                flip(&mut signs, false);
+            }
             for k in 0..2 {
-                let gi = grid_index_of::<8>(lat, 2, &l[8 * k..8 * k + 8]);
+                let gi = grid_index_of::<8>(lat, 2, &levels[ib][8 * k..8 * k + 8]);
                 let i8 = 2 * ib + k;
                 y.qs[i8] = (gi & 255) as u8;
                 y.qh[i8 / 4] |= ((gi >> 8) << (2 * (i8 % 4))) as u8;
@@ -351,7 +410,7 @@ impl Block for BlockIQ2XXS {
     /// The reference has no quantizer without an importance matrix (it asserts); uniform
     /// weights stand in. The file quantizer refuses IQ2_XXS without an imatrix before this.
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, &[1.0; QK_K])
+        Self::quantize_impl(x, &[1.0; QK_K], false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -390,7 +449,7 @@ impl Block for BlockIQ2XXS {
 
 impl WeightedBlock for BlockIQ2XXS {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, qw)
+        Self::quantize_impl(x, qw, false)
     }
 }
 
@@ -401,7 +460,7 @@ impl Block for BlockIQ2XS {
 
     /// See [`BlockIQ2XXS::quantize`]: the reference requires an imatrix.
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, &[1.0; QK_K])
+        Self::quantize_impl(x, &[1.0; QK_K], false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -448,7 +507,7 @@ impl Block for BlockIQ2XS {
 
 impl WeightedBlock for BlockIQ2XS {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, qw)
+        Self::quantize_impl(x, qw, false)
     }
 }
 
@@ -458,7 +517,7 @@ impl Block for BlockIQ2S {
     const BYTES: usize = 82;
 
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, None)
+        Self::quantize_impl(x, None, false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -502,6 +561,6 @@ impl Block for BlockIQ2S {
 
 impl WeightedBlock for BlockIQ2S {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, Some(qw))
+        Self::quantize_impl(x, Some(qw), false)
     }
 }

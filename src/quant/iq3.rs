@@ -7,7 +7,7 @@
 use super::block::{Block, WeightedBlock, le16};
 use super::float::{f16v, fp16};
 use super::iq_grid::{iq3s, iq3xxs};
-use super::iq_search::{Scan, fold_signs, grid_index_of, max_of, scale_code, scan_and_refit};
+use super::iq_search::{Prepared, Scan, grid_index_of, scale_code, search_all};
 use super::iq_tables::{IQ3S_GRID, IQ3XXS_GRID, KMASK_IQ2XS, KSIGNS_IQ2XS};
 use super::k_helpers::QK_K;
 use crate::formats::gguf::GgmlType;
@@ -57,64 +57,52 @@ const SCAN_S: Scan = Scan {
     refit_all: true,
 };
 
-/// Weights of a 32-value sub-block: `qw·sqrt(sigma2 + x²)` with an imatrix, `x²` without;
-/// and their square roots.
-#[inline(always)]
-fn weights32(xb: &[f32], qw: Option<&[f32]>, sigma2: f32, w: &mut [f32; 32], waux: &mut [f32; 32]) {
-    match qw {
-        Some(qw) => {
-            for i in 0..32 {
-                w[i] = qw[i] * (sigma2 + xb[i] * xb[i]).sqrt();
+/// Sub-block weights of a super-block: `qw·sqrt(sigma2 + x²)` with an imatrix, `x²` without.
+fn weights(x: &[f32], qw: Option<&[f32]>) -> [[f32; 32]; 8] {
+    let sigma2 = super::q4k::sigma2_x2(x);
+    let mut w = [[0f32; 32]; 8];
+    for ib in 0..8 {
+        let xb = &x[32 * ib..32 * ib + 32];
+        match qw {
+            Some(qw) => {
+                for i in 0..32 {
+                    w[ib][i] = qw[32 * ib + i] * (sigma2 + xb[i] * xb[i]).sqrt();
+                }
             }
-        }
-        None => {
-            for i in 0..32 {
-                w[i] = xb[i] * xb[i];
+            None => {
+                for i in 0..32 {
+                    w[ib][i] = xb[i] * xb[i];
+                }
             }
         }
     }
-    for i in 0..32 {
-        waux[i] = w[i].sqrt();
-    }
+    w
 }
 
 impl BlockIQ3XXS {
-    fn quantize_impl(x: &[f32], qw: Option<&[f32]>) -> Self {
+    /// `quantize_row_iq3_xxs_impl` for one super-block; `fast` runs the sub-block searches in
+    /// SIMD lanes where available (same bytes).
+    pub(crate) fn quantize_impl(x: &[f32], qw: Option<&[f32]>, fast: bool) -> Self {
         let lat = iq3xxs();
-        let sigma2 = super::q4k::sigma2_x2(x);
+        let prep = Prepared::<32, 8>::new(x, weights(x, qw), true);
+        let active: [bool; 8] = std::array::from_fn(|ib| prep.max[ib] >= EPS_IQ3_XXS);
+        let (found, levels) = search_all(lat, &SCAN_XXS, &prep, &active, fast);
         let mut q3 = [0u8; 96];
         let mut scales = [0f32; 8];
         let mut max_scale = 0.0f32;
-        let mut w = [0f32; 32];
-        let mut waux = [0f32; 32];
-        let mut xval = [0f32; 32];
         for ib in 0..8 {
-            let xb = &x[32 * ib..32 * ib + 32];
-            weights32(
-                xb,
-                qw.map(|q| &q[32 * ib..32 * ib + 32]),
-                sigma2,
-                &mut w,
-                &mut waux,
-            );
-            let mut signs = [0u8; 4];
-            for (k, s) in signs.iter_mut().enumerate() {
-                let r = 8 * k..8 * k + 8;
-                *s = fold_signs(&xb[r.clone()], &w[r.clone()], true, &mut xval[r]);
-            }
-            let max = max_of(&xval);
-            if max < EPS_IQ3_XXS {
-                scales[ib] = 0.0;
+            if !active[ib] {
                 continue;
             }
-            let mut l = [0i8; 32];
-            let mut scale = scan_and_refit(lat, &SCAN_XXS, &xval, &w, &waux, max, &mut l);
+            let mut signs = prep.signs[ib];
+            let mut scale = found[ib];
             if scale < 0.0 {
                 scale = -scale;
                 for s in &mut signs {
                     *s = !*s & 127;
                 }
             }
+            let l = &levels[ib];
             for k in 0..8 {
                 q3[8 * ib + k] = grid_index_of::<4>(lat, 3, &l[4 * k..4 * k + 4]) as u8;
             }
@@ -148,9 +136,13 @@ impl BlockIQ3XXS {
 }
 
 impl BlockIQ3S {
-    fn quantize_impl(x: &[f32], qw: Option<&[f32]>) -> Self {
+    /// `quantize_row_iq3_s_impl` (block size 32) for one super-block; `fast` as in
+    /// [`BlockIQ3XXS::quantize_impl`].
+    pub(crate) fn quantize_impl(x: &[f32], qw: Option<&[f32]>, fast: bool) -> Self {
         let lat = iq3s();
-        let sigma2 = super::q4k::sigma2_x2(x);
+        let prep = Prepared::<32, 8>::new(x, weights(x, qw), false);
+        let active: [bool; 8] = std::array::from_fn(|ib| prep.max[ib] != 0.0);
+        let (found, levels) = search_all(lat, &SCAN_S, &prep, &active, fast);
         let mut y = BlockIQ3S {
             d: fp16(0.0),
             qs: [0; 64],
@@ -165,36 +157,19 @@ impl BlockIQ3S {
         let mut signs_at = 0usize;
         let mut scales = [0f32; 8];
         let mut max_scale = 0.0f32;
-        let mut w = [0f32; 32];
-        let mut waux = [0f32; 32];
-        let mut xval = [0f32; 32];
         for ib in 0..8 {
-            let xb = &x[32 * ib..32 * ib + 32];
-            weights32(
-                xb,
-                qw.map(|q| &q[32 * ib..32 * ib + 32]),
-                sigma2,
-                &mut w,
-                &mut waux,
-            );
-            let mut signs = [0u8; 4];
-            for (k, s) in signs.iter_mut().enumerate() {
-                let r = 8 * k..8 * k + 8;
-                *s = fold_signs(&xb[r.clone()], &w[r.clone()], false, &mut xval[r]);
-            }
-            let max = max_of(&xval);
-            if max == 0.0 {
-                scales[ib] = 0.0;
+            if !active[ib] {
                 continue;
             }
-            let mut l = [0i8; 32];
-            let mut scale = scan_and_refit(lat, &SCAN_S, &xval, &w, &waux, max, &mut l);
+            let mut signs = prep.signs[ib];
+            let mut scale = found[ib];
             if scale < 0.0 {
                 scale = -scale;
                 for s in &mut signs {
                     *s = !*s;
                 }
             }
+            let l = &levels[ib];
             for k in 0..8 {
                 let gi = grid_index_of::<4>(lat, 3, &l[4 * k..4 * k + 4]);
                 y.qs[qs_at + k] = (gi & 255) as u8;
@@ -227,7 +202,7 @@ impl Block for BlockIQ3XXS {
     const BYTES: usize = 98;
 
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, None)
+        Self::quantize_impl(x, None, false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -274,7 +249,7 @@ impl Block for BlockIQ3XXS {
 
 impl WeightedBlock for BlockIQ3XXS {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, Some(qw))
+        Self::quantize_impl(x, Some(qw), false)
     }
 }
 
@@ -284,7 +259,7 @@ impl Block for BlockIQ3S {
     const BYTES: usize = 110;
 
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, None)
+        Self::quantize_impl(x, None, false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -351,6 +326,6 @@ impl Block for BlockIQ3S {
 
 impl WeightedBlock for BlockIQ3S {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, Some(qw))
+        Self::quantize_impl(x, Some(qw), false)
     }
 }

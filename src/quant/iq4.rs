@@ -62,7 +62,7 @@ pub(crate) fn best_index_int8(val: &[i8; 16], x: f32) -> u8 {
 const NTRY: i32 = 7;
 
 /// The per-sub-block search of `quantize_row_iq4_nl_impl`: fills `lb` and returns the scale.
-fn search_block(xb: &[f32], weight: &[f32; 32], lb: &mut [u8]) -> f32 {
+fn search_block(xb: &[f32], weight: &[f32], lb: &mut [u8]) -> f32 {
     let values = &KVALUES_IQ4NL;
     let mut amax = 0.0f32;
     let mut max = 0.0f32;
@@ -156,7 +156,13 @@ impl BlockIQ4NL {
         weights(x, qw, s2, &mut w);
         let mut l = [0u8; 32];
         let scale = search_block(x, &w, &mut l);
+        Self::finish(x, scale)
+    }
+
+    /// The block from its searched scale: indices at `1/scale`.
+    fn finish(x: &[f32], scale: f32) -> Self {
         let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let mut l = [0u8; 32];
         for j in 0..32 {
             l[j] = best_index_int8(&KVALUES_IQ4NL, id * x[j]);
         }
@@ -166,20 +172,106 @@ impl BlockIQ4NL {
     }
 }
 
+/// Quantizes IQ4_NL rows (`qw` one weight per column, or none); with `fast`, eight blocks at a
+/// time run their searches in SIMD lanes where available (same bytes).
+pub(crate) fn quantize_nl_rows(
+    src: &[f32],
+    n_per_row: usize,
+    qw: Option<&[f32]>,
+    dst: &mut [u8],
+    fast: bool,
+) {
+    let row_bytes = n_per_row / 32 * 18;
+    for (row, out) in src
+        .chunks_exact(n_per_row)
+        .zip(dst.chunks_exact_mut(row_bytes))
+    {
+        let nb = n_per_row / 32;
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if fast && super::lanes::available() {
+            while done + 8 <= nb {
+                let xs = &row[32 * done..32 * done + 256];
+                let mut w = [0f32; 256];
+                for b in 0..8 {
+                    let xb = &xs[32 * b..32 * b + 32];
+                    let mut wb = [0f32; 32];
+                    weights(
+                        xb,
+                        qw.map(|q| &q[32 * (done + b)..32 * (done + b) + 32]),
+                        sigma2(xb),
+                        &mut wb,
+                    );
+                    w[32 * b..32 * b + 32].copy_from_slice(&wb);
+                }
+                // SAFETY: AVX2 support was checked at run time.
+                let scales = unsafe { super::lanes_iq::iq4_search_x8(xs, &w) };
+                let mut l = [0u8; 256];
+                let idl: [f32; 8] = std::array::from_fn(|b| {
+                    if scales[b] != 0.0 {
+                        1.0 / scales[b]
+                    } else {
+                        0.0
+                    }
+                });
+                // SAFETY: as above.
+                unsafe { super::lanes_iq::iq4_indices_x8(xs, idl, &mut l) };
+                for b in 0..8 {
+                    let mut qs = [0u8; 16];
+                    pack_nibbles(&l[32 * b..32 * b + 32], &mut qs);
+                    BlockIQ4NL {
+                        d: fp16(scales[b]),
+                        qs,
+                    }
+                    .write(&mut out[18 * (done + b)..18 * (done + b + 1)]);
+                }
+                done += 8;
+            }
+        }
+        let _ = fast;
+        for b in done..nb {
+            let xb = &row[32 * b..32 * b + 32];
+            BlockIQ4NL::quantize_impl(xb, qw.map(|q| &q[32 * b..32 * b + 32]))
+                .write(&mut out[18 * b..18 * (b + 1)]);
+        }
+    }
+}
+
 impl BlockIQ4XS {
-    fn quantize_impl(x: &[f32], qw: Option<&[f32]>) -> Self {
+    /// `quantize_row_iq4_nl_impl(QK_K, 32, …, ntry = 7)` for one super-block; `fast` runs the
+    /// sub-block searches in SIMD lanes where available (same bytes).
+    pub(crate) fn quantize_impl(x: &[f32], qw: Option<&[f32]>, fast: bool) -> Self {
         let x = &x[..QK_K];
         let s2 = sigma2(x);
+        let mut w = [0f32; QK_K];
+        for ib in 0..8 {
+            let mut wb = [0f32; 32];
+            weights(
+                &x[32 * ib..32 * ib + 32],
+                qw.map(|q| &q[32 * ib..32 * ib + 32]),
+                s2,
+                &mut wb,
+            );
+            w[32 * ib..32 * ib + 32].copy_from_slice(&wb);
+        }
         let mut scales = [0f32; 8];
         let mut l = [0u8; QK_K];
-        let mut w = [0f32; 32];
+        let mut searched = false;
+        #[cfg(target_arch = "x86_64")]
+        if fast && super::lanes::available() {
+            // SAFETY: AVX2 support was checked at run time.
+            scales = unsafe { super::lanes_iq::iq4_search_x8(x, &w) };
+            searched = true;
+        }
+        if !searched {
+            for ib in 0..8 {
+                let r = 32 * ib..32 * ib + 32;
+                scales[ib] = search_block(&x[r.clone()], &w[r.clone()], &mut l[r]);
+            }
+        }
         let mut max_scale = 0.0f32;
         let mut amax_scale = 0.0f32;
-        for ib in 0..8 {
-            let xb = &x[32 * ib..32 * ib + 32];
-            weights(xb, qw.map(|q| &q[32 * ib..32 * ib + 32]), s2, &mut w);
-            let d = search_block(xb, &w, &mut l[32 * ib..32 * ib + 32]);
-            scales[ib] = d;
+        for &d in &scales {
             if d.abs() > amax_scale {
                 amax_scale = d.abs();
                 max_scale = d;
@@ -189,13 +281,11 @@ impl BlockIQ4XS {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut scales_h = 0u16;
         let mut scales_l = [0u8; 4];
+        let mut idl = [0f32; 8];
         for ib in 0..8 {
             let mut ls = nearest_int(id * scales[ib]).clamp(-32, 31);
             let dl = d * ls as f32;
-            let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
-            for j in 0..32 {
-                l[32 * ib + j] = best_index_int8(&KVALUES_IQ4NL, idl * x[32 * ib + j]);
-            }
+            idl[ib] = if dl != 0.0 { 1.0 / dl } else { 0.0 };
             ls += 32;
             let (lo, hi) = ((ls & 0xf) as u8, (ls >> 4) as u16);
             if ib % 2 == 0 {
@@ -204,6 +294,20 @@ impl BlockIQ4XS {
                 scales_l[ib / 2] |= lo << 4;
             }
             scales_h |= hi << (2 * (ib % 8));
+        }
+        let mut indexed = false;
+        #[cfg(target_arch = "x86_64")]
+        if fast && super::lanes::available() {
+            // SAFETY: AVX2 support was checked at run time.
+            unsafe { super::lanes_iq::iq4_indices_x8(x, idl, &mut l) };
+            indexed = true;
+        }
+        if !indexed {
+            for ib in 0..8 {
+                for j in 0..32 {
+                    l[32 * ib + j] = best_index_int8(&KVALUES_IQ4NL, idl[ib] * x[32 * ib + j]);
+                }
+            }
         }
         let mut qs = [0u8; 128];
         pack_nibbles(&l, &mut qs);
@@ -257,7 +361,7 @@ impl Block for BlockIQ4XS {
     const BYTES: usize = 136;
 
     fn quantize(x: &[f32]) -> Self {
-        Self::quantize_impl(x, None)
+        Self::quantize_impl(x, None, false)
     }
 
     fn dequantize(&self, out: &mut [f32]) {
@@ -297,6 +401,6 @@ impl Block for BlockIQ4XS {
 
 impl WeightedBlock for BlockIQ4XS {
     fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
-        Self::quantize_impl(x, Some(qw))
+        Self::quantize_impl(x, Some(qw), false)
     }
 }

@@ -238,3 +238,110 @@ pub(crate) fn grid_index_of<const N: usize>(lat: &Lattice<N>, bits: u32, l: &[i8
 pub(crate) fn scale_code(id: f32, s: f32, max: i32) -> i32 {
     nearest_int(0.5 * (id * s - 1.0)).clamp(0, max)
 }
+
+/// A super-block's sub-blocks of `B` values (`S` of them) prepared for a lattice search: sign
+/// folded values, weights, their square roots, sign bytes and maxima.
+pub(crate) struct Prepared<const B: usize, const S: usize> {
+    /// `|x|`, with one element re-negated for even-parity formats.
+    pub xval: [[f32; B]; S],
+    /// Weights.
+    pub w: [[f32; B]; S],
+    /// Square roots of the weights (the neighbour search's weights).
+    pub waux: [[f32; B]; S],
+    /// Sign bytes, one per 8 values.
+    pub signs: [[u8; 4]; S],
+    /// `MAX` over `xval`.
+    pub max: [f32; S],
+}
+
+impl<const B: usize, const S: usize> Prepared<B, S> {
+    /// Folds signs and takes maxima once the weights are set.
+    pub(crate) fn new(x: &[f32], w: [[f32; B]; S], even_parity: bool) -> Self {
+        let mut p = Prepared {
+            xval: [[0.0; B]; S],
+            waux: [[0.0; B]; S],
+            w,
+            signs: [[0; 4]; S],
+            max: [0.0; S],
+        };
+        for s in 0..S {
+            for i in 0..B {
+                p.waux[s][i] = p.w[s][i].sqrt();
+            }
+            let xb = &x[B * s..B * s + B];
+            for k in 0..B / 8 {
+                let r = 8 * k..8 * k + 8;
+                p.signs[s][k] = fold_signs(
+                    &xb[r.clone()],
+                    &p.w[s][r.clone()],
+                    even_parity,
+                    &mut p.xval[s][r],
+                );
+            }
+            p.max[s] = max_of(&p.xval[s]);
+        }
+        p
+    }
+}
+
+/// [`scan_and_refit`] on every sub-block where `active[s]`, eight at a time in SIMD lanes when
+/// `fast` and the CPU allows. Returns scales and levels (zero for inactive sub-blocks).
+pub(crate) fn search_all<const N: usize, const B: usize, const S: usize>(
+    lat: &Lattice<N>,
+    p: &Scan,
+    prep: &Prepared<B, S>,
+    active: &[bool; S],
+    fast: bool,
+) -> ([f32; S], [[i8; B]; S]) {
+    let mut scales = [0f32; S];
+    let mut l = [[0i8; B]; S];
+    #[cfg(target_arch = "x86_64")]
+    if fast && super::lanes::available() && S.is_multiple_of(8) {
+        for g in (0..S).step_by(8) {
+            let pick = |a: &[[f32; B]; S]| -> [[f32; B]; 8] { std::array::from_fn(|i| a[g + i]) };
+            let mut bits = 0u8;
+            for i in 0..8 {
+                bits |= u8::from(active[g + i]) << i;
+            }
+            if bits == 0 {
+                continue;
+            }
+            let den: [f32; 8] = std::array::from_fn(|i| prep.max[g + i]);
+            // SAFETY: AVX2 support was checked at run time.
+            let (s, ls) = unsafe {
+                super::lanes_iq::scan_and_refit_x8::<N, B>(
+                    lat,
+                    p,
+                    &pick(&prep.xval),
+                    &pick(&prep.w),
+                    &pick(&prep.waux),
+                    den,
+                    bits,
+                    super::lanes_iq::Start::Max,
+                )
+            };
+            for i in 0..8 {
+                if active[g + i] {
+                    scales[g + i] = s[i];
+                    l[g + i] = ls[i];
+                }
+            }
+        }
+        return (scales, l);
+    }
+    let _ = fast;
+    for s in 0..S {
+        if active[s] {
+            scales[s] = scan_and_refit(
+                lat,
+                p,
+                &prep.xval[s],
+                &prep.w[s],
+                &prep.waux[s],
+                prep.max[s],
+                &mut l[s],
+            );
+        }
+    }
+    (scales, l)
+}

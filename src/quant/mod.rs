@@ -23,6 +23,8 @@ pub mod iq_search;
 pub mod iq_tables;
 pub mod k_helpers;
 pub mod lanes;
+#[cfg(target_arch = "x86_64")]
+mod lanes_iq;
 pub mod q2k;
 pub mod q3k;
 pub mod q4;
@@ -34,6 +36,8 @@ pub mod q8;
 pub mod recipe;
 pub mod select;
 pub mod tq;
+#[cfg(target_arch = "x86_64")]
+mod weighted_x8;
 
 pub use block::{Block, dequantize_row, quantize_row};
 pub use error::QuantError;

@@ -31,7 +31,7 @@ pub struct BlockQ5_1 {
 
 /// Packs 32 five-bit quants: nibbles into `qs`, bit 4 of element j into bit j of `qh`.
 #[inline(always)]
-fn pack5(q: &[u8; 32]) -> (u32, [u8; 16]) {
+pub(crate) fn pack5(q: &[u8; 32]) -> (u32, [u8; 16]) {
     let mut qh = 0u32;
     let mut qs = [0u8; 16];
     for j in 0..16 {
