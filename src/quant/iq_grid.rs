@@ -23,8 +23,6 @@ pub struct Lattice<const N: usize> {
     pub map: Vec<i32>,
     /// Neighbour lists (count, then grid indices), concatenated.
     pub neighbours: Vec<u16>,
-    /// The grid coordinates as floats, `N` per point (for gathers in the SIMD searches).
-    pub gridf: Vec<f32>,
 }
 
 impl<const N: usize> Lattice<N> {
@@ -112,12 +110,10 @@ impl<const N: usize> Lattice<N> {
             neighbours.push(list.len() as u16);
             neighbours.extend_from_slice(list);
         }
-        let gridf = grid.iter().flatten().map(|&c| f32::from(c)).collect();
         Lattice {
             grid,
             map,
             neighbours,
-            gridf,
         }
     }
 }

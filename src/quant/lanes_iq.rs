@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::iq_grid::Lattice;
-use super::iq_search::Scan;
+use super::iq_search::{Scan, find_best_neighbour};
 use super::lanes::avx2::{
     clamp_i, gt, load, lt, nearest_int, sel, sel_i, store, store_i, transpose,
 };
@@ -198,7 +198,7 @@ fn project_group_x8<const N: usize, const B: usize>(
             }
             let r = N * k..N * k + N;
             let mut l = [0i8; 8];
-            find_best_neighbour_x8(
+            find_best_neighbour(
                 lat,
                 lat.neighbours_of(ms[lane]),
                 &xval[lane][r.clone()],
@@ -212,56 +212,6 @@ fn project_group_x8<const N: usize, const B: usize>(
         }
     }
     on
-}
-
-/// [`find_best_neighbour`] with eight neighbours' distances computed at once (gathered grid
-/// coordinates, the same per-neighbour operation order); the first strictly smaller distance
-/// wins, as in the sequential scan.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn find_best_neighbour_x8<const N: usize>(
-    lat: &Lattice<N>,
-    neighbours: &[u16],
-    xval: &[f32],
-    weight: &[f32],
-    scale: f32,
-    l: &mut [i8],
-) -> usize {
-    let sv = _mm256_set1_ps(scale);
-    let mut best = f32::MAX;
-    let mut gi = usize::from(neighbours[0]);
-    let n = neighbours.len();
-    let mut j = 0;
-    while j < n {
-        let cnt = (n - j).min(8);
-        let idx: [i32; 8] =
-            std::array::from_fn(|t| i32::from(neighbours[j + t.min(cnt - 1)]) * N as i32);
-        let iv = load_i(&idx);
-        let mut d2 = _mm256_setzero_ps();
-        for i in 0..N {
-            let at = _mm256_add_epi32(iv, _mm256_set1_epi32(i as i32));
-            // SAFETY: every neighbour is a grid index, so `N*index + i` is inside `gridf`.
-            let q = unsafe { _mm256_i32gather_ps::<4>(lat.gridf.as_ptr(), at) };
-            let diff = _mm256_sub_ps(_mm256_mul_ps(sv, q), _mm256_set1_ps(xval[i]));
-            d2 = _mm256_add_ps(
-                d2,
-                _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(weight[i]), diff), diff),
-            );
-        }
-        let d = store(d2);
-        for t in 0..cnt {
-            if d[t] < best {
-                best = d[t];
-                gi = usize::from(neighbours[j + t]);
-            }
-        }
-        j += 8;
-    }
-    let pg = &lat.grid[gi];
-    for i in 0..N {
-        l[i] = (pg[i] - 1) / 2;
-    }
-    gi
 }
 
 /// `sum w·x·q` and `sum w·q²` per lane with `q = 2l + 1`, in element order.
