@@ -57,10 +57,9 @@ impl Action for QuantizeAction {
             json!({ "ftype": ftype.name(), "identity": true })
         } else {
             let opts = QuantizeOptions {
-                ftype,
                 threads: rayon::current_num_threads(),
-                allow_requantize: false,
                 cancel: Some(ctx.cancel.clone()),
+                ..QuantizeOptions::new(ftype)
             };
             serde_json::to_value(quantize_file(src, &out, &opts)?)
                 .map_err(|e| Error::Build(e.to_string()))?

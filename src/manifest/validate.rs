@@ -584,6 +584,20 @@ fn quant_names(quants: &[FileType]) -> String {
 
 fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> Option<FileType> {
     match q.value.parse::<FileType>() {
+        // Types llama-quantize refuses without an importance matrix cannot be built until the
+        // manifest can name one.
+        Ok(t) if t.needs_imatrix() => {
+            errs.at(
+                &q.span,
+                format!(
+                    "quant `{}` needs an importance matrix, which tinylm.toml cannot provide yet; \
+                     use `tinylm quantize IN OUT {} --imatrix FILE`",
+                    q.value,
+                    t.name()
+                ),
+            );
+            None
+        }
         // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
         Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => Some(t),
         Ok(t) => {

@@ -19,6 +19,7 @@ mod manifest;
 mod modelfile_golden;
 mod quant_file;
 mod quant_golden;
+mod quant_imatrix;
 mod schema;
 mod template_detect;
 mod template_lint;
