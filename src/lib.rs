@@ -16,6 +16,7 @@ pub mod convert;
 pub mod error;
 pub mod exec;
 pub mod formats;
+pub mod infer;
 pub mod install;
 pub mod manifest;
 pub mod plan;
