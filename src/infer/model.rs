@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::InferError;
 use super::config::{FfnKind, ModelConfig, NormKind};
 use super::ops;
-use super::weights::{Weight, matmul};
+use super::weights::{Weight, ggml_activation_roundtrip, ggml_q8_1_correction, matmul};
 
 /// A normalisation layer's parameters.
 pub struct Norm {
@@ -71,6 +71,9 @@ pub struct Numerics {
     pub kv_f16: bool,
     /// GELU through ggml's f16 lookup table instead of the exact tanh formula.
     pub ggml_gelu: bool,
+    /// Round matmul inputs like ggml's dot products do (f16 for F16 weights, Q8_0/Q8_K blocks
+    /// for quantized ones); see [`super::weights::ggml_activation_roundtrip`].
+    pub ggml_activations: bool,
 }
 
 impl Numerics {
@@ -79,6 +82,7 @@ impl Numerics {
         Numerics {
             kv_f16: true,
             ggml_gelu: true,
+            ggml_activations: true,
         }
     }
 }
@@ -268,12 +272,13 @@ impl Session<'_> {
             None => Vec::new(),
         };
         let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
+        let act = self.numerics.ggml_activations;
         for (il, l) in w.layers.iter().enumerate() {
             let mut h = x.clone();
             norm_rows(&mut h, d, &l.attn_norm, c.norm, c.norm_eps);
             let (mut q, mut k, v) = match &l.qkv {
                 Qkv::Fused(lin) => {
-                    let y = linear(lin, &h, t, &mut obs);
+                    let y = linear(lin, &h, t, &mut obs, act);
                     let n = qd + 2 * kvd;
                     let mut q = Vec::with_capacity(t * qd);
                     let mut k = Vec::with_capacity(t * kvd);
@@ -286,9 +291,9 @@ impl Session<'_> {
                     (q, k, v)
                 }
                 Qkv::Split { q, k, v } => (
-                    linear(q, &h, t, &mut obs),
-                    linear(k, &h, t, &mut obs),
-                    linear(v, &h, t, &mut obs),
+                    linear(q, &h, t, &mut obs, act),
+                    linear(k, &h, t, &mut obs, act),
+                    linear(v, &h, t, &mut obs, act),
                 ),
             };
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
@@ -326,16 +331,16 @@ impl Session<'_> {
                 pos0,
                 c,
             );
-            let o = linear(&l.wo, &att, t, &mut obs);
+            let o = linear(&l.wo, &att, t, &mut obs, act);
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
             }
             let mut h = x.clone();
             norm_rows(&mut h, d, &l.ffn_norm, c.norm, c.norm_eps);
-            let mut up = linear(&l.up, &h, t, &mut obs);
+            let mut up = linear(&l.up, &h, t, &mut obs, act);
             match (c.ffn, &l.gate) {
                 (FfnKind::SiluGated, Some(g)) => {
-                    let gate = linear(g, &h, t, &mut obs);
+                    let gate = linear(g, &h, t, &mut obs, act);
                     for (u, g) in up.iter_mut().zip(&gate) {
                         *u *= ops::silu(*g);
                     }
@@ -351,7 +356,7 @@ impl Session<'_> {
                     }
                 }
             }
-            let down = linear(&l.down, &up, t, &mut obs);
+            let down = linear(&l.down, &up, t, &mut obs, act);
             for (a, b) in x.iter_mut().zip(&down) {
                 *a += b;
             }
@@ -367,6 +372,11 @@ impl Session<'_> {
         if let Some(o) = obs.as_deref_mut() {
             o.observe(&w.output, &hx, n_out);
         }
+        if act {
+            for r in hx.chunks_exact_mut(d) {
+                ggml_activation_roundtrip(w.output.ty, r);
+            }
+        }
         matmul(&hx, n_out, &w.output, &mut logits);
         Ok(logits)
     }
@@ -379,13 +389,28 @@ fn norm_rows(x: &mut [f32], d: usize, n: &Norm, kind: NormKind, eps: f32) {
     });
 }
 
-fn linear(l: &Linear, x: &[f32], t: usize, obs: &mut Option<&mut dyn MatmulObserver>) -> Vec<f32> {
+fn linear(
+    l: &Linear,
+    x: &[f32],
+    t: usize,
+    obs: &mut Option<&mut dyn MatmulObserver>,
+    ggml_activations: bool,
+) -> Vec<f32> {
     if let Some(o) = obs.as_deref_mut() {
         o.observe(&l.w, x, t);
     }
     let n = l.w.rows;
     let mut y = vec![0f32; t * n];
-    matmul(x, t, &l.w, &mut y);
+    if ggml_activations {
+        let mut xr = x.to_vec();
+        for r in xr.chunks_exact_mut(l.w.cols) {
+            ggml_activation_roundtrip(l.w.ty, r);
+        }
+        matmul(&xr, t, &l.w, &mut y);
+        ggml_q8_1_correction(&l.w, x, t, &mut y);
+    } else {
+        matmul(x, t, &l.w, &mut y);
+    }
     if let Some(b) = &l.b {
         for row in y.chunks_exact_mut(n) {
             for (a, b) in row.iter_mut().zip(b) {

@@ -135,6 +135,92 @@ impl Weight {
     }
 }
 
+/// Rounds one activation row the way ggml's CPU dot products see it for a weight of type `ty`
+/// (its `vec_dot_type`): f16/bf16 for F16/BF16 weights, Q8_0 blocks for the 32-element types
+/// (Q8_1 differs only in an f16-rounded block sum), Q8_K blocks for the K-quants. Used to
+/// reproduce llama.cpp's numbers; tinylm's own results keep f32 activations.
+pub fn ggml_activation_roundtrip(ty: GgmlType, x: &mut [f32]) {
+    use GgmlType::*;
+    match ty {
+        F16 => x
+            .iter_mut()
+            .for_each(|v| *v = half::f16::from_f32(*v).to_f32()),
+        BF16 => x
+            .iter_mut()
+            .for_each(|v| *v = quant::float::bf16_to_f32(quant::float::bf16_from_f32(*v))),
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 if x.len() % 32 == 0 => {
+            let mut buf = vec![0u8; x.len() / 32 * 34];
+            quant::quantize_row(Q8_0, x, &mut buf);
+            quant::dequantize_row(Q8_0, &buf, x);
+        }
+        Q2K | Q3K | Q4K | Q5K | Q6K => {
+            for b in x.chunks_exact_mut(256) {
+                q8k_roundtrip(b);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// For Q4_1/Q5_1 weights ggml's dot product adds `m · s` per block, where `s` is the Q8_1
+/// block sum rounded to f16, not the sum of the rounded activations; adds that difference to
+/// `out` (`t × rows`) after a matmul with [`ggml_activation_roundtrip`]ed inputs `x`.
+pub fn ggml_q8_1_correction(w: &Weight, x: &[f32], t: usize, out: &mut [f32]) {
+    let bb = match w.ty {
+        GgmlType::Q4_1 => 20,
+        GgmlType::Q5_1 => 24,
+        _ => return,
+    };
+    let nb = w.cols / 32;
+    let mut corr = vec![0f32; t * nb];
+    for (xr, cr) in x.chunks_exact(w.cols).zip(corr.chunks_exact_mut(nb)) {
+        for (blk, c) in xr.chunks_exact(32).zip(cr.iter_mut()) {
+            let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let sum: i32 = blk
+                .iter()
+                .map(|v| quant::float::roundf(v * id) as i32)
+                .sum();
+            let s = half::f16::from_f32(d * sum as f32).to_f32();
+            let dh = half::f16::from_f32(d).to_f32();
+            *c = s - dh * sum as f32;
+        }
+    }
+    let bytes = w.data.as_bytes();
+    for r in 0..w.rows {
+        let row = &bytes[r * nb * bb..(r + 1) * nb * bb];
+        let m: Vec<f32> = (0..nb)
+            .map(|b| quant::float::f16v(u16::from_le_bytes([row[b * bb + 2], row[b * bb + 3]])))
+            .collect();
+        for i in 0..t {
+            let c = &corr[i * nb..(i + 1) * nb];
+            out[i * w.rows + r] += m.iter().zip(c).map(|(a, b)| a * b).sum::<f32>();
+        }
+    }
+}
+
+/// `quantize_row_q8_K_ref` followed by its dequantization.
+fn q8k_roundtrip(x: &mut [f32]) {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x.iter() {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        x.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    let iscale = -127.0 / max;
+    let d = 1.0 / iscale;
+    for v in x.iter_mut() {
+        let q = quant::float::nearest_int(iscale * *v).min(127);
+        *v = d * q as f32;
+    }
+}
+
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
 // SAFETY: tasks write disjoint column ranges of the output through this pointer.
