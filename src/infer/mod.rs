@@ -11,12 +11,14 @@ pub mod config;
 mod load;
 pub mod model;
 pub mod ops;
+pub mod tokenizer;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
 
 pub use config::ModelConfig;
 pub use model::{MatmulObserver, Model, Numerics, Session};
+pub use tokenizer::Tokenizer;
 pub use weights::Weight;
 
 use crate::convert::hf::HfModel;
