@@ -11,6 +11,7 @@ use crate::Result;
 
 mod build;
 mod convert;
+mod eval;
 mod inspect;
 mod install;
 mod lint;
@@ -75,6 +76,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Quantize a GGUF file.
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity of a GGUF on a text, and KL-divergence against a base GGUF.
+    Eval(eval::EvalArgs),
     /// Chat template library: list, show, detect.
     Template(template::TemplateArgs),
     /// Check templates, stop tokens and tokenizers of built models.
@@ -124,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(a) => convert::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Quantize(a) => quantize::run(g, a),
+        Command::Eval(a) => eval::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::install(g, a),

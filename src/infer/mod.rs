@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod eval;
 mod load;
 pub mod model;
 pub mod ops;
@@ -96,4 +97,31 @@ pub fn load_hf_dir(dir: &Path) -> Result<Model, InferError> {
 pub fn load_tinylm(inputs: &TinyLmInputs) -> Result<Model, InferError> {
     let hf = tinylm_to_hf::export(inputs, &ExportOptions::default()).map_err(crate::Error::from)?;
     load::from_hf(&hf, &inputs.checkpoint)
+}
+
+/// A GGUF model with its tokenizer.
+pub struct Loaded {
+    /// The weights.
+    pub model: Model,
+    /// The tokenizer from the same file.
+    pub tokenizer: Tokenizer,
+}
+
+/// Loads a GGUF file's model and tokenizer.
+pub fn load_with_tokenizer(path: &Path) -> Result<Loaded, crate::Error> {
+    let file = GgufFile::open(path)?;
+    let tokenizer =
+        Tokenizer::from_gguf(&file, None).map_err(|e| crate::Error::format(path, e.msg))?;
+    let model = load::from_gguf_file(&file)?;
+    if tokenizer.n_vocab() != model.config.n_vocab {
+        return Err(crate::Error::format(
+            path,
+            format!(
+                "the tokenizer has {} tokens but token_embd.weight has {} rows",
+                tokenizer.n_vocab(),
+                model.config.n_vocab
+            ),
+        ));
+    }
+    Ok(Loaded { model, tokenizer })
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Goldens for tests/cli_run_eval.rs: llama-perplexity's PPL and KL-divergence statistics on
+small GGUFs and tests/fixtures/eval/sample.txt.
+
+    source ~/.cache/tinylm-refkit/env.sh
+    $REFKIT_PY scripts/golden/infer/make_eval_goldens.py
+
+Models (rebuilt by the test with tinylm; sha256 recorded):
+- llama: the tiny-lm llama3 fixture, `tinylm convert --outtype f32` (ctx 32).
+- qwen3: tests/golden/infer/qwen3/hf converted to F32, and its Q4_K_M (llama-quantize) for KLD
+  against the F32 base (ctx 64).
+llama-perplexity runs with its defaults (f16 KV cache) on 2 threads, batch = ctx. Writes
+tests/golden/infer/eval.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+LLAMA_BIN = Path(os.environ["LLAMA_BIN"])
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+TINYLM = TARGET / "debug" / "tinylm"
+TEXT = ROOT / "tests" / "fixtures" / "eval" / "sample.txt"
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def perplexity(args: list[str]) -> str:
+    res = subprocess.run([str(LLAMA_BIN / "llama-perplexity"), "-t", "2", "-f", str(TEXT)] + args,
+                         capture_output=True, text=True, check=True)
+    return res.stdout + res.stderr
+
+
+def num(pattern: str, out: str) -> float:
+    m = re.search(pattern, out)
+    if not m:
+        raise SystemExit(f"no match for {pattern!r} in:\n{out[-3000:]}")
+    return float(m.group(1))
+
+
+def main() -> int:
+    subprocess.run(["cargo", "build", "--quiet", "--bin", "tinylm"], cwd=ROOT, check=True)
+    work = Path(tempfile.mkdtemp(prefix="eval-goldens-"))
+    llama = work / "last.gguf"
+    subprocess.run([str(TINYLM), "-q", "convert", str(ROOT / "tests/fixtures/tinylm-llama3/last.ckpt"), "--to", "gguf",
+                    "--outtype", "f32", "-o", str(llama)], check=True)
+    qwen = work / "qwen3.gguf"
+    subprocess.run([str(TINYLM), "-q", "convert", str(ROOT / "tests/golden/infer/qwen3/hf"), "--to", "gguf",
+                    "--outtype", "f32", "-o", str(qwen)], check=True)
+    q4 = work / "qwen3-q4_k_m.gguf"
+    subprocess.run([str(LLAMA_BIN / "llama-quantize"), str(qwen), str(q4), "Q4_K_M"], check=True,
+                   capture_output=True)
+    out = {"text": "tests/fixtures/eval/sample.txt", "cases": []}
+    o = perplexity(["-m", str(llama), "-c", "32", "-b", "32"])
+    out["cases"].append({"model": "llama", "sha256": sha256(llama), "ctx": 32, "chunks": None,
+                         "ppl": num(r"Final estimate: PPL = ([0-9.]+)", o)})
+    o = perplexity(["-m", str(qwen), "-c", "64", "-b", "64", "--chunks", "8"])
+    out["cases"].append({"model": "qwen3", "sha256": sha256(qwen), "ctx": 64, "chunks": 8,
+                         "ppl": num(r"Final estimate: PPL = ([0-9.]+)", o)})
+    kl_base = work / "qwen3.kld"
+    perplexity(["-m", str(qwen), "-c", "64", "-b", "64", "--chunks", "8", "--kl-divergence-base", str(kl_base)])
+    o = perplexity(["-m", str(q4), "-c", "64", "-b", "64", "--chunks", "8", "--kl-divergence-base", str(kl_base),
+                    "--kl-divergence"])
+    out["cases"].append({
+        "model": "qwen3-q4_k_m", "base": "qwen3", "sha256": sha256(q4), "ctx": 64, "chunks": 8,
+        "ppl": num(r"Mean PPL\(Q\)\s*:\s*([0-9.]+)", o),
+        "ppl_base": num(r"Mean PPL\(base\)\s*:\s*([0-9.]+)", o),
+        "kld_mean": num(r"Mean\s+KLD:\s*([0-9.]+)", o),
+        "kld_max": num(r"Maximum KLD:\s*([0-9.]+)", o),
+        "kld_p99_9": num(r"99\.9%\s+KLD:\s*([0-9.]+)", o),
+        "kld_p99": num(r"99\.0%\s+KLD:\s*([0-9.]+)", o),
+        "kld_median": num(r"Median\s+KLD:\s*([0-9.]+)", o),
+        "rms_dp_percent": num(r"RMS Δp\s*:\s*([0-9.]+)", o),
+        "same_top_percent": num(r"Same top p:\s*([0-9.]+)", o),
+    })
+    dest = ROOT / "tests" / "golden" / "infer" / "eval.json"
+    dest.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+//! `tinylm eval` and `tinylm run` driven as a user would, checked against llama-perplexity /
+//! llama-completion goldens (scripts/golden/infer/make_eval_goldens.py).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use tinylm::convert::hf::HfModel;
+use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
+use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
+use tinylm::quant::{FileType, QuantizeOptions, quantize_file};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sha(p: &Path) -> String {
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn write_gguf(hf: &HfModel, out: &Path) {
+    let mut f = std::fs::File::create(out).unwrap();
+    let opts = GgufOptions {
+        outtype: OutType::F32,
+        ..Default::default()
+    };
+    hf_to_gguf::convert(hf, &opts, &mut f).unwrap();
+}
+
+/// The tiny-lm llama3 fixture as an f32 GGUF (named `last` like `tinylm convert -o last.gguf`).
+pub fn tinylm_llama_gguf(dir: &Path) -> PathBuf {
+    let fx = root().join("tests/fixtures/tinylm-llama3");
+    let inputs = TinyLmInputs {
+        checkpoint: fx.join("last.ckpt"),
+        config: fx.join("model.yaml"),
+        tokenizer: fx.join("tokenizer.pkl"),
+        tokenizer_config: Some(fx.join("tokenizer.yaml")),
+        arch: None,
+    };
+    let hf = tinylm_to_hf::export(
+        &inputs,
+        &ExportOptions {
+            dir_name: "last".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let p = dir.join("last.gguf");
+    write_gguf(&hf, &p);
+    p
+}
+
+/// The committed random qwen3 as F32 and Q4_K_M GGUFs.
+pub fn qwen3_ggufs(dir: &Path) -> (PathBuf, PathBuf) {
+    let hf = HfModel::open(root().join("tests/golden/infer/qwen3/hf")).unwrap();
+    let f32p = dir.join("qwen3.gguf");
+    write_gguf(&hf, &f32p);
+    let q4 = dir.join("qwen3-q4_k_m.gguf");
+    quantize_file(
+        &f32p,
+        &q4,
+        &QuantizeOptions::new("Q4_K_M".parse::<FileType>().unwrap()),
+    )
+    .unwrap();
+    (f32p, q4)
+}
+
+fn golden() -> Json {
+    serde_json::from_slice(&std::fs::read(root().join("tests/golden/infer/eval.json")).unwrap())
+        .unwrap()
+}
+
+fn eval_json(p: &common::Project, args: &[&str]) -> Json {
+    let mut all = vec!["--json", "eval"];
+    all.extend_from_slice(args);
+    let out = p.run(&all);
+    assert!(
+        out.status.success(),
+        "tinylm eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn eval_perplexity_matches_llama_perplexity() {
+    let p = common::Project::new();
+    let g = golden();
+    let text = root().join("tests/fixtures/eval/sample.txt");
+    let llama = tinylm_llama_gguf(p.path());
+    let (qwen, _) = qwen3_ggufs(p.path());
+    for case in g["cases"].as_array().unwrap() {
+        let (model, args): (&Path, Vec<String>) = match case["model"].as_str().unwrap() {
+            "llama" => (&llama, vec!["--ctx".into(), "32".into()]),
+            "qwen3" => (
+                &qwen,
+                vec!["--ctx".into(), "64".into(), "--chunks".into(), "8".into()],
+            ),
+            _ => continue,
+        };
+        assert_eq!(sha(model), case["sha256"].as_str().unwrap());
+        let mut a = vec![
+            model.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+            "-t",
+            "2",
+        ];
+        a.extend(args.iter().map(String::as_str));
+        let r = eval_json(&p, &a);
+        let (got, want) = (r["ppl"].as_f64().unwrap(), case["ppl"].as_f64().unwrap());
+        eprintln!(
+            "{}: PPL {got:.4} vs llama-perplexity {want:.4}",
+            case["model"]
+        );
+        assert!(
+            rel(got, want) < 0.005,
+            "{}: PPL {got} vs {want}",
+            case["model"]
+        );
+    }
+}
+
+#[test]
+fn eval_kl_divergence_matches_llama_perplexity() {
+    let p = common::Project::new();
+    let g = golden();
+    let case = g["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == "qwen3-q4_k_m")
+        .unwrap()
+        .clone();
+    let text = root().join("tests/fixtures/eval/sample.txt");
+    let (base, q4) = qwen3_ggufs(p.path());
+    assert_eq!(sha(&q4), case["sha256"].as_str().unwrap());
+    let r = eval_json(
+        &p,
+        &[
+            q4.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+            "--ctx",
+            "64",
+            "--chunks",
+            "8",
+        ],
+    );
+    let k = &r["kld"];
+    let f = |j: &Json, key: &str| j[key].as_f64().unwrap();
+    eprintln!(
+        "KLD mean {} vs {}, median {} vs {}, p99 {} vs {}, max {} vs {}, same top {} vs {} %, PPL {} vs {}",
+        f(k, "mean"),
+        f(&case, "kld_mean"),
+        f(k, "median"),
+        f(&case, "kld_median"),
+        f(k, "p99"),
+        f(&case, "kld_p99"),
+        f(k, "max"),
+        f(&case, "kld_max"),
+        100.0 * f(k, "same_top"),
+        f(&case, "same_top_percent"),
+        f(&r, "ppl"),
+        f(&case, "ppl")
+    );
+    assert!(rel(f(&r, "ppl"), f(&case, "ppl")) < 0.005);
+    assert!(rel(f(k, "ppl_base"), f(&case, "ppl_base")) < 0.005);
+    // llama-perplexity stores base log-probs in 16 bits; everything else is the same numerics.
+    assert!(rel(f(k, "mean"), f(&case, "kld_mean")) < 0.005);
+    assert!(rel(f(k, "median"), f(&case, "kld_median")) < 0.01);
+    assert!(rel(f(k, "p99"), f(&case, "kld_p99")) < 0.01);
+    assert!(rel(f(k, "max"), f(&case, "kld_max")) < 0.01);
+    assert!((100.0 * f(k, "same_top") - f(&case, "same_top_percent")).abs() < 3.0);
+    assert!((100.0 * f(k, "rms_dp") - f(&case, "rms_dp_percent")).abs() < 0.01);
+}
+
+#[test]
+fn eval_rejects_short_text_and_other_vocabularies() {
+    let p = common::Project::new();
+    let llama = tinylm_llama_gguf(p.path());
+    let (qwen, _) = qwen3_ggufs(p.path());
+    p.write("short.txt", "Only a few words.");
+    let out = p.run(&["eval", llama.to_str().unwrap(), "--text", "short.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("needs at least 1024") && e.contains("smaller --ctx"),
+        "{e}"
+    );
+    // Same tokens, different model: fine; a GPT-2 vocabulary would not be.
+    let gpt2 = root().join("tests/fixtures/vocab/ggml-vocab-gpt-2.gguf.xz");
+    let xz = std::fs::read(gpt2).unwrap();
+    let mut raw = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut raw).unwrap();
+    std::fs::write(p.path().join("vocab.gguf"), raw).unwrap();
+    let text = root().join("tests/fixtures/eval/sample.txt");
+    let out = p.run(&[
+        "eval",
+        qwen.to_str().unwrap(),
+        "--base",
+        "vocab.gguf",
+        "--text",
+        text.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    // The vocab-only GGUF has no weights: a clear message naming the missing tensor.
+    assert!(
+        e.contains("vocab.gguf") && e.contains("token_embd.weight"),
+        "{e}"
+    );
+}
