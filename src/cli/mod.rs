@@ -17,6 +17,7 @@ mod install;
 mod lint;
 mod misc;
 mod quantize;
+mod run;
 mod template;
 mod workspace;
 
@@ -78,6 +79,8 @@ pub enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Perplexity of a GGUF on a text, and KL-divergence against a base GGUF.
     Eval(eval::EvalArgs),
+    /// Generate text with a GGUF (greedy by default; --chat renders the chat template).
+    Run(run::RunArgs),
     /// Chat template library: list, show, detect.
     Template(template::TemplateArgs),
     /// Check templates, stop tokens and tokenizers of built models.
@@ -128,6 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(g, a),
         Command::Quantize(a) => quantize::run(g, a),
         Command::Eval(a) => eval::run(g, a),
+        Command::Run(a) => run::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::install(g, a),

@@ -12,6 +12,7 @@ pub mod eval;
 mod load;
 pub mod model;
 pub mod ops;
+pub mod sample;
 pub mod tokenizer;
 pub mod weights;
 

@@ -9,7 +9,8 @@ Models (rebuilt by the test with tinylm; sha256 recorded):
 - llama: the tiny-lm llama3 fixture, `tinylm convert --outtype f32` (ctx 32).
 - qwen3: tests/golden/infer/qwen3/hf converted to F32, and its Q4_K_M (llama-quantize) for KLD
   against the F32 base (ctx 64).
-llama-perplexity runs with its defaults (f16 KV cache) on 2 threads, batch = ctx. Writes
+Also llama-completion --temp 0 continuations of a few prompts on f16 GGUFs of llama, gpt2 and
+qwen3. llama-perplexity runs with its defaults (f16 KV cache) on 2 threads, batch = ctx. Writes
 tests/golden/infer/eval.json.
 """
 
@@ -29,6 +30,7 @@ LLAMA_BIN = Path(os.environ["LLAMA_BIN"])
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 TINYLM = TARGET / "debug" / "tinylm"
 TEXT = ROOT / "tests" / "fixtures" / "eval" / "sample.txt"
+RUN_PROMPTS = ["The harbour town", "Once upon a time, the keeper", "In the spring a surveyor arrived with"]
 
 
 def sha256(p: Path) -> str:
@@ -36,9 +38,16 @@ def sha256(p: Path) -> str:
 
 
 def perplexity(args: list[str]) -> str:
-    res = subprocess.run([str(LLAMA_BIN / "llama-perplexity"), "-t", "2", "-f", str(TEXT)] + args,
-                         capture_output=True, text=True, check=True)
-    return res.stdout + res.stderr
+    # llama.cpp's asynchronous logger often loses the last lines (the summary) at exit, even
+    # with --log-file and exit status 0: retry until the summary is there.
+    out = ""
+    for _ in range(20):
+        res = subprocess.run([str(LLAMA_BIN / "llama-perplexity"), "-t", "2", "-f", str(TEXT)] + args,
+                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+        out = res.stdout + res.stderr
+        if "Final estimate" in out and ("--kl-divergence" not in args or "KL divergence statistics" in out):
+            return out
+    return out
 
 
 def num(pattern: str, out: str) -> float:
@@ -83,6 +92,29 @@ def main() -> int:
         "rms_dp_percent": num(r"RMS Δp\s*:\s*([0-9.]+)", o),
         "same_top_percent": num(r"Same top p:\s*([0-9.]+)", o),
     })
+    # Greedy generation on f16 GGUFs (llama-completion --temp 0), for `tinylm run`.
+    out["run"] = []
+    for name, src in (("llama", ROOT / "tests/fixtures/tinylm-llama3/last.ckpt"),
+                      ("gpt2", ROOT / "tests/fixtures/tinylm-gpt2/last.ckpt"),
+                      ("qwen3", ROOT / "tests/golden/infer/qwen3/hf")):
+        d = work / f"f16-{name}"
+        d.mkdir()
+        g = d / ("hf.gguf" if name == "qwen3" else "last.gguf")
+        subprocess.run([str(TINYLM), "-q", "convert", str(src), "--to", "gguf", "--outtype", "f16", "-o", str(g)],
+                       check=True)
+        for prompt in RUN_PROMPTS:
+            # The generated text goes through llama.cpp's asynchronous logger, which can drop the
+            # tail at exit: keep the longest of a few runs (complete runs are identical).
+            best = b""
+            for _ in range(6):
+                res = subprocess.run([str(LLAMA_BIN / "llama-completion"), "-m", str(g), "-p", prompt, "-n", "8",
+                                      "-c", "32", "--temp", "0", "-t", "2", "--no-display-prompt", "-no-cnv"],
+                                     capture_output=True, check=True, stdin=subprocess.DEVNULL)
+                if len(res.stdout) > len(best):
+                    best = res.stdout
+            # Raw bytes: a random model's continuation need not be valid UTF-8.
+            out["run"].append({"model": name, "sha256": sha256(g), "prompt": prompt, "n": 8,
+                               "stdout_hex": best.hex()})
     dest = ROOT / "tests" / "golden" / "infer" / "eval.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
