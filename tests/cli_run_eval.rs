@@ -384,3 +384,129 @@ fn run_chat_renders_the_template_and_sampling_is_seeded() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.gguf"));
 }
+
+/// Legacy .dat: (name, ncall, values) per entry, then chunk count and dataset.
+fn parse_dat(b: &[u8]) -> (Vec<(String, i32, Vec<f32>)>, i32) {
+    let mut pos = 0;
+    let mut i32_at = |pos: &mut usize| {
+        let v = i32::from_le_bytes(b[*pos..*pos + 4].try_into().unwrap());
+        *pos += 4;
+        v
+    };
+    let n = i32_at(&mut pos);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = i32_at(&mut pos) as usize;
+        let name = String::from_utf8(b[pos..pos + len].to_vec()).unwrap();
+        pos += len;
+        let ncall = i32_at(&mut pos);
+        let nval = i32_at(&mut pos) as usize;
+        let vals = (0..nval)
+            .map(|k| f32::from_le_bytes(b[pos + 4 * k..pos + 4 * k + 4].try_into().unwrap()))
+            .collect();
+        pos += 4 * nval;
+        out.push((name, ncall, vals));
+    }
+    (out, i32_at(&mut pos))
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-3 * b.abs().max(1e-6)
+}
+
+#[test]
+fn imatrix_matches_llama_imatrix_in_both_formats() {
+    use tinylm::formats::gguf::GgufFile;
+    let p = common::Project::new();
+    let g = golden();
+    let (qwen, _) = qwen3_ggufs(p.path());
+    let gdir = p.path().join("gpt2");
+    std::fs::create_dir_all(&gdir).unwrap();
+    let gpt2 = gdir.join("last.gguf");
+    write_gguf(&tinylm_hf("tinylm-gpt2"), &gpt2);
+    let text = root().join("tests/fixtures/eval/sample.txt");
+    let mut compared = 0;
+    for case in g["imatrix"].as_array().unwrap() {
+        assert!(
+            case["llama_quantize_accepts_tinylm_file"]
+                .as_bool()
+                .unwrap()
+        );
+        let model = match case["model"].as_str().unwrap() {
+            "qwen3" => &qwen,
+            _ => &gpt2,
+        };
+        assert_eq!(sha(model), case["sha256"].as_str().unwrap());
+        let fmt = case["format"].as_str().unwrap();
+        let ours = p.path().join(format!("out.{fmt}"));
+        let ctx = case["ctx"].to_string();
+        let out = p.run(&[
+            "imatrix",
+            model.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+            "-o",
+            ours.to_str().unwrap(),
+            "--ctx",
+            &ctx,
+            "--chunks",
+            "8",
+            "--process-output",
+            "--format",
+            fmt,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let refp = root().join(case["file"].as_str().unwrap());
+        let mut worst = 0f32;
+        if fmt == "gguf" {
+            let a = GgufFile::open(&ours).unwrap();
+            let b = GgufFile::open(&refp).unwrap();
+            let keys = |f: &GgufFile| {
+                f.metadata
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&a), keys(&b));
+            for k in ["general.type", "imatrix.chunk_count", "imatrix.chunk_size"] {
+                assert_eq!(a.get(k), b.get(k), "{k}");
+            }
+            assert_eq!(a.tensors.len(), b.tensors.len());
+            for (ta, tb) in a.tensors.iter().zip(&b.tensors) {
+                assert_eq!((&ta.name, &ta.ne, ta.offset), (&tb.name, &tb.ne, tb.offset));
+                let fa = a.tensor_data(ta);
+                let fb = b.tensor_data(tb);
+                for (x, y) in fa.chunks_exact(4).zip(fb.chunks_exact(4)) {
+                    let (x, y) = (
+                        f32::from_le_bytes(x.try_into().unwrap()),
+                        f32::from_le_bytes(y.try_into().unwrap()),
+                    );
+                    assert!(close(x, y), "{}: {x} vs {y}", ta.name);
+                    worst = worst.max((x - y).abs() / y.abs().max(1e-6));
+                }
+            }
+        } else {
+            let (ea, ca) = parse_dat(&std::fs::read(&ours).unwrap());
+            let (eb, cb) = parse_dat(&std::fs::read(&refp).unwrap());
+            assert_eq!(ca, cb);
+            assert_eq!(ea.len(), eb.len());
+            for ((na, ka, va), (nb, kb, vb)) in ea.iter().zip(&eb) {
+                assert_eq!((na, ka, va.len()), (nb, kb, vb.len()));
+                for (x, y) in va.iter().zip(vb) {
+                    assert!(close(*x, *y), "{na}: {x} vs {y}");
+                    worst = worst.max((x - y).abs() / y.abs().max(1e-6));
+                }
+            }
+        }
+        eprintln!(
+            "{} {fmt}: worst relative difference {worst:.2e}",
+            case["model"]
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 4);
+}

@@ -12,6 +12,7 @@ use crate::Result;
 mod build;
 mod convert;
 mod eval;
+mod imatrix;
 mod inspect;
 mod install;
 mod lint;
@@ -81,6 +82,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Generate text with a GGUF (greedy by default; --chat renders the chat template).
     Run(run::RunArgs),
+    /// Compute an importance matrix (llama-imatrix's GGUF or .dat format).
+    Imatrix(imatrix::ImatrixArgs),
     /// Chat template library: list, show, detect.
     Template(template::TemplateArgs),
     /// Check templates, stop tokens and tokenizers of built models.
@@ -132,6 +135,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Quantize(a) => quantize::run(g, a),
         Command::Eval(a) => eval::run(g, a),
         Command::Run(a) => run::run(g, a),
+        Command::Imatrix(a) => imatrix::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::install(g, a),

@@ -9,6 +9,7 @@
 pub mod arch;
 pub mod config;
 pub mod eval;
+pub mod imatrix;
 mod load;
 pub mod model;
 pub mod ops;

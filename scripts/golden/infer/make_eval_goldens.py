@@ -9,7 +9,9 @@ Models (rebuilt by the test with tinylm; sha256 recorded):
 - llama: the tiny-lm llama3 fixture, `tinylm convert --outtype f32` (ctx 32).
 - qwen3: tests/golden/infer/qwen3/hf converted to F32, and its Q4_K_M (llama-quantize) for KLD
   against the F32 base (ctx 64).
-Also llama-completion --temp 0 continuations of a few prompts on f16 GGUFs of llama, gpt2 and
+Also llama-imatrix files (tests/golden/infer/imatrix/, qwen3 and the tiny-lm gpt2, 8 chunks,
+--process-output, GGUF and .dat) with a check that llama-quantize --imatrix accepts tinylm's
+own files, and llama-completion --temp 0 continuations of a few prompts on f16 GGUFs of llama, gpt2 and
 qwen3. llama-perplexity runs with its defaults (f16 KV cache) on 2 threads, batch = ctx. Writes
 tests/golden/infer/eval.json.
 """
@@ -115,6 +117,33 @@ def main() -> int:
             # Raw bytes: a random model's continuation need not be valid UTF-8.
             out["run"].append({"model": name, "sha256": sha256(g), "prompt": prompt, "n": 8,
                                "stdout_hex": best.hex()})
+    # Importance matrices: llama-imatrix's files are committed as goldens; tinylm's own output is
+    # checked to be accepted by llama-quantize --imatrix (GGUF and legacy .dat).
+    imdir = ROOT / "tests" / "golden" / "infer" / "imatrix"
+    imdir.mkdir(exist_ok=True)
+    out["imatrix"] = []
+    gpt2 = work / "gpt2" / "last.gguf"
+    gpt2.parent.mkdir()
+    subprocess.run([str(TINYLM), "-q", "convert", str(ROOT / "tests/fixtures/tinylm-gpt2/last.ckpt"), "--to", "gguf",
+                    "--outtype", "f32", "-o", str(gpt2)], check=True)
+    rel_text = str(TEXT.relative_to(ROOT))
+    for name, model, ctx in (("qwen3", qwen, "64"), ("gpt2", gpt2, "32")):
+        for fmt in ("gguf", "dat"):
+            ref = imdir / f"{name}.imatrix.{fmt}"
+            for _ in range(3):
+                subprocess.run([str(LLAMA_BIN / "llama-imatrix"), "-m", str(model), "-f", rel_text, "-o", str(ref),
+                                "-c", ctx, "-b", ctx, "--chunks", "8", "-t", "2", "--process-output",
+                                "--output-format", fmt], cwd=ROOT, check=True, capture_output=True,
+                               stdin=subprocess.DEVNULL)
+            mine = work / f"{name}.tinylm.{fmt}"
+            subprocess.run([str(TINYLM), "-q", "imatrix", str(model), "--text", rel_text, "-o", str(mine), "--ctx", ctx,
+                            "--chunks", "8", "--process-output", "--format", fmt], cwd=ROOT, check=True)
+            q = work / f"{name}-{fmt}-q4km.gguf"
+            res = subprocess.run([str(LLAMA_BIN / "llama-quantize"), "--imatrix", str(mine), str(model), str(q),
+                                  "Q4_K_M"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            out["imatrix"].append({"model": name, "sha256": sha256(model), "format": fmt, "ctx": int(ctx),
+                                   "chunks": 8, "file": str(ref.relative_to(ROOT)),
+                                   "llama_quantize_accepts_tinylm_file": res.returncode == 0})
     dest = ROOT / "tests" / "golden" / "infer" / "eval.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
