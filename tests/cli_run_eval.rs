@@ -388,7 +388,7 @@ fn run_chat_renders_the_template_and_sampling_is_seeded() {
 /// Legacy .dat: (name, ncall, values) per entry, then chunk count and dataset.
 fn parse_dat(b: &[u8]) -> (Vec<(String, i32, Vec<f32>)>, i32) {
     let mut pos = 0;
-    let mut i32_at = |pos: &mut usize| {
+    let i32_at = |pos: &mut usize| {
         let v = i32::from_le_bytes(b[*pos..*pos + 4].try_into().unwrap());
         *pos += 4;
         v

@@ -283,7 +283,7 @@ pub fn kl_divergence(
             skld2 += kl * kl;
             klds.push(kl as f32);
             same += usize::from(imax == imax_b);
-            let dp = ((-v).exp() - (-vb).exp()) as f64;
+            let dp = (-v).exp() - (-vb).exp();
             sdp2 += dp * dp;
             count += 1;
         }
@@ -292,7 +292,7 @@ pub fn kl_divergence(
     let secs = t0.elapsed().as_secs_f64();
     klds.sort_by(f32::total_cmp);
     let n = klds.len();
-    let median = if n % 2 == 0 {
+    let median = if n.is_multiple_of(2) {
         0.5 * (klds[n / 2] as f64 + klds[n / 2 - 1] as f64)
     } else {
         klds[n / 2] as f64

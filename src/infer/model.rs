@@ -182,6 +182,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    // A method, so closures capture the whole (Send) wrapper, not the raw pointer field.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 impl Session<'_> {
     /// Tokens in the cache.
     pub fn n_past(&self) -> usize {
@@ -369,7 +376,7 @@ impl Session<'_> {
         let n_out = t - first_logit;
         norm_rows(&mut hx, d, &w.output_norm, c.norm, c.norm_eps);
         let mut logits = vec![0f32; n_out * c.n_vocab];
-        if let Some(o) = obs.as_deref_mut() {
+        if let Some(o) = obs {
             o.observe(&w.output, &hx, n_out);
         }
         if act {
@@ -430,7 +437,6 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelCo
     let mut out = vec![0f32; t * qd];
     let dst = SendPtr(out.as_mut_ptr());
     (0..c.n_head).into_par_iter().for_each(|h| {
-        let dst = dst;
         let kvh = h / group;
         let mut scores = vec![0f32; t * s];
         // SAFETY: q is t×qd, k and v are s×kvd; this head reads columns h·hd / kvh·hd and
@@ -473,7 +479,7 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelCo
                 kvd as isize,
                 1,
                 0.0,
-                dst.0.add(h * hd),
+                dst.ptr().add(h * hd),
                 qd as isize,
                 1,
             );

@@ -54,7 +54,7 @@ impl Weight {
                 ty.name()
             ));
         }
-        if cols as u64 % ty.block_size() != 0 {
+        if !(cols as u64).is_multiple_of(ty.block_size()) {
             return Err(format!(
                 "{} elements per row is not a multiple of the {} block size {}",
                 cols,
@@ -148,7 +148,7 @@ pub fn ggml_activation_roundtrip(ty: GgmlType, x: &mut [f32]) {
         BF16 => x
             .iter_mut()
             .for_each(|v| *v = quant::float::bf16_to_f32(quant::float::bf16_from_f32(*v))),
-        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 if x.len() % 32 == 0 => {
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 if x.len().is_multiple_of(32) => {
             let mut buf = vec![0u8; x.len() / 32 * 34];
             quant::quantize_row(Q8_0, x, &mut buf);
             quant::dequantize_row(Q8_0, &buf, x);
@@ -227,6 +227,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    // A method, so closures capture the whole (Send) wrapper, not the raw pointer field.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `out[t × rows] = x[t × cols] · wᵀ`: each task decodes a fixed tile of weight rows (or uses
 /// F32 rows in place) and runs an f32 GEMM on it.
 pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
@@ -238,7 +245,6 @@ pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
     (0..tiles)
         .into_par_iter()
         .for_each_init(Vec::new, |scratch: &mut Vec<f32>, ti| {
-            let dst = dst;
             let r0 = ti * TILE_ROWS;
             let nr = TILE_ROWS.min(n - r0);
             let wt: &[f32] = match w.f32_rows(r0, nr) {
@@ -265,7 +271,7 @@ pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
                     1,
                     k as isize,
                     0.0,
-                    dst.0.add(r0),
+                    dst.ptr().add(r0),
                     n as isize,
                     1,
                 );

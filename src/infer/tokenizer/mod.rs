@@ -139,7 +139,7 @@ impl Tokenizer {
         let regexes = pre
             .regexes
             .iter()
-            .map(|r| fancy_regex::Regex::new(r))
+            .map(|r| fancy_regex::Regex::new(r).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(format!("pre-tokenizer regex: {e}")))?;
         let id = |k: &str| -> Option<u32> {
