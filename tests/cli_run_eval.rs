@@ -510,3 +510,28 @@ fn imatrix_matches_llama_imatrix_in_both_formats() {
     }
     assert_eq!(compared, 4);
 }
+
+#[test]
+fn unsupported_architecture_is_a_clear_error() {
+    use tinylm::formats::gguf::{GgufWriter, Value};
+    let p = common::Project::new();
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("mamba"));
+    w.add_kv("tokenizer.ggml.model", Value::str("gpt2"));
+    let mut f = std::fs::File::create(p.path().join("mamba.gguf")).unwrap();
+    w.write(&mut f, |_, _, _| Ok(())).unwrap();
+    drop(f);
+    for args in [
+        vec!["run", "mamba.gguf", "-p", "hi"],
+        vec!["eval", "mamba.gguf", "--text", "mamba.gguf"],
+    ] {
+        let out = p.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("mamba.gguf") && e.contains("'mamba' cannot be run by tinylm yet"),
+            "{e}"
+        );
+        assert!(e.contains("gpt2, llama, qwen2, qwen3"), "{e}");
+    }
+}

@@ -166,3 +166,24 @@ fn context_overflow_and_bad_tokens_are_errors() {
     let e = s.eval(&[100_000], 0).unwrap_err().to_string();
     assert!(e.contains("outside the vocabulary"), "{e}");
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (tokens, _) = reference("tinylm-gpt2");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("q.gguf");
+    let f32p = gguf_of("tinylm-gpt2", OutType::F32, tmp.path());
+    let ft: tinylm::quant::FileType = "Q4_K_M".parse().unwrap();
+    tinylm::quant::quantize_file(&f32p, &path, &tinylm::quant::QuantizeOptions::new(ft)).unwrap();
+    let m = Model::load(&path).unwrap();
+    let run = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+            .install(|| m.logits(&tokens).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}

@@ -52,10 +52,10 @@ pub struct ImatrixArgs {
 /// Runs `tinylm imatrix`.
 pub fn run(g: &GlobalOpts, args: ImatrixArgs) -> Result<ExitCode> {
     super::eval::init_threads(args.threads)?;
+    let m = infer::load_with_tokenizer(&args.model)?;
     let text = std::fs::read(&args.text).with_path(&args.text)?;
     let text = String::from_utf8(text)
         .map_err(|_| Error::format(&args.text, "is not UTF-8 text".to_string()))?;
-    let m = infer::load_with_tokenizer(&args.model)?;
     let opts = EvalOptions {
         n_ctx: args.ctx,
         max_chunks: args.chunks,

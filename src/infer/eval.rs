@@ -324,3 +324,45 @@ pub fn kl_divergence(
         tokens_per_second: (2 * n_chunks * n_ctx) as f64 / secs,
     })
 }
+
+/// Normalised mean squared error `Σ(a-b)² / Σb²` of `other` against `reference` (the
+/// conversion-parity metric: source logits vs GGUF logits).
+pub fn nmse(reference: &[f32], other: &[f32]) -> f64 {
+    assert_eq!(reference.len(), other.len(), "nmse of different lengths");
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&r, &o) in reference.iter().zip(other) {
+        let d = (o - r) as f64;
+        num += d * d;
+        den += (r as f64) * (r as f64);
+    }
+    if den == 0.0 { num } else { num / den }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nmse_and_percentiles() {
+        assert_eq!(nmse(&[1.0, -1.0], &[1.0, -1.0]), 0.0);
+        assert!((nmse(&[2.0, 0.0], &[1.0, 0.0]) - 0.25).abs() < 1e-12);
+        let v = [0.0f32, 1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 2.0);
+        assert!((percentile(&v, 0.99) - 3.96).abs() < 1e-5);
+        assert_eq!(percentile(&v, 1.0), 4.0);
+    }
+
+    #[test]
+    fn short_text_is_a_clear_error() {
+        let e = plan_chunks(100, &EvalOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("100 tokens") && e.contains("1024"), "{e}");
+        let opts = EvalOptions {
+            max_chunks: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(plan_chunks(5000, &opts).unwrap(), 3);
+        assert_eq!(plan_chunks(1100, &EvalOptions::default()).unwrap(), 2);
+    }
+}

@@ -112,9 +112,10 @@ pub struct Loaded {
 /// Loads a GGUF file's model and tokenizer.
 pub fn load_with_tokenizer(path: &Path) -> Result<Loaded, crate::Error> {
     let file = GgufFile::open(path)?;
+    // The model first: an unsupported architecture is the more useful message.
+    let model = load::from_gguf_file(&file)?;
     let tokenizer =
         Tokenizer::from_gguf(&file, None).map_err(|e| crate::Error::format(path, e.msg))?;
-    let model = load::from_gguf_file(&file)?;
     if tokenizer.n_vocab() != model.config.n_vocab {
         return Err(crate::Error::format(
             path,

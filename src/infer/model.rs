@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::InferError;
 use super::config::{FfnKind, ModelConfig, NormKind};
 use super::ops;
-use super::weights::{Weight, ggml_activation_roundtrip, ggml_q8_1_correction, matmul};
+use super::weights::{Weight, ggml_activation_roundtrip, ggml_q8_1_correction, matmul, sgemm};
 
 /// A normalisation layer's parameters.
 pub struct Norm {
@@ -428,60 +428,52 @@ fn linear(
     y
 }
 
+/// Query rows per attention block: each block only multiplies the keys it can see, so the
+/// masked upper triangle is (mostly) never computed.
+const ATTN_BLOCK: usize = 64;
+
 /// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values.
 fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelConfig) -> Vec<f32> {
     let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
-    let s = pos0 + t;
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; t * qd];
     let dst = SendPtr(out.as_mut_ptr());
-    (0..c.n_head).into_par_iter().for_each(|h| {
+    let blocks = t.div_ceil(ATTN_BLOCK);
+    (0..c.n_head * blocks).into_par_iter().for_each(|task| {
+        let (h, blk) = (task / blocks, task % blocks);
         let kvh = h / group;
-        let mut scores = vec![0f32; t * s];
-        // SAFETY: q is t×qd, k and v are s×kvd; this head reads columns h·hd / kvh·hd and
-        // writes columns h·hd..(h+1)·hd of `out`, which no other task writes.
+        let i0 = blk * ATTN_BLOCK;
+        let rows = ATTN_BLOCK.min(t - i0);
+        // Keys visible to the last query of the block.
+        let s = pos0 + i0 + rows;
+        let mut scores = vec![0f32; rows * s];
+        // SAFETY: q is t×qd, k and v are at least s×kvd; this task reads rows i0..i0+rows of
+        // q's columns h·hd.. and keys/values 0..s of columns kvh·hd.., and writes rows
+        // i0..i0+rows × columns h·hd..(h+1)·hd of `out`, which no other task writes.
         unsafe {
-            matrixmultiply::sgemm(
-                t,
-                hd,
-                s,
+            sgemm(
+                (rows, hd, s),
                 scale,
-                q.as_ptr().add(h * hd),
-                qd as isize,
-                1,
-                k.as_ptr().add(kvh * hd),
-                1,
-                kvd as isize,
-                0.0,
-                scores.as_mut_ptr(),
-                s as isize,
-                1,
+                (q.as_ptr().add(i0 * qd + h * hd), qd as isize, 1),
+                (k.as_ptr().add(kvh * hd), 1, kvd as isize),
+                (scores.as_mut_ptr(), s as isize, 1),
             );
         }
-        for (i, row) in scores.chunks_exact_mut(s).enumerate() {
-            for x in &mut row[pos0 + i + 1..] {
+        for (r, row) in scores.chunks_exact_mut(s).enumerate() {
+            for x in &mut row[pos0 + i0 + r + 1..] {
                 *x = f32::NEG_INFINITY;
             }
             ops::softmax(row);
         }
         // SAFETY: as above.
         unsafe {
-            matrixmultiply::sgemm(
-                t,
-                s,
-                hd,
+            sgemm(
+                (rows, s, hd),
                 1.0,
-                scores.as_ptr(),
-                s as isize,
-                1,
-                v.as_ptr().add(kvh * hd),
-                kvd as isize,
-                1,
-                0.0,
-                dst.ptr().add(h * hd),
-                qd as isize,
-                1,
+                (scores.as_ptr(), s as isize, 1),
+                (v.as_ptr().add(kvh * hd), kvd as isize, 1),
+                (dst.ptr().add(i0 * qd + h * hd), qd as isize, 1),
             );
         }
     });

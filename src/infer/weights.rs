@@ -234,6 +234,46 @@ impl SendPtr {
     }
 }
 
+/// `C = scale · A · B` for row-major views given as (pointer, row stride, column stride), single
+/// threaded (callers split the work). The `gemm` crate picks AVX-512/AVX2/FMA kernels at run
+/// time; for a given machine the result depends only on the shapes, not on the thread count.
+///
+/// # Safety
+/// The pointers must cover `m×k`, `k×n` and `m×n` elements at the given strides, and `c` must
+/// not alias `a` or `b`.
+pub unsafe fn sgemm(
+    (m, k, n): (usize, usize, usize),
+    scale: f32,
+    a: (*const f32, isize, isize),
+    b: (*const f32, isize, isize),
+    c: (*mut f32, isize, isize),
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.0,
+            c.2,
+            c.1,
+            false,
+            a.0,
+            a.2,
+            a.1,
+            b.0,
+            b.2,
+            b.1,
+            0.0,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// `out[t × rows] = x[t × cols] · wᵀ`: each task decodes a fixed tile of weight rows (or uses
 /// F32 rows in place) and runs an f32 GEMM on it.
 pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
@@ -259,21 +299,12 @@ pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
             // (row stride 1, column stride k), c is the t×nr block of `out` starting at column
             // r0 with row stride n; tiles write disjoint columns.
             unsafe {
-                matrixmultiply::sgemm(
-                    t,
-                    k,
-                    nr,
+                sgemm(
+                    (t, k, nr),
                     1.0,
-                    x.as_ptr(),
-                    k as isize,
-                    1,
-                    wt.as_ptr(),
-                    1,
-                    k as isize,
-                    0.0,
-                    dst.ptr().add(r0),
-                    n as isize,
-                    1,
+                    (x.as_ptr(), k as isize, 1),
+                    (wt.as_ptr(), 1, k as isize),
+                    (dst.ptr().add(r0), n as isize, 1),
                 );
             }
         });
