@@ -199,26 +199,45 @@ fn eval_rejects_short_text_and_other_vocabularies() {
         e.contains("needs at least 1024") && e.contains("smaller --ctx"),
         "{e}"
     );
-    // Same tokens, different model: fine; a GPT-2 vocabulary would not be.
-    let gpt2 = root().join("tests/fixtures/vocab/ggml-vocab-gpt-2.gguf.xz");
-    let xz = std::fs::read(gpt2).unwrap();
+    // The vocab-only GGUF has no weights: a clear message naming the missing tensor.
+    let gpt2v = root().join("tests/fixtures/vocab/ggml-vocab-gpt-2.gguf.xz");
+    let xz = std::fs::read(gpt2v).unwrap();
     let mut raw = Vec::new();
     lzma_rs::xz_decompress(&mut &xz[..], &mut raw).unwrap();
     std::fs::write(p.path().join("vocab.gguf"), raw).unwrap();
     let text = root().join("tests/fixtures/eval/sample.txt");
+    let t = text.to_str().unwrap();
     let out = p.run(&[
         "eval",
         qwen.to_str().unwrap(),
         "--base",
         "vocab.gguf",
         "--text",
-        text.to_str().unwrap(),
+        t,
     ]);
     assert_eq!(out.status.code(), Some(1));
     let e = String::from_utf8_lossy(&out.stderr);
-    // The vocab-only GGUF has no weights: a clear message naming the missing tensor.
     assert!(
         e.contains("vocab.gguf") && e.contains("token_embd.weight"),
+        "{e}"
+    );
+    // A base with another vocabulary (tiny-lm gpt2: 512 tokens; qwen3 uses tiny-lm's 768).
+    let gdir = p.path().join("gpt2");
+    std::fs::create_dir_all(&gdir).unwrap();
+    let gpt2 = gdir.join("last.gguf");
+    write_gguf(&tinylm_hf("tinylm-gpt2"), &gpt2);
+    let out = p.run(&[
+        "eval",
+        qwen.to_str().unwrap(),
+        "--base",
+        gpt2.to_str().unwrap(),
+        "--text",
+        t,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("768 tokens") && e.contains("512") && e.contains("same vocabulary"),
         "{e}"
     );
 }
