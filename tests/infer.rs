@@ -154,7 +154,10 @@ fn kv_cache_matches_batched_evaluation() {
     let mut s = m.session(tokens.len());
     let tail = s.eval(&tokens, tokens.len() - 2).unwrap();
     assert_eq!(tail.len(), 2 * nv);
-    assert_eq!(&tail[..], &all[all.len() - 2 * nv..]);
+    // Same rows up to GEMM blocking (the kernel's blocking depends on the row count).
+    for (a, b) in tail.iter().zip(&all[all.len() - 2 * nv..]) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
 }
 
 #[test]
