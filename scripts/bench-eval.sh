@@ -118,8 +118,10 @@ for p in "${PROMPTS[@]}"; do
 import json, re, sys
 r = json.load(open(sys.argv[1]))
 theirs = open(sys.argv[2], encoding="utf-8", errors="replace").read().rstrip("\n")
+# llama-completion marks an end-of-generation token with " [end of text]".
+theirs = theirs.removesuffix(" [end of text]")
 ours = r["text"]
-m = re.search(r"eval time =.*?\(\s*[0-9.]+ ms per token,\s*([0-9.]+) tokens per second\)", open(sys.argv[3]).read())
+m = re.search(r"(?<!prompt )eval time =.*?\(\s*[0-9.]+ ms per token,\s*([0-9.]+) tokens per second\)", open(sys.argv[3]).read())
 same = ours == theirs or theirs.startswith(ours) and len(r["tokens"]) == 64
 n = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
 print(f"run {sys.argv[4]!r}: tinylm {r['tokens_per_second']:.1f} tok/s, llama-completion "

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> int:
     dest = ROOT / "tests" / "golden" / "infer" / "eval.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
+    shutil.rmtree(work)
     return 0
 
 

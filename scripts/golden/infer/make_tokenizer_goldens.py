@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,7 @@ def main() -> int:
     out = ROOT / "tests" / "golden" / "infer" / "tokenizer.json"
     out.write_text(json.dumps({"texts": TEXTS, "cases": cases}, ensure_ascii=False) + "\n")
     print("wrote", out)
+    shutil.rmtree(work)
     return 0
 
 
