@@ -15,13 +15,16 @@ use crate::workspace::Workspace;
 mod build;
 mod clean;
 mod convert;
+mod eval;
 mod gc;
 mod graph;
+mod imatrix;
 mod init;
 mod inspect;
 mod install;
 mod lint;
 mod quantize;
+mod run;
 mod schema;
 mod status;
 mod template;
@@ -83,6 +86,12 @@ pub(crate) enum Command {
     Inspect(inspect::InspectArgs),
     /// Quantize a GGUF file.
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity of a GGUF on a text, and KL-divergence against a base GGUF.
+    Eval(eval::EvalArgs),
+    /// Generate text with a GGUF (greedy by default; --chat renders the chat template).
+    Run(run::RunArgs),
+    /// Compute an importance matrix (llama-imatrix's GGUF or .dat format).
+    Imatrix(imatrix::ImatrixArgs),
     /// Chat template library: list, show, detect.
     Template(template::TemplateArgs),
     /// Check templates, stop tokens and tokenizers of built models.
@@ -132,6 +141,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(a) => convert::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Quantize(a) => quantize::run(g, a),
+        Command::Eval(a) => eval::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::Imatrix(a) => imatrix::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::run(g, a),

@@ -7,12 +7,16 @@
 mod support;
 
 mod cli_convert_inspect;
+mod cli_run_eval;
 mod engine;
 mod gguf_action;
 mod golden_hf_to_gguf;
 mod hf_bin;
 mod hf_export;
 mod hf_to_gguf_errors;
+mod infer;
+mod infer_llamacpp;
+mod infer_tokenizer;
 mod install_ollama;
 mod layers;
 mod manifest;
