@@ -4,6 +4,9 @@
 //! - `cas/<2 hex>/<digest>`: read-only objects named by their blake3 digest ([`cas`]);
 //! - `ac/<2 hex>/<key>`: action records, the outputs of an action key ([`ac`]);
 //! - `stat.json`: the stat cache, (path, dev, ino, size, mtime) → digest ([`stat`]);
+//! - `roots/`: the projects using this cache and what their locks need, so `gc` in one project
+//!   keeps what another still needs ([`roots`]);
+//! - `remote/`: sha256 of objects and transfer totals of the remote cache ([`remote`]);
 //! - `tmp/`: staging area for outputs being produced (same filesystem, so renames are atomic);
 //! - `lock`: shared by builds, exclusive for `gc` ([`lock`]).
 //!
@@ -15,9 +18,12 @@ pub mod atomic;
 pub mod cas;
 pub mod digest;
 pub mod lock;
+pub mod remote;
+pub mod roots;
 pub mod stat;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use ac::{ActionRecord, OutputEntry};
 pub use digest::Digest;
@@ -29,6 +35,8 @@ use crate::{IoContext, Result};
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The remote cache behind this one ([`Store::with_remote`]).
+    remote: Option<Arc<remote::Remote>>,
 }
 
 impl Store {
@@ -39,6 +47,7 @@ impl Store {
         }
         Ok(Store {
             root: root.to_path_buf(),
+            remote: None,
         })
     }
 

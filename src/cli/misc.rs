@@ -425,12 +425,19 @@ pub fn gc(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
     let ws = workspace::open(g)?;
     let _lock = lock::acquire(&ws.store.lock_path(), true, "running tinylm builds")?;
     let lock = LockFile::read(&ws.lock_path())?;
-    let keep_keys: BTreeSet<Digest> = lock.actions.values().map(|e| e.key).collect();
-    let keep_objects: BTreeSet<Digest> = lock
+    let mut keep_keys: BTreeSet<Digest> = lock.actions.values().map(|e| e.key).collect();
+    let mut keep_objects: BTreeSet<Digest> = lock
         .actions
         .values()
         .flat_map(|e| e.outputs.values().map(|o| o.digest))
         .collect();
+    // A cache shared by several projects: keep what their locks need too.
+    let others = crate::cache::roots::protected_by_others(&ws.store, &ws.project.root);
+    keep_keys.extend(others.keys);
+    keep_objects.extend(others.objects);
+    for p in &others.dropped {
+        tracing::info!("forgetting {} (its lock file is gone)", p.display());
+    }
 
     let mut objects: Vec<(std::time::SystemTime, u64, PathBuf, bool)> = Vec::new();
     let mut total = 0u64;
@@ -498,7 +505,7 @@ pub fn gc(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
     if g.json {
         println!(
             "{}",
-            serde_json::json!({ "objects_deleted": deleted.len(), "bytes_freed": freed, "records_deleted": records, "bytes_before": total })
+            serde_json::json!({ "objects_deleted": deleted.len(), "bytes_freed": freed, "records_deleted": records, "bytes_before": total, "other_projects": others.projects })
         );
     } else if !g.quiet {
         eprintln!(
@@ -507,6 +514,12 @@ pub fn gc(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
             freed as f64 / 1048576.0,
             (total - freed) as f64 / 1048576.0
         );
+        if !others.projects.is_empty() {
+            eprintln!(
+                "kept what {} other project(s) sharing this cache need",
+                others.projects.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

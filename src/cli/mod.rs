@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::Result;
 
 mod build;
+mod cache;
 mod convert;
 mod inspect;
 mod install;
@@ -50,6 +51,14 @@ pub struct GlobalOpts {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Remote cache: http(s)://host/prefix, s3://, gs:// or az:// (overrides [cache] remote;
+    /// `none` turns it off).
+    #[arg(long, global = true, value_name = "URL", env = "TINYLM_REMOTE_CACHE")]
+    pub remote_cache: Option<String>,
+    /// Upload what this machine builds to the remote cache (overrides [cache] upload).
+    #[arg(long, global = true, value_name = "BOOL", env = "TINYLM_REMOTE_UPLOAD",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub remote_upload: Option<bool>,
 }
 
 /// The subcommands.
@@ -63,8 +72,10 @@ pub enum Command {
     Graph(misc::GraphArgs),
     /// Remove the output directory.
     Clean(misc::CleanArgs),
-    /// Drop cache objects not reachable from the lockfile.
+    /// Drop cache objects no project's lock file needs.
     Gc(misc::GcArgs),
+    /// Sync with the remote cache (push, pull) and show cache statistics.
+    Cache(cache::CacheArgs),
     /// Write a starter tinylm.toml.
     Init(misc::InitArgs),
     /// Print the JSON schema of tinylm.toml.
@@ -119,6 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => misc::graph(g, a),
         Command::Clean(a) => misc::clean(g, a),
         Command::Gc(a) => misc::gc(g, a),
+        Command::Cache(a) => cache::run(g, a),
         Command::Init(a) => misc::init(g, a),
         Command::Schema(a) => misc::schema(g, a),
         Command::Convert(a) => convert::run(g, a),

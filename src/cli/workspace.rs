@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::GlobalOpts;
+use crate::cache::remote::RemoteConfig;
 use crate::cache::{Store, lock};
 use crate::exec::Workspace;
 use crate::manifest::{self, MANIFEST_FILE};
@@ -24,7 +25,14 @@ pub fn open(g: &GlobalOpts) -> Result<Workspace> {
         .map(|c| std::path::absolute(&c).unwrap_or(c))
         .or_else(|| project.cache_dir.clone())
         .unwrap_or_else(|| project.root.join(".tinylm").join("cache"));
-    let store = Store::open(&cache_dir)?;
+    let remote = RemoteConfig::resolve(
+        g.remote_cache.as_deref(),
+        g.remote_upload,
+        project.remote.as_deref(),
+        project.upload,
+    )
+    .map_err(|e| Error::Usage(format!("--remote-cache / TINYLM_REMOTE_CACHE: {e}")))?;
+    let store = Store::open(&cache_dir)?.with_remote(remote);
     Ok(Workspace { project, store })
 }
 

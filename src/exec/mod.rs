@@ -144,6 +144,9 @@ pub struct BuildReport {
     pub errors: Vec<String>,
     /// Per-action details in execution order.
     pub details: Vec<ActionReport>,
+    /// Remote cache counters, when a remote cache is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::cache::remote::RemoteReport>,
 }
 
 impl BuildReport {
@@ -162,7 +165,11 @@ impl BuildReport {
                 s += &format!(", {n} {what}");
             }
         }
-        s + &format!(" ({:.2}s)", self.seconds)
+        s += &format!(" ({:.2}s)", self.seconds);
+        if let Some(r) = self.remote.as_ref().filter(|r| r.contacted) {
+            s += &format!("; {}", r.summary());
+        }
+        s
     }
 }
 
@@ -211,6 +218,8 @@ struct JobResult {
     seconds: f64,
     key: Digest,
     inputs: Vec<ResolvedInput>,
+    /// Restored from the remote cache instead of run.
+    remote: bool,
 }
 
 /// Builds the selected targets of `plan`.
@@ -249,6 +258,8 @@ pub fn build(
         &mut progress,
     );
     progress.finish();
+    // Background uploads finish before the build reports success.
+    report.remote = ws.store.finish_remote();
     stat.save()?;
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
@@ -310,6 +321,7 @@ pub fn build(
             }
         }
         report.lock_changed = lock.write_if_changed(&ws.lock_path())?;
+        register_root(ws, &lock);
     }
 
     for d in &details {
@@ -482,8 +494,12 @@ fn schedule(
                 in_flight += 1;
                 scope.spawn(move |_| {
                     let t0 = Instant::now();
-                    let result = run_node(ws, plan, n, &inputs, &k, preimage, stat, cancel);
-                    let _ = tx.send(JobResult { node: n, result, seconds: t0.elapsed().as_secs_f64(), key: k, inputs });
+                    let action = &plan.graph[n].action;
+                    let (result, remote) = match ws.store.fetch_remote(stat, &k, action.kind(), &preimage, &action.outputs(), cancel) {
+                        Some(outputs) => (Ok(outputs), true),
+                        None => (run_node(ws, plan, n, &inputs, &k, preimage, stat, cancel), false),
+                    };
+                    let _ = tx.send(JobResult { node: n, result, seconds: t0.elapsed().as_secs_f64(), key: k, inputs, remote });
                 });
             }
             if in_flight == 0 {
@@ -494,8 +510,13 @@ fn schedule(
             let node = &g[done.node];
             match done.result {
                 Ok(outputs) => {
-                    details.push(report(node, Status::Run, Some(&done.key), done.seconds, None));
-                    progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                    let status = if done.remote { Status::FromCache } else { Status::Run };
+                    details.push(report(node, status, Some(&done.key), done.seconds, None));
+                    if done.remote {
+                        progress.downloaded(&node.id, done.seconds, opts.verbose_lines);
+                    } else {
+                        progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                    }
                     states[done.node.index()] =
                         NodeState::Done { outputs, key: done.key, inputs: done.inputs };
                 }
@@ -636,10 +657,12 @@ fn run_node(
         outputs.insert(name, OutputEntry { digest, size });
     }
     fault::point("before-record", &node.id);
-    ac::write(
-        &ws.store,
-        &ActionRecord::new(*key, node.action.kind(), preimage, outputs.clone()),
-    )?;
+    ws.store.record(&ActionRecord::new(
+        *key,
+        node.action.kind(),
+        preimage,
+        outputs.clone(),
+    ))?;
     Ok(outputs)
 }
 
@@ -675,6 +698,22 @@ fn lock_entry(
         key: *key,
         inputs: map,
         outputs: outputs.clone(),
+    }
+}
+
+/// Registers the project in the cache with what its lock needs, so `gc` from another project
+/// sharing the cache keeps it.
+fn register_root(ws: &Workspace, lock: &LockFile) {
+    let keys = lock.actions.values().map(|e| e.key).collect();
+    let objects = lock
+        .actions
+        .values()
+        .flat_map(|e| e.outputs.values().map(|o| o.digest))
+        .collect();
+    let r =
+        crate::cache::roots::register(&ws.store, &ws.project.root, &ws.lock_path(), keys, objects);
+    if let Err(e) = r {
+        tracing::warn!("cannot register the project in the cache: {e}");
     }
 }
 
