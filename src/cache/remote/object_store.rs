@@ -13,8 +13,8 @@ use ::object_store::azure::MicrosoftAzureBuilder;
 use ::object_store::gcp::GoogleCloudStorageBuilder;
 use ::object_store::path::Path as ObjectPath;
 use ::object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    ClientConfigKey, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -41,11 +41,25 @@ impl ObjectBackend {
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Result<Self, String> {
-        let options = ClientOptions::new()
+        let mut options = ClientOptions::new()
             .with_connect_timeout(connect_timeout)
             .with_read_timeout(idle_timeout)
             // Multi-GB bodies take as long as they take; stalls are caught by the read timeout.
             .with_timeout_disabled();
+        // `with_client_options` replaces what `from_env` read, so the HTTP client settings of
+        // the store's environment (`AWS_ALLOW_HTTP`, `AZURE_PROXY_URL`, …) are applied here.
+        let prefix = match url.scheme() {
+            "s3" | "s3a" => "AWS_",
+            "gs" => "GOOGLE_",
+            _ => "AZURE_",
+        };
+        for (k, v) in std::env::vars() {
+            if let Some(rest) = k.strip_prefix(prefix)
+                && let Ok(key) = rest.to_ascii_lowercase().parse::<ClientConfigKey>()
+            {
+                options = options.with_config(key, v);
+            }
+        }
         // tinylm retries (and resumes downloads) itself.
         let retry = RetryConfig {
             max_retries: 0,
