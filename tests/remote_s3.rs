@@ -28,7 +28,7 @@ fn add_big_model(dir: &Path) {
     let tokens = ["<s>", "</s>", "a", "b", "ab"];
     w.add_kv(
         "tokenizer.ggml.tokens",
-        Value::Array(Array::strings(&tokens)),
+        Value::Array(Array::strings(tokens)),
     );
     w.add_kv(
         "tokenizer.ggml.token_type",
@@ -36,7 +36,7 @@ fn add_big_model(dir: &Path) {
     );
     w.add_kv(
         "tokenizer.ggml.merges",
-        Value::Array(Array::strings(&["a b"])),
+        Value::Array(Array::strings(["a b"])),
     );
     w.add_kv("tokenizer.ggml.bos_token_id", Value::U32(0));
     w.add_kv("tokenizer.ggml.eos_token_id", Value::U32(1));

@@ -286,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_protoc_bytes() {
+    fn matches_the_protobuf_runtime() {
         // What the Python protobuf runtime (7.x) serializes for
         // `output_files { path: "a" digest { hash: "h" size_bytes: 300 } } exit_code: 3`.
         let expected: &[u8] = &[
