@@ -467,3 +467,112 @@ fn the_manifest_can_name_the_remote_and_turn_uploads_on() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A TCP proxy in front of `target` that cuts the connection once, `after` response bytes
+/// into the first request whose request line contains `needle`.
+fn cutting_proxy(target: u16, needle: String, after: usize) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let armed = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (needle, armed_w, done) = (needle.clone(), armed.clone(), cut_done.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if !done.load(Ordering::SeqCst)
+                        && String::from_utf8_lossy(&buf[..n]).contains(&needle)
+                    {
+                        armed_w.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            let done = cut_done.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut sent_armed = 0usize;
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut n = n;
+                    if armed.load(Ordering::SeqCst) && !done.load(Ordering::SeqCst) {
+                        if sent_armed + n >= after {
+                            n = after - sent_armed;
+                            let _ = c_out.write_all(&buf[..n]);
+                            done.store(true, Ordering::SeqCst);
+                            let _ = c_out.shutdown(Shutdown::Both);
+                            let _ = s_in.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        sent_armed += n;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_download_cut_mid_body_resumes_with_a_range_request() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &ngx.url(), "--remote-upload"],
+    );
+    let (size, biggest) = blobs_by_size(&ngx.cache_dir()).remove(0);
+    let sha = biggest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(size > 200_000, "{size}");
+    // Cut 100 kB into the body of the largest blob (after the response head).
+    let port = cutting_proxy(ngx.port, format!("GET /cache/cas/{sha}"), 100_000);
+    let url = format!("http://127.0.0.1:{port}/cache");
+    let (r, err) = build(b.path(), &cb, &[], &["-j", "1", "--remote-cache", &url]);
+    assert_eq!((n(&r, "run"), n(&r, "remote.errors")), (0, 0), "{err}");
+    assert_eq!(lines_with(&err, "is unavailable"), 0, "{err}");
+    let log = ngx.access_log();
+    let gets: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with(&format!("GET /cache/cas/{sha}")))
+        .collect();
+    assert_eq!(gets.len(), 2, "{log}");
+    assert!(
+        gets[1].contains(" 206 "),
+        "the second request resumed: {log}"
+    );
+    // Every blob crossed the wire exactly once: the cut one was resumed, not restarted.
+    let total: u64 = blobs_by_size(&ngx.cache_dir())
+        .iter()
+        .map(|(s, _)| *s)
+        .sum();
+    assert_eq!(n(&r, "remote.downloaded_bytes"), total);
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_cache_clean(&cb);
+}
