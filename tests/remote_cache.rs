@@ -405,7 +405,12 @@ fn push_pull_and_stats_sync_explicitly() {
         s["totals"][&url]["downloaded_objects"].as_u64().unwrap() > 0,
         "{s}"
     );
-    let out = tinylm(b.path(), &cb, &[], &["cache", "stats"]);
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["cache", "stats", "--remote-cache", &url],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("reachable") && text.contains(&url), "{text}");
 }

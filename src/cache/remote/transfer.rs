@@ -17,6 +17,9 @@ use super::{
 };
 use crate::cache::{ActionRecord, Digest, OutputEntry, StatCache, Store, cas};
 
+/// Bytes written and hashed at a time while downloading.
+const BATCH: usize = 1 << 20;
+
 /// Fetches the result of action `key`: `Ok(None)` on a miss.
 pub(super) async fn fetch_action(
     conn: &Conn,
@@ -219,31 +222,43 @@ async fn download(
                     got = 0;
                 }
                 let mut broken = None;
-                while let Some(chunk) = stream.next().await {
+                // Network chunks are small; hashing and writing a MiB at a time lets sha256
+                // and blake3 run side by side on two cores.
+                let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
+                loop {
+                    let chunk = stream.next().await;
                     if cancel.load(Ordering::Relaxed) {
                         return Err(RemoteError::Cancelled);
                     }
-                    match chunk {
-                        Ok(b) => {
-                            if got + b.len() as u64 > size {
+                    let end = match chunk {
+                        Some(Ok(b)) => {
+                            if got + (batch.len() + b.len()) as u64 > size {
                                 conn.state.mark_bad(sha);
                                 return Err(RemoteError::Corrupt(format!(
                                     "cas/{sha} is larger than the recorded {size} bytes"
                                 )));
                             }
-                            file.write_all(&b).map_err(local)?;
-                            sha256.update(&b);
-                            blake.update(&b);
-                            got += b.len() as u64;
                             conn.state
                                 .counters
                                 .downloaded_bytes
                                 .fetch_add(b.len() as u64, Ordering::Relaxed);
+                            batch.extend_from_slice(&b);
+                            false
                         }
-                        Err(e) => {
+                        Some(Err(e)) => {
                             broken = Some(e);
-                            break;
+                            true
                         }
+                        None => true,
+                    };
+                    if batch.len() >= BATCH || (end && !batch.is_empty()) {
+                        file.write_all(&batch).map_err(local)?;
+                        rayon::join(|| sha256.update(&batch), || blake.update(&batch));
+                        got += batch.len() as u64;
+                        batch.clear();
+                    }
+                    if end {
+                        break;
                     }
                 }
                 match broken {
