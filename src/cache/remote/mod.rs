@@ -508,9 +508,18 @@ impl Remote {
     ) -> Option<(BTreeMap<String, OutputEntry>, RemoteRecord)> {
         let client = self.client()?;
         let conn = &client.conn;
-        let r = client.rt.block_on(transfer::fetch_action(
-            conn, store, stat, key, expected, cancel,
-        ));
+        // Not on the caller's thread: that is usually a rayon worker of the build, and rayon
+        // work (hashing) inside `block_on` could steal another action's job there, which
+        // would then try to enter the runtime a second time.
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                client.rt.block_on(transfer::fetch_action(
+                    conn, store, stat, key, expected, cancel,
+                ))
+            })
+            .join()
+        })
+        .unwrap_or_else(|_| Err(RemoteError::Local("the download thread panicked".into())));
         match r {
             Ok(Some(hit)) => {
                 conn.state.counters.hits.fetch_add(1, Ordering::Relaxed);
