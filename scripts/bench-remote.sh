@@ -14,6 +14,14 @@
 #
 #   scripts/bench-remote.sh
 #
+# Measured at 05541d8 on the 2-core dev machine, load average 8-10 from other builds:
+#   cold 26.1 s / 1208 MiB RSS; push 7.4 s / 22 MiB (1763 MiB up); restore 5.6 s / 961 MiB
+#   (1763 MiB down, 0 run, dist/ identical); demo-only restore 0.42 s / 14.7 MiB.
+#   Restore RSS is the memory-mapped hashing of the 959 MiB of source files (a fresh-cache
+#   `tinylm status` peaks at the same 984 MB); the transfers themselves stay flat (push: 22 MiB
+#   for 1.7 GiB). The restore is bound by sha256 + blake3 + fsync of every byte and by the
+#   f16 → quant chain (their keys need the f16 digest first).
+#
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
 # /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores).
 set -euo pipefail
