@@ -23,6 +23,7 @@ pub mod install;
 pub mod manifest;
 pub mod plan;
 pub mod quant;
+pub(crate) mod suggest;
 pub mod template;
 pub mod workspace;
 

@@ -72,7 +72,7 @@ impl Action for ReleaseAction {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn params(&self) -> serde_json::Value {

@@ -15,6 +15,8 @@ pub struct GcRoots {
     pub keys: BTreeSet<Digest>,
     /// Objects to keep.
     pub objects: BTreeSet<Digest>,
+    /// Other projects sharing the cache whose needs are included (for the report).
+    pub other_projects: Vec<PathBuf>,
 }
 
 /// What a collection did (the `--json` output of `tinylm gc`).
@@ -28,6 +30,8 @@ pub struct GcStats {
     pub records_deleted: usize,
     /// Size of all objects before the collection.
     pub bytes_before: u64,
+    /// Other projects sharing the cache whose lock files were honoured.
+    pub other_projects: Vec<PathBuf>,
 }
 
 impl Store {
@@ -107,6 +111,7 @@ impl Store {
             bytes_freed: freed,
             records_deleted: records,
             bytes_before: total,
+            other_projects: roots.other_projects.clone(),
         })
     }
 }

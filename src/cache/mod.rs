@@ -4,6 +4,9 @@
 //! - `cas/<2 hex>/<digest>`: read-only objects named by their blake3 digest;
 //! - `ac/<2 hex>/<key>`: action records, the outputs of an action key ([`ActionRecord`]);
 //! - `stat.json`: the stat cache, (path, dev, ino, size, mtime) → digest ([`StatCache`]);
+//! - `roots/`: the projects using this cache and what their locks need, so `gc` in one project
+//!   keeps what another still needs;
+//! - `remote/`: sha256 of objects and transfer totals of the remote cache;
 //! - `tmp/`: staging area for outputs being produced (same filesystem, so renames are atomic);
 //! - `lock`: shared by builds, exclusive for `gc` and for deleting the cache.
 //!
@@ -15,9 +18,12 @@ mod ac;
 mod cas;
 mod digest;
 mod gc;
+pub mod remote;
+pub(crate) mod roots;
 pub(crate) mod stat;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use ac::{ActionRecord, OutputEntry};
 pub use digest::{Digest, hash_file};
@@ -31,6 +37,19 @@ use crate::{Error, IoContext, Result};
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The remote cache behind this one ([`Store::with_remote`]).
+    remote: Option<Arc<remote::Remote>>,
+}
+
+/// What a store holds ([`Store::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreUsage {
+    /// Objects in `cas/`.
+    pub objects: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Action records in `ac/`.
+    pub records: u64,
 }
 
 /// The cache lock held shared by a build: `gc` and cache deletion wait for it.
@@ -53,6 +72,7 @@ impl Store {
         }
         Ok(Store {
             root: root.to_path_buf(),
+            remote: None,
         })
     }
 
@@ -111,6 +131,51 @@ impl Store {
     /// Moves a finished file (in [`Store::tmp_dir`]) into the store; returns its digest and size.
     pub fn insert_object(&self, stat: &StatCache, file: &Path) -> Result<(Digest, u64)> {
         cas::insert(self, stat, file)
+    }
+
+    /// Like [`Store::insert_object`] for a file whose blake3 the caller has just computed (a
+    /// verified download); returns its size.
+    pub fn insert_verified_object(
+        &self,
+        stat: &StatCache,
+        file: &Path,
+        digest: Digest,
+    ) -> Result<u64> {
+        cas::insert_verified(self, stat, file, digest)
+    }
+
+    /// The record of `key` if it and every object it names are intact.
+    pub fn intact_record(&self, stat: &StatCache, key: &Digest) -> Option<ActionRecord> {
+        let rec = self.record(key)?;
+        rec.outputs
+            .values()
+            .all(|o| {
+                stat.verify(&self.object_path(&o.digest), &o.digest, o.size)
+                    .unwrap_or(false)
+            })
+            .then_some(rec)
+    }
+
+    /// Objects and their total size, and action records, currently in the store.
+    pub fn usage(&self) -> StoreUsage {
+        let count = |sub: &str| {
+            walkdir::WalkDir::new(self.root.join(sub))
+                .min_depth(2)
+                .max_depth(2)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .fold((0u64, 0u64), |(n, b), e| {
+                    (n + 1, b + e.metadata().map_or(0, |m| m.len()))
+                })
+        };
+        let (objects, bytes) = count("cas");
+        let (records, _) = count("ac");
+        StoreUsage {
+            objects,
+            bytes,
+            records,
+        }
     }
 
     /// Removes an object (e.g. found corrupt).

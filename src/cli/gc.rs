@@ -47,6 +47,12 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
             stats.records_deleted,
             (stats.bytes_before - stats.bytes_freed) as f64 / 1048576.0
         );
+        if !stats.other_projects.is_empty() {
+            eprintln!(
+                "kept what {} other project(s) sharing this cache need",
+                stats.other_projects.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,10 @@ use clap::{Parser, Subcommand};
 
 use crate::Result;
 use crate::manifest::manifest_path;
-use crate::workspace::Workspace;
+use crate::workspace::{RemoteOverride, Workspace};
 
 mod build;
+mod cache;
 mod clean;
 mod convert;
 mod eval;
@@ -61,6 +62,14 @@ pub(crate) struct GlobalOpts {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Remote cache: http(s)://host/prefix, s3://, gs:// or az:// (overrides [cache] remote;
+    /// `none` turns it off).
+    #[arg(long, global = true, value_name = "URL", env = "TINYLM_REMOTE_CACHE")]
+    pub remote_cache: Option<String>,
+    /// Upload what this machine builds to the remote cache (overrides [cache] upload).
+    #[arg(long, global = true, value_name = "BOOL", env = "TINYLM_REMOTE_UPLOAD",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub remote_upload: Option<bool>,
 }
 
 /// The subcommands.
@@ -74,8 +83,10 @@ pub(crate) enum Command {
     Graph(graph::GraphArgs),
     /// Remove the output directory.
     Clean(clean::CleanArgs),
-    /// Drop cache objects not reachable from the lockfile.
+    /// Drop cache objects no project's lock file needs.
     Gc(gc::GcArgs),
+    /// Sync with the remote cache (push, pull) and show cache statistics.
+    Cache(cache::CacheArgs),
     /// Write a starter tinylm.toml.
     Init(init::InitArgs),
     /// Print the JSON schema of tinylm.toml.
@@ -136,6 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => graph::run(g, a),
         Command::Clean(a) => clean::run(g, a),
         Command::Gc(a) => gc::run(g, a),
+        Command::Cache(a) => cache::run(g, a),
         Command::Init(a) => init::run(g, a),
         Command::Schema(a) => schema::run(g, a),
         Command::Convert(a) => convert::run(g, a),
@@ -153,7 +165,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Opens the project named by `--manifest` (default `tinylm.toml`) with the `--cache` override.
 fn open(g: &GlobalOpts) -> Result<Workspace> {
-    Workspace::open(&manifest_path(g.manifest.as_deref()), g.cache.as_deref())
+    let remote = RemoteOverride {
+        url: g.remote_cache.clone(),
+        upload: g.remote_upload,
+    };
+    Workspace::open_with(
+        &manifest_path(g.manifest.as_deref()),
+        g.cache.as_deref(),
+        &remote,
+    )
 }
 
 /// Prints `value` as pretty JSON on stdout.

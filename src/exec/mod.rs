@@ -107,6 +107,27 @@ pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     flag
 }
 
+/// Registers the project in the cache with what its lock needs, so `gc` from another project
+/// sharing the cache keeps it.
+fn register_root(layout: &ProjectLayout, lock: &LockFile) {
+    let keys = lock.actions.values().map(|e| e.key).collect();
+    let objects = lock
+        .actions
+        .values()
+        .flat_map(|e| e.outputs.values().map(|o| o.digest))
+        .collect();
+    let r = crate::cache::roots::register(
+        &layout.store,
+        &layout.root,
+        &layout.lock_path(),
+        keys,
+        objects,
+    );
+    if let Err(e) = r {
+        tracing::warn!("cannot register the project in the cache: {e}");
+    }
+}
+
 /// Builds the selected targets of `plan`.
 pub fn build(
     layout: &ProjectLayout,
@@ -143,6 +164,8 @@ pub fn build(
     .run(&pool, &mut progress);
     let (states, mut details) = (outcome.states, outcome.details);
     progress.finish();
+    // Background uploads finish before the build reports success.
+    report.remote = layout.store.finish_remote();
     stat.save()?;
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
@@ -206,6 +229,7 @@ pub fn build(
             }
         }
         report.lock_changed = lock.write_if_changed(&layout.lock_path())?;
+        register_root(layout, &lock);
     }
 
     report.details = details;

@@ -40,6 +40,8 @@ struct JobResult {
     seconds: f64,
     key: Digest,
     inputs: Vec<ResolvedInput>,
+    /// Restored from the remote cache instead of run.
+    remote: bool,
 }
 
 /// Everything one build's scheduling reads.
@@ -200,13 +202,26 @@ impl Scheduler<'_> {
                     in_flight += 1;
                     scope.spawn(move |_| {
                         let t0 = Instant::now();
-                        let result = self.run_node(n, &inputs, &k, preimage);
+                        let action = &g[n].action;
+                        let fetched = self.layout.store.fetch_remote(
+                            self.stat,
+                            &k,
+                            action.kind(),
+                            &preimage,
+                            &action.outputs(),
+                            self.cancel,
+                        );
+                        let (result, remote) = match fetched {
+                            Some(outputs) => (Ok(outputs), true),
+                            None => (self.run_node(n, &inputs, &k, preimage), false),
+                        };
                         let _ = tx.send(JobResult {
                             node: n,
                             result,
                             seconds: t0.elapsed().as_secs_f64(),
                             key: k,
                             inputs,
+                            remote,
                         });
                     });
                 }
@@ -218,14 +233,23 @@ impl Scheduler<'_> {
                 let node = &g[done.node];
                 match done.result {
                     Ok(outputs) => {
+                        let status = if done.remote {
+                            Status::FromCache
+                        } else {
+                            Status::Run
+                        };
                         details.push(ActionReport::new(
                             node,
-                            Status::Run,
+                            status,
                             Some(&done.key),
                             done.seconds,
                             None,
                         ));
-                        progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                        if done.remote {
+                            progress.downloaded(&node.id, done.seconds, opts.verbose_lines);
+                        } else {
+                            progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                        }
                         states[done.node.index()] = NodeState::Done {
                             outputs,
                             key: done.key,
@@ -355,7 +379,7 @@ impl Scheduler<'_> {
             outputs.insert(name, OutputEntry { digest, size });
         }
         fault::point("before-record", &node.id);
-        store.write_record(&ActionRecord::new(
+        store.write_record_and_upload(&ActionRecord::new(
             *key,
             node.action.kind(),
             preimage,

@@ -98,6 +98,12 @@ pub struct CacheSection {
     /// Cache directory, relative to the manifest (default `.tinylm/cache`); `--cache` and
     /// `TINYLM_CACHE` override it.
     pub dir: Option<String>,
+    /// Remote cache shared by machines: `http(s)://host/prefix` (Bazel HTTP cache protocol:
+    /// bazel-remote, nginx WebDAV, …), `s3://bucket/prefix`, `gs://bucket/prefix` or
+    /// `az://container/prefix`. `--remote-cache` and `TINYLM_REMOTE_CACHE` override it.
+    pub remote: Option<Sp<String>>,
+    /// Upload results built here to the remote cache (default false; `--remote-upload`).
+    pub upload: Option<bool>,
 }
 
 /// `[defaults]`.

@@ -28,6 +28,10 @@ pub struct Project {
     pub out: PathBuf,
     /// Cache directory from the manifest (absolute), if set.
     pub cache_dir: Option<PathBuf>,
+    /// Remote cache URL from the manifest, if set (checked).
+    pub remote: Option<String>,
+    /// `[cache] upload`, if set.
+    pub upload: Option<bool>,
     /// Models by name.
     pub models: BTreeMap<String, ModelSpec>,
     /// Releases by name.
@@ -157,6 +161,12 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
     let out = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
     let out = root.join(out);
     let cache_dir = m.cache.dir.as_ref().map(|d| root.join(d));
+    if let Some(r) = &m.cache.remote
+        && let Err(e) = crate::cache::remote::parse_url(&r.value)
+    {
+        errs.at(&r.span, format!("[cache] remote: {e}"));
+    }
+    let remote = m.cache.remote.as_ref().map(|r| r.value.clone());
 
     let templates = resolve_templates(&mut errs, &root);
     let default_quants = m.defaults.quants.as_ref();
@@ -275,6 +285,8 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         manifest_path: loaded.path.clone(),
         out,
         cache_dir,
+        remote,
+        upload: m.cache.upload,
         models,
         releases,
     })

@@ -7,6 +7,7 @@
 
 mod install;
 mod lint;
+mod remote;
 mod status;
 
 use std::path::Path;
@@ -18,8 +19,10 @@ use serde::Serialize;
 pub use crate::install::Runtime;
 pub use install::Installed;
 pub use lint::ArtifactLint;
+pub use remote::{CacheStats, PullReport, PushReport, RemoteProbe};
 pub use status::{StatusEntry, StatusReport};
 
+use crate::cache::remote::RemoteConfig;
 use crate::cache::{GcRoots, GcStats, SharedCacheLock, Store};
 use crate::exec::lockfile::LockFile;
 use crate::exec::materialize::{self, State};
@@ -63,6 +66,16 @@ pub struct BuildRequest {
     pub interruptible: bool,
 }
 
+/// Remote cache settings from the command line (`--remote-cache`, `--remote-upload` and their
+/// environment variables).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOverride {
+    /// URL, or `none` to turn the manifest's remote off.
+    pub url: Option<String>,
+    /// Whether to upload what this machine builds.
+    pub upload: Option<bool>,
+}
+
 /// What `clean` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CleanReport {
@@ -76,13 +89,30 @@ impl Workspace {
     /// Loads and validates the manifest at `manifest` and opens the cache: `cache_override`
     /// (`--cache`, `TINYLM_CACHE`), else the manifest's `[cache] dir`, else `.tinylm/cache`.
     pub fn open(manifest: &Path, cache_override: Option<&Path>) -> Result<Workspace> {
+        Workspace::open_with(manifest, cache_override, &RemoteOverride::default())
+    }
+
+    /// Like [`Workspace::open`], with the remote cache settings of the command line, which win
+    /// over the manifest's `[cache] remote`/`upload`.
+    pub fn open_with(
+        manifest: &Path,
+        cache_override: Option<&Path>,
+        remote: &RemoteOverride,
+    ) -> Result<Workspace> {
         let loaded = manifest::load(manifest)?;
         let project = manifest::validate(&loaded)?;
         let cache_dir = cache_override
             .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf()))
             .or_else(|| project.cache_dir.clone())
             .unwrap_or_else(|| project.root.join(".tinylm").join("cache"));
-        let store = Store::open(&cache_dir)?;
+        let remote = RemoteConfig::resolve(
+            remote.url.as_deref(),
+            remote.upload,
+            project.remote.as_deref(),
+            project.upload,
+        )
+        .map_err(|e| Error::Usage(format!("--remote-cache / TINYLM_REMOTE_CACHE: {e}")))?;
+        let store = Store::open(&cache_dir)?.with_remote(remote);
         let layout = ProjectLayout {
             root: project.root.clone(),
             out: project.out.clone(),
@@ -189,14 +219,23 @@ impl Workspace {
         let held = store.lock_exclusive("running tinylm builds")?;
         // Read under the exclusive lock: a build that finished meanwhile has written its lock.
         let lock = LockFile::read(&self.layout.lock_path())?;
-        let roots = GcRoots {
+        let mut roots = GcRoots {
             keys: lock.actions.values().map(|e| e.key).collect(),
             objects: lock
                 .actions
                 .values()
                 .flat_map(|e| e.outputs.values().map(|o| o.digest))
                 .collect(),
+            other_projects: Vec::new(),
         };
+        // A cache shared by several projects: keep what their locks need too.
+        let others = crate::cache::roots::protected_by_others(store, &self.project.root);
+        roots.keys.extend(others.keys);
+        roots.objects.extend(others.objects);
+        roots.other_projects = others.projects;
+        for p in &others.dropped {
+            tracing::info!("forgetting {} (its lock file is gone)", p.display());
+        }
         store.gc(&held, &roots, max_size)
     }
 

@@ -4,11 +4,14 @@
 //! Each module is one area; the tests drive the real `tinylm` binary or the library the way a
 //! user or a consumer does, against golden files produced by the reference tools.
 
+mod servers;
 mod support;
 
+mod ci_example;
 mod cli_convert_inspect;
 mod cli_run_eval;
 mod engine;
+mod gc_shared;
 mod gguf_action;
 mod golden_hf_to_gguf;
 mod hf_bin;
@@ -24,6 +27,8 @@ mod modelfile_golden;
 mod quant_file;
 mod quant_golden;
 mod quant_imatrix;
+mod remote_cache;
+mod remote_s3;
 mod schema;
 mod template_detect;
 mod template_lint;
