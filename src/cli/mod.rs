@@ -14,6 +14,7 @@ use crate::workspace::Workspace;
 
 mod build;
 mod clean;
+mod completions;
 mod convert;
 mod gc;
 mod graph;
@@ -69,7 +70,7 @@ pub(crate) enum Command {
     Status(status::StatusArgs),
     /// Print the build graph.
     Graph(graph::GraphArgs),
-    /// Remove the output directory.
+    /// Remove the outputs tinylm placed (with --all, the cache too).
     Clean(clean::CleanArgs),
     /// Drop cache objects not reachable from the lockfile.
     Gc(gc::GcArgs),
@@ -91,10 +92,15 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Remove a model installed by tinylm.
     Uninstall(uninstall::UninstallArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write every page into a directory.
+    Man(completions::ManArgs),
 }
 
 /// Entry point of the `tinylm` binary.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -136,6 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::run(g, a),
         Command::Uninstall(a) => uninstall::run(g, a),
+        Command::Completions(a) => completions::run(g, a),
+        Command::Man(a) => completions::run_man(g, a),
     }
 }
 
@@ -150,6 +158,17 @@ fn print_json<T: serde::Serialize>(value: &T) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`tinylm … | head`) is an error and
+/// `println!` panics on it. Restore the default, as other Unix tools have it: the process ends
+/// quietly when its reader is gone. Builds stay safe: a kill at any point is (see `exec`).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(g: &GlobalOpts) {

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
+use super::job::{Job, JobResult};
 use super::lockfile::LockFile;
 use super::progress::Progress;
 use super::report::{ActionReport, Status};
@@ -32,14 +32,6 @@ pub(super) enum NodeState {
     WouldRun,
     Failed,
     Skipped,
-}
-
-struct JobResult {
-    node: NodeIndex,
-    result: Result<BTreeMap<String, OutputEntry>>,
-    seconds: f64,
-    key: Digest,
-    inputs: Vec<ResolvedInput>,
 }
 
 /// Everything one build's scheduling reads.
@@ -196,18 +188,10 @@ impl Scheduler<'_> {
                         continue;
                     }
                     progress.start(&node.id, opts.verbose_lines);
-                    let tx = tx.clone();
+                    let job = Job::new(tx.clone(), n, k, inputs);
                     in_flight += 1;
                     scope.spawn(move |_| {
-                        let t0 = Instant::now();
-                        let result = self.run_node(n, &inputs, &k, preimage);
-                        let _ = tx.send(JobResult {
-                            node: n,
-                            result,
-                            seconds: t0.elapsed().as_secs_f64(),
-                            key: k,
-                            inputs,
-                        });
+                        job.run(|inputs| self.run_node(n, inputs, &k, preimage));
                     });
                 }
                 if in_flight == 0 {
@@ -330,16 +314,13 @@ impl Scheduler<'_> {
         // innermost matters.
         let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
         tracing::info!("running (key {})", &key.to_hex()[..12]);
-        let tmp_root = store.tmp_dir();
-        let staging = tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
-            .tempdir_in(&tmp_root)
-            .map_err(|e| Error::io(&tmp_root, e))?;
+        let staging = store.staging_dir()?;
         let ctx = RunCtx {
             inputs,
             out_dir: staging.path(),
             cancel: self.cancel,
         };
+        fault::point("in-action", &node.id);
         node.action.run(&ctx)?;
         fault::point("after-run", &node.id);
         let mut outputs = BTreeMap::new();

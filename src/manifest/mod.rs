@@ -4,6 +4,7 @@
 //! checks cross-references and values and resolves defaults into a [`Project`], the only thing
 //! the planner sees. Every error points at `file:line:column` with the offending snippet.
 
+mod locations;
 mod span;
 mod starter;
 mod validate;
@@ -97,7 +98,7 @@ pub struct ProjectSection {
 pub struct CacheSection {
     /// Cache directory, relative to the manifest (default `.tinylm/cache`); `--cache` and
     /// `TINYLM_CACHE` override it.
-    pub dir: Option<String>,
+    pub dir: Option<Sp<String>>,
 }
 
 /// `[defaults]`.
@@ -260,6 +261,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
 /// Parses and validates, resolving defaults: the [`Project`] the planner consumes.
 pub fn validate(loaded: &Loaded) -> Result<Project> {
     validate::validate(loaded)
+}
+
+/// Whether `cache` may be the cache of `project` (for `--cache` and `TINYLM_CACHE`, which the
+/// manifest's own checks do not see): the reason it may not, if so.
+pub fn cache_location_problem(project: &Project, cache: &Path) -> Option<String> {
+    let sources: Vec<PathBuf> = validate::source_paths(&project.models)
+        .iter()
+        .map(|p| locations::resolve(p))
+        .collect();
+    locations::cache_problem(
+        &locations::resolve(&project.root),
+        &locations::resolve(cache),
+        &locations::resolve(&project.out),
+        &sources,
+    )
 }
 
 /// The JSON schema of `tinylm.toml`, pretty-printed with a trailing newline.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::locations;
 use super::{InstallSelection, Loaded, Message, Model, Sp, closest, quant_name};
 use crate::convert::hf_to_gguf::OutType;
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
@@ -156,7 +157,7 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
     check_safe_component(&mut errs, &m.project.version, "project version");
     let out = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
     let out = root.join(out);
-    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(d));
+    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(&d.value));
 
     let templates = resolve_templates(&mut errs, &root);
     let default_quants = m.defaults.quants.as_ref();
@@ -259,6 +260,8 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
             },
         );
     }
+
+    check_locations(&mut errs, &root, &models);
 
     let install_ollama = resolve_install(&mut errs, &models, m.install.ollama.as_ref());
     let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
@@ -550,6 +553,58 @@ fn resolve_model(
         pre: model.pre.as_ref().map(|p| p.value.clone()),
         export_hf: model.export_hf.unwrap_or(false),
     })
+}
+
+/// The source files and folders of `models`.
+pub(super) fn source_paths(models: &BTreeMap<String, ModelSpec>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for m in models.values() {
+        match &m.source {
+            SourceSpec::Gguf(p) | SourceSpec::Hf(p) => v.push(p.clone()),
+            SourceSpec::TinyLm(t) => {
+                v.extend([t.checkpoint.clone(), t.config.clone(), t.tokenizer.clone()]);
+                v.extend(t.tokenizer_config.clone());
+            }
+        }
+    }
+    v
+}
+
+/// `out` and `[cache] dir` must not be the project, each other, `.tinylm/` or hold sources
+/// (see [`locations`]): `clean` and `gc` delete inside them.
+fn check_locations(errs: &mut Errors<'_>, root: &Path, models: &BTreeMap<String, ModelSpec>) {
+    let m = &errs.loaded.manifest;
+    let sources: Vec<PathBuf> = source_paths(models)
+        .iter()
+        .map(|p| locations::resolve(p))
+        .collect();
+    let root = locations::resolve(root);
+    let out_value = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
+    let out = locations::resolve(&root.join(out_value));
+    let out_span = m.project.out.as_ref().map(|o| o.span.clone());
+    let cache = m
+        .cache
+        .dir
+        .as_ref()
+        .map(|d| (locations::resolve(&root.join(&d.value)), d.span.clone()));
+    let out_bad = locations::out_problem(&root, &out, &sources);
+    if let Some(problem) = &out_bad {
+        let msg = format!("`out = {out_value:?}`: {problem}");
+        match out_span {
+            Some(span) => errs.at(&span, msg),
+            None => errs
+                .list
+                .push(format!("{}: {msg}", errs.loaded.path.display())),
+        }
+    }
+    if let Some((cache, span)) = cache
+        && let Some(problem) = locations::cache_problem(&root, &cache, &out, &sources)
+    {
+        // Once: an out that is wrong is reported on its own.
+        if out_bad.is_none() || !problem.contains("output directory") {
+            errs.at(&span, format!("`[cache] dir`: {problem}"));
+        }
+    }
 }
 
 fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {

@@ -70,6 +70,8 @@ pub struct CleanReport {
     pub removed: usize,
     /// Files kept because they were modified after tinylm placed them (relative paths).
     pub kept: Vec<std::path::PathBuf>,
+    /// Paths left in the cache directory because tinylm did not create them (with `cache`).
+    pub cache_kept: Vec<std::path::PathBuf>,
 }
 
 impl Workspace {
@@ -82,6 +84,11 @@ impl Workspace {
             .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf()))
             .or_else(|| project.cache_dir.clone())
             .unwrap_or_else(|| project.root.join(".tinylm").join("cache"));
+        if let Some(c) = cache_override
+            && let Some(problem) = manifest::cache_location_problem(&project, &cache_dir)
+        {
+            return Err(Error::Usage(format!("--cache {}: {problem}", c.display())));
+        }
         let store = Store::open(&cache_dir)?;
         let layout = ProjectLayout {
             root: project.root.clone(),
@@ -120,6 +127,7 @@ impl Workspace {
             "another tinylm build of this project",
         )?;
         let cache = self.layout.store.lock_shared()?;
+        exec::remove_leftovers(&self.layout);
         Ok(BuildLocks {
             _project: project,
             _cache: cache,
@@ -168,17 +176,11 @@ impl Workspace {
         let _ = std::fs::remove_dir(out.join("releases"));
         let _ = std::fs::remove_dir(out);
         state.save(&state_path)?;
-        for k in &report.kept {
-            eprintln!(
-                "warning: kept {} (modified after tinylm placed it)",
-                out.join(k).display()
-            );
-        }
         if cache {
             drop(locks);
             let store = &self.layout.store;
             let held = store.lock_exclusive("another tinylm process using the cache")?;
-            store.remove_all(&held)?;
+            report.cache_kept = store.remove_all(&held)?;
         }
         Ok(report)
     }
@@ -186,7 +188,15 @@ impl Workspace {
     /// Drops cache objects and records `tinylm.lock` does not need (see [`Store::gc`]).
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcStats> {
         let store = &self.layout.store;
+        // The project lock too: gc also clears what killed builds left in the project.
+        let _project = lock::acquire(
+            &self.layout.project_lock_path(),
+            true,
+            "another tinylm build of this project",
+        )?;
         let held = store.lock_exclusive("running tinylm builds")?;
+        exec::remove_leftovers(&self.layout);
+        store.remove_leftovers(&held);
         // Read under the exclusive lock: a build that finished meanwhile has written its lock.
         let lock = LockFile::read(&self.layout.lock_path())?;
         let roots = GcRoots {

@@ -6,8 +6,11 @@
 
 mod support;
 
+mod cache_safety;
 mod cli_convert_inspect;
+mod cli_misc;
 mod engine;
+mod every_command;
 mod gguf_action;
 mod golden_hf_to_gguf;
 mod hf_bin;
@@ -19,6 +22,7 @@ mod manifest;
 mod modelfile_golden;
 mod quant_file;
 mod quant_golden;
+mod robustness;
 mod schema;
 mod template_detect;
 mod template_lint;
