@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Result;
-use crate::manifest::manifest_path;
+use crate::manifest::find_manifest;
 use crate::workspace::Workspace;
 
 mod build;
@@ -22,6 +22,7 @@ mod init;
 mod inspect;
 mod install;
 mod lint;
+mod log;
 mod quantize;
 mod schema;
 mod status;
@@ -59,6 +60,15 @@ pub(crate) struct GlobalOpts {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour diagnostics: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: log::ColorChoice,
 }
 
 /// The subcommands.
@@ -116,10 +126,19 @@ pub fn main() -> ExitCode {
         eprintln!("error: cannot change to {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    let json = cli.global.json;
+    let ansi = cli.global.color.enabled();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}: {e}", log::paint("error", ansi));
+            if json {
+                // Machines reading stdout learn why there is no report.
+                print_json(&serde_json::json!({
+                    "error": e.to_string(),
+                    "exit_code": e.exit_code(),
+                }));
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -149,7 +168,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Opens the project named by `--manifest` (default `tinylm.toml`) with the `--cache` override.
 fn open(g: &GlobalOpts) -> Result<Workspace> {
-    Workspace::open(&manifest_path(g.manifest.as_deref()), g.cache.as_deref())
+    Workspace::open(&find_manifest(g.manifest.as_deref()), g.cache.as_deref())
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -184,8 +203,8 @@ fn init_logging(g: &GlobalOpts) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::exec::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
+        .event_format(log::HumanFormat {
+            ansi: g.color.enabled(),
+        })
         .try_init();
 }

@@ -221,6 +221,8 @@ pub fn build(
         report.lock_changed = lock.write_if_changed(&layout.lock_path())?;
     }
 
+    // Execution order depends on thread timing; machines diffing reports need a stable one.
+    details.sort_by(|a, b| a.id.cmp(&b.id));
     report.details = details;
     report.count_details();
     report.hashed_files = stat.hashed_files.load(Ordering::Relaxed);

@@ -218,7 +218,8 @@ impl Scheduler<'_> {
                     }
                     Err(e) => {
                         let msg = format!("{} failed: {e}", node.id);
-                        progress.failed(&msg);
+                        // The reason is printed once, in the build's error at the end.
+                        progress.failed(&node.id);
                         details.push(ActionReport::new(
                             node,
                             Status::Failed,

@@ -267,6 +267,9 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
     let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
 
     if !errs.list.is_empty() {
+        // A bad `[defaults]` value is checked once per model using it: report it once.
+        let mut seen = std::collections::BTreeSet::new();
+        errs.list.retain(|e| seen.insert(e.clone()));
         return Err(Error::Manifest(errs.list.join("\n\n")));
     }
     Ok(Project {
@@ -395,6 +398,17 @@ fn resolve_model(
     templates: &BTreeMap<String, TemplateSpec>,
 ) -> Option<ModelSpec> {
     let before = errs.list.len();
+    if name.len() > MAX_MODEL_NAME {
+        let shown: String = name.chars().take(40).collect();
+        errs.at(
+            &model.source.span,
+            format!(
+                "model name `{shown}…` is {} bytes long; at most {MAX_MODEL_NAME} (it names files)",
+                name.len()
+            ),
+        );
+        return None;
+    }
     if !is_safe_name(name) {
         errs.at(
             &model.source.span,
@@ -609,14 +623,36 @@ fn check_locations(errs: &mut Errors<'_>, root: &Path, models: &BTreeMap<String,
 
 fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
     let path = root.join(&p.value);
-    if !path.exists() {
-        errs.at(
-            &p.span,
-            format!(
-                "{what} `{}` does not exist (paths are relative to the manifest)",
-                p.value
-            ),
-        );
+    match std::fs::metadata(&path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_ok() => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` is a symlink whose target does not exist",
+                    p.value
+                ),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` does not exist (paths are relative to the manifest)",
+                    p.value
+                ),
+            );
+        }
+        Err(e) => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` cannot be read: {}",
+                    p.value,
+                    super::describe_io(&e)
+                ),
+            );
+        }
     }
     path
 }
@@ -680,6 +716,10 @@ fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
         );
     }
 }
+
+/// Longest model name: it names files (`<name>-<quant>.Modelfile`, release entries) and
+/// Ollama models, which must stay well within the 255-byte file name limit.
+const MAX_MODEL_NAME: usize = 64;
 
 /// Whether `s` is safe as a single path component everywhere we use it.
 fn is_safe_name(s: &str) -> bool {

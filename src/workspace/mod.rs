@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use serde::Serialize;
 
 pub use crate::install::Runtime;
-pub use install::Installed;
+pub use install::{Installed, LmStudioOptions};
 pub use lint::ArtifactLint;
 pub use status::{StatusEntry, StatusReport};
 
@@ -217,10 +217,17 @@ impl Workspace {
     }
 }
 
+/// Most worker threads `-j` accepts: far more than any machine has cores, few enough that
+/// starting them is instant (a typo like `-j 100000` used to spend minutes creating threads).
+pub const MAX_JOBS: usize = 1024;
+
 /// Number of worker threads: `-j`, else every core.
 pub fn jobs(j: Option<usize>) -> Result<usize> {
     match j {
         Some(0) => Err(Error::Usage("-j must be at least 1".into())),
+        Some(n) if n > MAX_JOBS => Err(Error::Usage(format!(
+            "-j {n}: at most {MAX_JOBS} worker threads (default: one per core)"
+        ))),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }

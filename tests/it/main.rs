@@ -19,6 +19,7 @@ mod hf_to_gguf_errors;
 mod install_ollama;
 mod layers;
 mod manifest;
+mod manifest_files;
 mod modelfile_golden;
 mod quant_file;
 mod quant_golden;
