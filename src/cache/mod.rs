@@ -20,6 +20,7 @@ mod digest;
 mod gc;
 mod marker;
 pub(crate) mod stat;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ pub use ac::{ActionRecord, OutputEntry};
 pub use digest::{Digest, hash_file};
 pub use gc::{GcRoots, GcStats};
 pub use stat::StatCache;
+pub use verify::VerifyStats;
 
 use crate::fsutil::lock::{self, LockGuard};
 use crate::{Error, IoContext, Result};
@@ -191,9 +193,12 @@ impl Store {
         let tmp = self.tmp_dir();
         for name in read_names(&tmp) {
             let p = tmp.join(&name);
-            let removed = marker::is_staging_name(&name)
-                && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
-                && std::fs::remove_dir_all(&p).is_ok();
+            let meta = std::fs::symlink_metadata(&p);
+            let removed = if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+                marker::is_staging_name(&name) && std::fs::remove_dir_all(&p).is_ok()
+            } else {
+                crate::fsutil::temp::owner_pid(&name).is_some() && remove_file(&p)
+            };
             if !removed {
                 kept.push(p);
             }
@@ -251,7 +256,9 @@ impl Store {
                 }
             }
         }
-        removed + crate::fsutil::temp::remove_stale_in(&self.root, false, &|_| true)
+        removed
+            + crate::fsutil::temp::remove_stale_in(&tmp, false, &|_| false)
+            + crate::fsutil::temp::remove_stale_in(&self.root, false, &|_| true)
     }
 
     /// Removes temp files crashed writers left among the action records (slow: lists every

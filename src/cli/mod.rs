@@ -28,6 +28,7 @@ mod schema;
 mod status;
 mod template;
 mod uninstall;
+mod verify;
 
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]
@@ -102,6 +103,8 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Remove a model installed by tinylm.
     Uninstall(uninstall::UninstallArgs),
+    /// Rehash every cache object and placed output; exit 1 if any is corrupt.
+    Verify(verify::VerifyArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write every page into a directory.
@@ -161,6 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::run(g, a),
         Command::Uninstall(a) => uninstall::run(g, a),
+        Command::Verify(a) => verify::run(g, a),
         Command::Completions(a) => completions::run(g, a),
         Command::Man(a) => completions::run_man(g, a),
     }

@@ -22,6 +22,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, bytes, None, true)
 }
 
+/// Like [`write_atomic`], with the temp file in `tmp_dir` (on the same filesystem as `path`),
+/// so a crash leaves its temp file where the next run looks for leftovers, not beside `path`.
+pub fn write_atomic_via(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).with_path(dir)?;
+    let mut tmp = temp_file_named(tmp_dir, path.file_name().unwrap_or_default()).with_path(path)?;
+    tmp.write_all(bytes).with_path(path)?;
+    tmp.as_file().sync_all().with_path(path)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Like [`write_atomic`], for files other programs read (the Ollama store): mode 0644, like a
 /// file created normally.
 pub fn write_atomic_shared(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -20,7 +20,7 @@ pub use install::{Installed, LmStudioOptions};
 pub use lint::ArtifactLint;
 pub use status::{StatusEntry, StatusReport};
 
-use crate::cache::{GcRoots, GcStats, SharedCacheLock, Store};
+use crate::cache::{GcRoots, GcStats, SharedCacheLock, Store, VerifyStats};
 use crate::exec::lockfile::LockFile;
 use crate::exec::materialize::{self, State};
 use crate::exec::{self, BuildOptions, BuildReport, ProjectLayout};
@@ -61,6 +61,18 @@ pub struct BuildRequest {
     pub progress: bool,
     /// Stop at the next action boundary on Ctrl-C (a second Ctrl-C exits at once).
     pub interruptible: bool,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The cache's objects.
+    #[serde(flatten)]
+    pub cache: VerifyStats,
+    /// Placed outputs checked (those not modified since tinylm placed them).
+    pub outputs: usize,
+    /// Placed outputs whose content is not what tinylm placed (relative paths).
+    pub corrupt_outputs: Vec<std::path::PathBuf>,
 }
 
 /// What `clean` did.
@@ -181,6 +193,33 @@ impl Workspace {
             let store = &self.layout.store;
             let held = store.lock_exclusive("another tinylm process using the cache")?;
             report.cache_kept = store.remove_all(&held)?;
+        }
+        Ok(report)
+    }
+
+    /// Rehashes every cache object and every output tinylm placed that is still there (outputs
+    /// edited since are not tinylm's any more and are skipped, as `clean` keeps them).
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let locks = self.lock_for_build()?;
+        let cache = self.layout.store.verify(&locks._cache)?;
+        let state = State::load(&self.layout.state_path());
+        let mut report = VerifyReport {
+            cache,
+            ..Default::default()
+        };
+        for (rel, placed) in &state.placed {
+            let path = self.layout.out.join(rel);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let unchanged = crate::cache::stat::FileStat::from_metadata(&meta) == placed.stat;
+            if !unchanged {
+                continue;
+            }
+            report.outputs += 1;
+            if crate::cache::hash_file(&path).ok() != Some(placed.digest) {
+                report.corrupt_outputs.push(rel.clone());
+            }
         }
         Ok(report)
     }

@@ -251,12 +251,29 @@ fn temp_files_of_killed_builds_are_removed_and_nothing_else() {
             f.display()
         );
     }
-    // A build removes the ones in the project too.
-    let again = root.join(format!("dist/b/.b.gguf.tinylm-tmp-{dead}"));
-    std::fs::write(&again, "x").unwrap();
+    // A build removes the ones in the project and the cache's tmp/ (where records are staged).
+    let again = [
+        root.join(format!("dist/b/.b.gguf.tinylm-tmp-{dead}")),
+        root.join(format!(
+            ".tinylm/cache/tmp/.{}.tinylm-tmp-{dead}-Ab12Cd",
+            "7".repeat(64)
+        )),
+    ];
+    for f in &again {
+        std::fs::write(f, "x").unwrap();
+    }
     let r = p.build(&[]);
     assert_eq!(count(&r, "failed"), 0);
-    assert!(!again.exists());
+    for f in &again {
+        assert!(!f.exists(), "{} was left", f.display());
+    }
+    // Records are written through tmp/, never beside themselves.
+    let beside: Vec<_> = walkdir::WalkDir::new(root.join(".tinylm/cache/ac"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("tinylm-tmp"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
 }
 
 #[test]
@@ -275,4 +292,45 @@ fn a_full_disk_names_the_file_being_written_and_leaves_no_temp_file() {
     // With space again, the build completes.
     let r = p.build(&[]);
     assert_eq!(count(&r, "failed"), 0);
+}
+
+#[test]
+fn verify_rehashes_every_object_and_reports_corrupt_ones() {
+    let p = demo();
+    p.build(&[]);
+    let out = p.run(&["--json", "verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["objects"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["outputs"].as_u64().unwrap() > 0, "{v}");
+    // Corrupt one object in place, keeping its size and mtime (the stat cache would not see it).
+    let object = walkdir::WalkDir::new(p.path().join(".tinylm/cache/cas"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_type().is_file() && e.file_name().len() == 64)
+        .unwrap()
+        .into_path();
+    let meta = std::fs::metadata(&object).unwrap();
+    let mut perms = meta.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&object, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&object)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    let out = p.run(&["--json", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["corrupt"].as_array().unwrap().len(), 1, "{v}");
 }

@@ -155,6 +155,8 @@ fn every_subcommand_runs_on_the_demo() {
         (vec!["completions", "fish"], 0),
         (vec!["man"], 0),
         (vec!["man", "--out-dir", &man_dir], 0),
+        (vec!["verify"], 0),
+        (vec!["--json", "verify"], 0),
         (vec!["gc"], 0),
         (vec!["--json", "gc"], 0),
         (vec!["build", "no-such-model"], 2),
