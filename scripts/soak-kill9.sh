@@ -41,10 +41,13 @@ while ((SECONDS < end)); do
   pid=$!
   # The demo builds in 0.05-0.25 s (debug binary): kill somewhere in that window.
   sleep "$(printf '0.%03d' $((RANDOM % 250)))"
-  if kill -9 "$pid" 2>/dev/null; then
+  kill -9 "$pid" 2>/dev/null || true
+  status=0
+  wait "$pid" 2>/dev/null || status=$?
+  # 137 = killed by SIGKILL mid-build; anything else means the build ended first.
+  if ((status == 137)); then
     kills=$((kills + 1))
-  fi
-  if wait "$pid" 2>/dev/null; then
+  else
     finished=$((finished + 1))
   fi
   report="$("$TINYLM_BIN" --json verify 2>/dev/null || true)"

@@ -322,7 +322,9 @@ impl Scheduler<'_> {
             cancel: self.cancel,
         };
         fault::point("in-action", &node.id);
-        node.action.run(&ctx)?;
+        node.action
+            .run(&ctx)
+            .map_err(|e| staging_error(e, staging.path(), store.root()))?;
         fault::point("after-run", &node.id);
         let mut outputs = BTreeMap::new();
         for name in node.action.outputs() {
@@ -350,4 +352,33 @@ impl Scheduler<'_> {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+/// An I/O error on a file in the staging directory `staging` named as the output it was
+/// (`model.gguf`, written into the cache at `cache`): the staging path means nothing to users,
+/// and a full disk must say which disk.
+fn staging_error(e: Error, staging: &std::path::Path, cache: &std::path::Path) -> Error {
+    match e {
+        Error::Io { path, source } if path.starts_with(staging) => {
+            let rel = path.strip_prefix(staging).unwrap_or(&path);
+            let name = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // `.model.gguf.tinylm-tmp-<pid>-<rand>` is the temp file of `model.gguf`.
+            let name = match name.rfind(crate::fsutil::temp::MARKER) {
+                Some(i) if name.starts_with('.') && i > 1 => name[1..i].to_string(),
+                _ => name,
+            };
+            // tempfile appends " at path <temp file>" to its errors: drop it with the path.
+            let msg = source.to_string();
+            let msg = msg.split(" at path ").next().unwrap_or(&msg);
+            Error::Build(format!(
+                "writing its output `{name}` into the cache {}: {msg}",
+                cache.display()
+            ))
+        }
+        other => other,
+    }
 }

@@ -28,7 +28,8 @@ pub fn write_atomic_via(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()>
     let dir = parent(path);
     std::fs::create_dir_all(dir).with_path(dir)?;
     let mut tmp = temp_file_named(tmp_dir, path.file_name().unwrap_or_default()).with_path(path)?;
-    tmp.write_all(bytes).with_path(path)?;
+    // Through the File: NamedTempFile's own Write appends "at path <temp file>" to errors.
+    tmp.as_file_mut().write_all(bytes).with_path(path)?;
     tmp.as_file().sync_all().with_path(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     sync_dir(dir);
@@ -51,7 +52,8 @@ fn write_atomic_with(
     std::fs::create_dir_all(dir).with_path(dir)?;
     // Errors name the file being written, never the temp file (which is removed on error).
     let mut tmp = public_temp_file_for(path).with_path(path)?;
-    tmp.write_all(bytes).with_path(path)?;
+    // Through the File: NamedTempFile's own Write appends "at path <temp file>" to errors.
+    tmp.as_file_mut().write_all(bytes).with_path(path)?;
     tmp.as_file().sync_all().with_path(path)?;
     if let Some(mode) = mode {
         set_mode(tmp.path(), mode).map_err(|e| match e {

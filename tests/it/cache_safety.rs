@@ -334,3 +334,69 @@ fn verify_rehashes_every_object_and_reports_corrupt_ones() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["corrupt"].as_array().unwrap().len(), 1, "{v}");
 }
+
+/// Runs `script` (with `$TINYLM` set) as root of a private mount namespace, where it may mount
+/// a small tmpfs; `None` when this machine cannot (no user namespaces).
+fn in_mount_namespace(p: &Project, script: &str) -> Option<std::process::Output> {
+    let probe = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /tmp"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a tmpfs in a user namespace here");
+        return None;
+    }
+    Some(
+        std::process::Command::new("unshare")
+            .current_dir(p.path())
+            .env("TINYLM", crate::support::bin())
+            .env_remove("TINYLM_CACHE")
+            .args(["-rm", "sh", "-c", script])
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_real_full_disk_names_the_output_or_the_cache_and_leaves_no_temp_file() {
+    // The output directory on a full filesystem: the copy into dist/ fails.
+    let p = demo();
+    std::fs::create_dir(p.path().join("dist")).unwrap();
+    let Some(out) = in_mount_namespace(
+        &p,
+        "mount -t tmpfs -o size=12k tmpfs dist && \"$TINYLM\" build; rc=$?; \
+         find dist -name '*tinylm-tmp*'; exit $rc",
+    ) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("/dist/"), "{err}");
+    assert!(!err.contains("tinylm-tmp"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "temp files left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The cache on a full filesystem: the action's output cannot be written.
+    let p = demo();
+    std::fs::create_dir(p.path().join("small")).unwrap();
+    let out = in_mount_namespace(
+        &p,
+        "mount -t tmpfs -o size=8k tmpfs small && \"$TINYLM\" build --cache small/c; rc=$?; \
+         find small -name '*tinylm-tmp*'; exit $rc",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    // Whichever write hits the limit first (an action's output, the stat cache), the error
+    // names the cache, not a temp file.
+    assert!(err.contains("small/c"), "{err}");
+    assert!(!err.contains("tinylm-tmp"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "temp files left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
