@@ -226,3 +226,33 @@ fn clean_removes_outputs_and_clean_all_the_cache_too() {
     assert!(!p.path().join(".tinylm/cache").exists());
     assert!(p.path().join("examples/tiny-gpt2/last.ckpt").exists());
 }
+
+#[test]
+fn bash_completions_parse_and_the_man_page_is_roff() {
+    let out = Command::new(bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for sub in ["build", "verify", "completions", "clean"] {
+        assert!(script.contains(sub), "{sub} missing from the completions");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tinylm.bash");
+    std::fs::write(&path, &script).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = Command::new(bin()).arg("man").output().unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH tinylm"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(page.contains("completions"));
+}
