@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 soak: builds the demo over and over, killing each build at a random moment, then
+# kill -9 soak: builds the demo over and over, killing each build at a random moment (kill -9,
+# or SIGINT one time in four), then
 # checks what a crash must never leave behind:
 #   - corrupt cache objects (every object rehashed by `tinylm verify`),
 #   - corrupt placed outputs (every output tinylm recorded, rehashed),
@@ -26,7 +27,7 @@ count_json() { # FIELD: length of a list (or the number) in the JSON on stdin
   python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(len(v) if isinstance(v, list) else v)' "$1"
 }
 
-rounds=0 kills=0 finished=0 corrupt_objects=0 corrupt_outputs=0 objects_checked=0
+rounds=0 kills=0 interrupts=0 finished=0 corrupt_objects=0 corrupt_outputs=0 objects_checked=0
 failed_rebuilds=0 leftover_temps=0
 end=$((SECONDS + DURATION))
 while ((SECONDS < end)); do
@@ -41,12 +42,16 @@ while ((SECONDS < end)); do
   pid=$!
   # The demo builds in 0.05-0.25 s (debug binary): kill somewhere in that window.
   sleep "$(printf '0.%03d' $((RANDOM % 250)))"
-  kill -9 "$pid" 2>/dev/null || true
+  # One round in four is a Ctrl-C (SIGINT: stop at the next action boundary) instead.
+  if ((RANDOM % 4 == 0)); then sig=INT; else sig=KILL; fi
+  kill -s "$sig" "$pid" 2>/dev/null || true
   status=0
   wait "$pid" 2>/dev/null || status=$?
-  # 137 = killed by SIGKILL mid-build; anything else means the build ended first.
+  # 137 = killed by SIGKILL mid-build, 130 = stopped by SIGINT; else the build ended first.
   if ((status == 137)); then
     kills=$((kills + 1))
+  elif ((status == 130)); then
+    interrupts=$((interrupts + 1))
   else
     finished=$((finished + 1))
   fi
@@ -77,7 +82,8 @@ while ((SECONDS < end)); do
   fi
 done
 
-echo "soak: ${DURATION}s, $rounds rounds, $kills builds killed with -9, $finished finished first;" \
+echo "soak: ${DURATION}s, $rounds rounds, $kills builds killed with -9, $interrupts stopped by SIGINT," \
+  "$finished finished first;" \
   "$objects_checked object checks: $corrupt_objects corrupt objects, $corrupt_outputs corrupt outputs," \
   "$failed_rebuilds failed rebuilds, $leftover_temps leftover temp files"
 ((corrupt_objects + corrupt_outputs + failed_rebuilds + leftover_temps == 0))

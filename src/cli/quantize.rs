@@ -31,9 +31,9 @@ pub fn run(g: &GlobalOpts, args: QuantizeArgs) -> Result<ExitCode> {
         .ftype
         .parse()
         .map_err(|e: crate::quant::ParseFileTypeError| Error::Usage(e.to_string()))?;
+    // The same limits as `build -j` (0 here means "every core" to the quantizer).
     let threads = match args.jobs {
-        Some(0) => return Err(Error::Usage("-j must be at least 1".into())),
-        Some(n) => n,
+        Some(_) => crate::workspace::jobs(args.jobs)?,
         None => 0,
     };
     let opts = QuantizeOptions {

@@ -100,6 +100,27 @@ fn a_huge_job_count_is_refused_at_once() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("at most 1024"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(10));
+    let out = run_with_timeout(
+        &p,
+        &[
+            "quantize",
+            "-j",
+            "100000",
+            "models/a.gguf",
+            "q.gguf",
+            "q8_0",
+        ],
+        &[],
+        30,
+    )
+    .expect("quantize -j 100000 hung");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!p.path().join("q.gguf").exists());
     let out = p.run(&["build", "-j", "1024"]);
     assert!(
         out.status.success(),
