@@ -52,6 +52,20 @@ impl Store {
             .max_depth(2)
         {
             let entry = entry.map_err(|e| Error::Build(format!("scanning cache: {e}")))?;
+            // Only objects: a file named by its digest in the directory of its first two
+            // digits. Anything else in `cas/` is not ours to delete.
+            let is_object = entry.file_type().is_file()
+                && entry.file_name().to_str().is_some_and(|n| {
+                    entry
+                        .path()
+                        .parent()
+                        .and_then(|d| d.file_name())
+                        .and_then(|d| d.to_str())
+                        .is_some_and(|d| super::marker::is_digest_name(d, n))
+                });
+            if !is_object {
+                continue;
+            }
             let meta = entry
                 .metadata()
                 .map_err(|e| Error::Build(format!("scanning cache: {e}")))?;

@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Result;
-use crate::manifest::manifest_path;
+use crate::manifest::find_manifest;
 use crate::workspace::{RemoteOverride, Workspace};
 
 mod build;
 mod cache;
 mod clean;
+mod completions;
 mod convert;
 mod eval;
 mod gc;
@@ -24,12 +25,14 @@ mod init;
 mod inspect;
 mod install;
 mod lint;
+mod log;
 mod quantize;
 mod run;
 mod schema;
 mod status;
 mod template;
 mod uninstall;
+mod verify;
 
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]
@@ -62,6 +65,15 @@ pub(crate) struct GlobalOpts {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour diagnostics: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: log::ColorChoice,
     /// Remote cache: http(s)://host/prefix, s3://, gs:// or az:// (overrides [cache] remote;
     /// `none` turns it off).
     #[arg(long, global = true, value_name = "URL", env = "TINYLM_REMOTE_CACHE")]
@@ -81,7 +93,7 @@ pub(crate) enum Command {
     Status(status::StatusArgs),
     /// Print the build graph.
     Graph(graph::GraphArgs),
-    /// Remove the output directory.
+    /// Remove the outputs tinylm placed (with --all, the cache too).
     Clean(clean::CleanArgs),
     /// Drop cache objects no project's lock file needs.
     Gc(gc::GcArgs),
@@ -111,10 +123,17 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Remove a model installed by tinylm.
     Uninstall(uninstall::UninstallArgs),
+    /// Rehash every cache object and placed output; exit 1 if any is corrupt.
+    Verify(verify::VerifyArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write every page into a directory.
+    Man(completions::ManArgs),
 }
 
 /// Entry point of the `tinylm` binary.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -130,10 +149,19 @@ pub fn main() -> ExitCode {
         eprintln!("error: cannot change to {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    let json = cli.global.json;
+    let ansi = cli.global.color.enabled();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}: {e}", log::paint("error", ansi));
+            if json {
+                // Machines reading stdout learn why there is no report.
+                print_json(&serde_json::json!({
+                    "error": e.to_string(),
+                    "exit_code": e.exit_code(),
+                }));
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -160,6 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::run(g, a),
         Command::Uninstall(a) => uninstall::run(g, a),
+        Command::Verify(a) => verify::run(g, a),
+        Command::Completions(a) => completions::run(g, a),
+        Command::Man(a) => completions::run_man(g, a),
     }
 }
 
@@ -170,7 +201,7 @@ fn open(g: &GlobalOpts) -> Result<Workspace> {
         upload: g.remote_upload,
     };
     Workspace::open_with(
-        &manifest_path(g.manifest.as_deref()),
+        &find_manifest(g.manifest.as_deref()),
         g.cache.as_deref(),
         &remote,
     )
@@ -182,6 +213,17 @@ fn print_json<T: serde::Serialize>(value: &T) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`tinylm … | head`) is an error and
+/// `println!` panics on it. Restore the default, as other Unix tools have it: the process ends
+/// quietly when its reader is gone. Builds stay safe: a kill at any point is (see `exec`).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -197,8 +239,8 @@ fn init_logging(g: &GlobalOpts) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::exec::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
+        .event_format(log::HumanFormat {
+            ansi: g.color.enabled(),
+        })
         .try_init();
 }

@@ -101,9 +101,9 @@ pub fn run(g: &GlobalOpts, args: QuantizeArgs) -> Result<ExitCode> {
         .ftype
         .parse()
         .map_err(|e: crate::quant::ParseFileTypeError| Error::Usage(e.to_string()))?;
+    // The same limits as `build -j` (0 here means "every core" to the quantizer).
     let threads = match args.jobs {
-        Some(0) => return Err(Error::Usage("-j must be at least 1".into())),
-        Some(n) => n,
+        Some(_) => crate::workspace::jobs(args.jobs)?,
         None => 0,
     };
     let recipe = args.recipe()?;
@@ -133,12 +133,14 @@ pub fn run(g: &GlobalOpts, args: QuantizeArgs) -> Result<ExitCode> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".tinylm-quantize-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    let report = quantize_file(&args.input, tmp.path(), &opts)?;
+    // Named after the output (a leftover after a kill says what it was, and the next build's
+    // cleanup recognises it); mode 0666 less the umask, like any new file.
+    let tmp = crate::fsutil::public_temp_file_for(&args.output).map_err(|e| Error::io(&dir, e))?;
+    // Errors name the file being written, not its temp file (which is removed on error).
+    let report = quantize_file(&args.input, tmp.path(), &opts).map_err(|e| match e {
+        Error::Io { path, source } if path == tmp.path() => Error::io(&args.output, source),
+        other => other,
+    })?;
     tmp.persist(&args.output)
         .map_err(|e| Error::io(&args.output, e.error))?;
     if g.json {

@@ -16,6 +16,7 @@
 //! The executor knows nothing of the manifest: it sees a plan and a [`ProjectLayout`].
 
 mod fault;
+mod job;
 pub(crate) mod lockfile;
 pub(crate) mod materialize;
 mod progress;
@@ -89,6 +90,18 @@ impl ProjectLayout {
     pub fn lock_path(&self) -> PathBuf {
         self.root.join(lockfile::LOCK_FILE)
     }
+}
+
+/// Removes temp files killed builds left in the project: in the output directory, in
+/// `.tinylm/` and next to `tinylm.lock` (only tinylm's own names, only of processes that are
+/// gone; see [`crate::fsutil::temp`]). Call with the project lock held.
+pub fn remove_leftovers(layout: &ProjectLayout) {
+    use crate::fsutil::temp::remove_stale_in;
+    materialize::remove_leftover_temps(&layout.out);
+    remove_stale_in(&layout.state_dir(), false, &|_| true);
+    // Before 0.2, temp copies of the lock file were `.tmp-XXXXXX` next to it: recognised by
+    // their content, since the project directory is not tinylm's.
+    remove_stale_in(&layout.root, false, &lockfile::is_lock_text);
 }
 
 /// A cancellation flag set by Ctrl-C; a second Ctrl-C exits at once.
@@ -232,6 +245,8 @@ pub fn build(
         register_root(layout, &lock);
     }
 
+    // Execution order depends on thread timing; machines diffing reports need a stable one.
+    details.sort_by(|a, b| a.id.cmp(&b.id));
     report.details = details;
     report.count_details();
     report.hashed_files = stat.hashed_files.load(Ordering::Relaxed);

@@ -109,7 +109,7 @@ pub struct BuildReport {
     pub seconds: f64,
     /// Error messages of failed actions.
     pub errors: Vec<String>,
-    /// Per-action details in execution order.
+    /// Per-action details, sorted by action id (execution order varies between runs).
     pub details: Vec<ActionReport>,
     /// Remote cache counters, when a remote cache is configured.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 //! checks cross-references and values and resolves defaults into a [`Project`], the only thing
 //! the planner sees. Every error points at `file:line:column` with the offending snippet.
 
+mod locations;
 mod span;
 mod starter;
 mod validate;
@@ -15,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use span::{Sp, closest, render};
-pub use starter::{init, manifest_path, starter};
+pub use starter::{find_manifest, init, manifest_path, starter};
 pub use validate::{
     ModelSpec, Project, ReleaseSpec, SourceSpec, TemplateSpec, TinyLmSpec, base_file_type,
 };
@@ -23,7 +24,7 @@ pub use validate::{
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
 use crate::quant::FileType;
 pub use crate::template::params::RawValue;
-use crate::{Error, IoContext, Result};
+use crate::{Error, Result};
 
 /// How the manifest, action ids and file names spell a quant: llama-quantize's name in lower
 /// case (`q4_k_m`).
@@ -97,7 +98,7 @@ pub struct ProjectSection {
 pub struct CacheSection {
     /// Cache directory, relative to the manifest (default `.tinylm/cache`); `--cache` and
     /// `TINYLM_CACHE` override it.
-    pub dir: Option<String>,
+    pub dir: Option<Sp<String>>,
     /// Remote cache shared by machines: `http(s)://host/prefix` (Bazel HTTP cache protocol:
     /// bazel-remote, nginx WebDAV, …), `s3://bucket/prefix`, `gs://bucket/prefix` or
     /// `az://container/prefix`. `--remote-cache` and `TINYLM_REMOTE_CACHE` override it.
@@ -231,24 +232,72 @@ impl Loaded {
 }
 
 /// Reads and parses a manifest (syntax and shape only; see [`validate`]).
+///
+/// Every problem with the file itself is a manifest error (exit 2): missing, a directory or
+/// other non-regular file, unreadable, not UTF-8 (with the line and column of the first bad
+/// byte).
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path)
-        .with_path(path)
-        .map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Error::Manifest(format!(
-                    "{}: no such file; run `tinylm init` to create a manifest",
-                    path.display()
-                ))
-            }
-            other => other,
-        })?;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if path.symlink_metadata().is_ok() => {
+            Error::Manifest(format!("{shown}: a symlink whose target does not exist"))
+        }
+        std::io::ErrorKind::NotFound => Error::Manifest(format!(
+            "{shown}: no such file; run `tinylm init` to create a manifest"
+        )),
+        _ => Error::Manifest(format!(
+            "{shown}: cannot read the manifest: {}",
+            describe_io(&e)
+        )),
+    })?;
+    if meta.is_dir() {
+        let inside = path.join(MANIFEST_FILE);
+        let hint = if inside.is_file() {
+            format!("; did you mean {}?", inside.display())
+        } else {
+            String::new()
+        };
+        return Err(Error::Manifest(format!(
+            "{shown}: is a directory, not a manifest file{hint}"
+        )));
+    }
+    if !meta.is_file() {
+        return Err(Error::Manifest(format!(
+            "{shown}: not a regular file (a FIFO, device or socket); the manifest must be a file"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Manifest(format!(
+            "{shown}: cannot read the manifest: {}",
+            describe_io(&e)
+        ))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&bytes[line_start..at]).chars().count() + 1;
+        Error::Manifest(format!(
+            "{shown}:{line}:{col}: the manifest is not valid UTF-8 (byte 0x{:02x}); save it as UTF-8",
+            bytes[at]
+        ))
+    })?;
     let manifest = parse(path, &text)?;
     Ok(Loaded {
         path: path.to_path_buf(),
         text,
         manifest,
     })
+}
+
+/// An I/O error in words, naming symlink loops (std has no stable kind for ELOOP).
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return format!("{e} (a symlink loop)");
+    }
+    e.to_string()
 }
 
 /// Parses manifest text; `path` is only used in messages.
@@ -266,6 +315,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
 /// Parses and validates, resolving defaults: the [`Project`] the planner consumes.
 pub fn validate(loaded: &Loaded) -> Result<Project> {
     validate::validate(loaded)
+}
+
+/// Whether `cache` may be the cache of `project` (for `--cache` and `TINYLM_CACHE`, which the
+/// manifest's own checks do not see): the reason it may not, if so.
+pub fn cache_location_problem(project: &Project, cache: &Path) -> Option<String> {
+    let sources: Vec<PathBuf> = validate::source_paths(&project.models)
+        .iter()
+        .map(|p| locations::resolve(p))
+        .collect();
+    locations::cache_problem(
+        &locations::resolve(&project.root),
+        &locations::resolve(cache),
+        &locations::resolve(&project.out),
+        &sources,
+    )
 }
 
 /// The JSON schema of `tinylm.toml`, pretty-printed with a trailing newline.

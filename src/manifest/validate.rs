@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::locations;
 use super::{InstallSelection, Loaded, Message, Model, Sp, closest, quant_name};
 use crate::convert::hf_to_gguf::OutType;
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
@@ -160,7 +161,7 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
     check_safe_component(&mut errs, &m.project.version, "project version");
     let out = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
     let out = root.join(out);
-    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(d));
+    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(&d.value));
     if let Some(r) = &m.cache.remote
         && let Err(e) = crate::cache::remote::parse_url(&r.value)
     {
@@ -270,10 +271,15 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         );
     }
 
+    check_locations(&mut errs, &root, &models);
+
     let install_ollama = resolve_install(&mut errs, &models, m.install.ollama.as_ref());
     let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
 
     if !errs.list.is_empty() {
+        // A bad `[defaults]` value is checked once per model using it: report it once.
+        let mut seen = std::collections::BTreeSet::new();
+        errs.list.retain(|e| seen.insert(e.clone()));
         return Err(Error::Manifest(errs.list.join("\n\n")));
     }
     Ok(Project {
@@ -404,6 +410,17 @@ fn resolve_model(
     templates: &BTreeMap<String, TemplateSpec>,
 ) -> Option<ModelSpec> {
     let before = errs.list.len();
+    if name.len() > MAX_MODEL_NAME {
+        let shown: String = name.chars().take(40).collect();
+        errs.at(
+            &model.source.span,
+            format!(
+                "model name `{shown}…` is {} bytes long; at most {MAX_MODEL_NAME} (it names files)",
+                name.len()
+            ),
+        );
+        return None;
+    }
     if !is_safe_name(name) {
         errs.at(
             &model.source.span,
@@ -564,16 +581,90 @@ fn resolve_model(
     })
 }
 
+/// The source files and folders of `models`.
+pub(super) fn source_paths(models: &BTreeMap<String, ModelSpec>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for m in models.values() {
+        match &m.source {
+            SourceSpec::Gguf(p) | SourceSpec::Hf(p) => v.push(p.clone()),
+            SourceSpec::TinyLm(t) => {
+                v.extend([t.checkpoint.clone(), t.config.clone(), t.tokenizer.clone()]);
+                v.extend(t.tokenizer_config.clone());
+            }
+        }
+    }
+    v
+}
+
+/// `out` and `[cache] dir` must not be the project, each other, `.tinylm/` or hold sources
+/// (see [`locations`]): `clean` and `gc` delete inside them.
+fn check_locations(errs: &mut Errors<'_>, root: &Path, models: &BTreeMap<String, ModelSpec>) {
+    let m = &errs.loaded.manifest;
+    let sources: Vec<PathBuf> = source_paths(models)
+        .iter()
+        .map(|p| locations::resolve(p))
+        .collect();
+    let root = locations::resolve(root);
+    let out_value = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
+    let out = locations::resolve(&root.join(out_value));
+    let out_span = m.project.out.as_ref().map(|o| o.span.clone());
+    let cache = m
+        .cache
+        .dir
+        .as_ref()
+        .map(|d| (locations::resolve(&root.join(&d.value)), d.span.clone()));
+    let out_bad = locations::out_problem(&root, &out, &sources);
+    if let Some(problem) = &out_bad {
+        let msg = format!("`out = {out_value:?}`: {problem}");
+        match out_span {
+            Some(span) => errs.at(&span, msg),
+            None => errs
+                .list
+                .push(format!("{}: {msg}", errs.loaded.path.display())),
+        }
+    }
+    if let Some((cache, span)) = cache
+        && let Some(problem) = locations::cache_problem(&root, &cache, &out, &sources)
+    {
+        // Once: an out that is wrong is reported on its own.
+        if out_bad.is_none() || !problem.contains("output directory") {
+            errs.at(&span, format!("`[cache] dir`: {problem}"));
+        }
+    }
+}
+
 fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
     let path = root.join(&p.value);
-    if !path.exists() {
-        errs.at(
-            &p.span,
-            format!(
-                "{what} `{}` does not exist (paths are relative to the manifest)",
-                p.value
-            ),
-        );
+    match std::fs::metadata(&path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_ok() => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` is a symlink whose target does not exist",
+                    p.value
+                ),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` does not exist (paths are relative to the manifest)",
+                    p.value
+                ),
+            );
+        }
+        Err(e) => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` cannot be read: {}",
+                    p.value,
+                    super::describe_io(&e)
+                ),
+            );
+        }
     }
     path
 }
@@ -651,6 +742,10 @@ fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
         );
     }
 }
+
+/// Longest model name: it names files (`<name>-<quant>.Modelfile`, release entries) and
+/// Ollama models, which must stay well within the 255-byte file name limit.
+const MAX_MODEL_NAME: usize = 64;
 
 /// Whether `s` is safe as a single path component everywhere we use it.
 fn is_safe_name(s: &str) -> bool {

@@ -228,12 +228,21 @@ impl FromStr for FileType {
         if let Some(ft) = alias.or_else(|| FileType::ALL.into_iter().find(|f| f.name() == upper)) {
             return Ok(ft);
         }
+        // Compared without separators first, so `q4km` means Q4_K_M (not Q4_0, which is as
+        // many edits away with them).
+        let bare = |n: &str| n.replace(['_', '-', '.', ' '], "");
         let suggestion = FileType::ALL
             .iter()
-            .map(|f| (strsim::levenshtein(f.name(), &upper), f.name()))
-            .filter(|(d, _)| *d <= 2)
+            .map(|f| {
+                (
+                    strsim::levenshtein(&bare(f.name()), &bare(&upper)),
+                    strsim::levenshtein(f.name(), &upper),
+                    f.name(),
+                )
+            })
+            .filter(|(d, _, _)| *d <= 2)
             .min()
-            .map(|(_, n)| n.to_string());
+            .map(|(_, _, n)| n.to_string());
         Err(ParseFileTypeError {
             given: s.to_string(),
             suggestion,
@@ -265,6 +274,10 @@ mod tests {
     fn unknown_names_are_explained() {
         let e = "q4_k_x".parse::<FileType>().unwrap_err();
         assert_eq!(e.suggestion.as_deref(), Some("Q4_K_M"));
+        for typo in ["q4km", "Q4KM", "q4-k-m"] {
+            let e = typo.parse::<FileType>().unwrap_err();
+            assert_eq!(e.suggestion.as_deref(), Some("Q4_K_M"), "{typo}");
+        }
         assert!(e.to_string().contains("Q4_K_M, Q5_K_S"), "{e}");
         assert_eq!("iq2_xxs".parse::<FileType>(), Ok(FileType::IQ2_XXS));
         assert_eq!("19".parse::<FileType>(), Ok(FileType::IQ2_XXS));

@@ -90,8 +90,37 @@ impl Workspace {
         which: &[(String, Option<FileType>)],
         name: Option<&str>,
     ) -> Result<Vec<Installed>> {
-        install(self, plan, runtime, which, name)
+        install(
+            self,
+            plan,
+            runtime,
+            which,
+            name,
+            &LmStudioOptions::default(),
+        )
     }
+
+    /// Like [`Workspace::install`], with LM Studio's models folder and publisher given
+    /// (`install lmstudio --models-dir/--publisher`).
+    pub fn install_with(
+        &self,
+        plan: &BuildPlan,
+        runtime: Runtime,
+        which: &[(String, Option<FileType>)],
+        name: Option<&str>,
+        lmstudio: &LmStudioOptions,
+    ) -> Result<Vec<Installed>> {
+        install(self, plan, runtime, which, name, lmstudio)
+    }
+}
+
+/// Where LM Studio installs go; unset fields take the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct LmStudioOptions {
+    /// Models folder (default `$LMSTUDIO_MODELS` or `~/.lmstudio/models`).
+    pub models_dir: Option<PathBuf>,
+    /// Publisher folder (default: the project name).
+    pub publisher: Option<String>,
 }
 
 fn install(
@@ -100,6 +129,7 @@ fn install(
     runtime: Runtime,
     which: &[(String, Option<FileType>)],
     name: Option<&str>,
+    lms: &LmStudioOptions,
 ) -> Result<Vec<Installed>> {
     if name.is_some() && which.len() > 1 {
         return Err(Error::Usage(format!(
@@ -177,10 +207,14 @@ fn install(
                 });
             }
             Runtime::Lmstudio => {
-                let dir = lmstudio::models_dir()?;
-                let publisher: String = ws
-                    .project
-                    .name
+                let dir = match &lms.models_dir {
+                    Some(d) => d.clone(),
+                    None => lmstudio::models_dir()?,
+                };
+                let publisher: String = lms
+                    .publisher
+                    .as_deref()
+                    .unwrap_or(&ws.project.name)
                     .chars()
                     .map(|c| {
                         if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -191,13 +225,14 @@ fn install(
                     })
                     .collect();
                 let file = format!("{stem}.gguf");
+                let folder = name.unwrap_or(model);
                 let (location, linked) =
-                    lmstudio::install(&dir, &gguf, &publisher, model, Some(&file))?;
+                    lmstudio::install(&dir, &gguf, &publisher, folder, Some(&file))?;
                 done.push(Installed {
                     runtime,
                     model: model.clone(),
                     quant: quant.map(quant_name),
-                    name: format!("{publisher}/{model}-GGUF/{file}"),
+                    name: format!("{publisher}/{folder}-GGUF/{file}"),
                     location,
                     changed: linked,
                 });

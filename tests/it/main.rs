@@ -7,10 +7,13 @@
 mod servers;
 mod support;
 
+mod cache_safety;
 mod ci_example;
 mod cli_convert_inspect;
+mod cli_misc;
 mod cli_run_eval;
 mod engine;
+mod every_command;
 mod gc_shared;
 mod gguf_action;
 mod golden_hf_to_gguf;
@@ -23,12 +26,14 @@ mod infer_tokenizer;
 mod install_ollama;
 mod layers;
 mod manifest;
+mod manifest_files;
 mod modelfile_golden;
 mod quant_file;
 mod quant_golden;
 mod quant_imatrix;
 mod remote_cache;
 mod remote_s3;
+mod robustness;
 mod schema;
 mod template_detect;
 mod template_lint;

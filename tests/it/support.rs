@@ -8,9 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use tinylm::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
 
-/// Path of the binary under test.
+/// Path of the binary under test: `TINYLM_TEST_BIN` if set (to show that a test fails on an
+/// older build), else the one cargo built.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tinylm"))
+    std::env::var_os("TINYLM_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tinylm")))
 }
 
 /// `tests/fixtures/<rel>` in the repository.
@@ -282,4 +285,49 @@ pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs tinylm in `p` with `args` and `env`, killing it after `secs` seconds; returns its
+/// output, or `None` if it had to be killed (it hung).
+pub fn run_with_timeout(
+    p: &Project,
+    args: &[&str],
+    env: &[(&str, &str)],
+    secs: u64,
+) -> Option<Output> {
+    use std::process::Stdio;
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(p.path())
+        .args(args)
+        .env_remove("TINYLM_CACHE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output().unwrap());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => Some(out),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = rx.recv();
+            None
+        }
+    }
+}
+
+/// Asserts that `out` is not a panic (exit 101, "panicked at") and returns its stderr.
+pub fn assert_no_panic(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(out.status.code(), Some(101), "{what} panicked:\n{err}");
+    assert!(!err.contains("panicked at"), "{what} panicked:\n{err}");
+    err
 }

@@ -532,7 +532,8 @@ pub fn convert_to_path(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_path(dir)?;
+    // Mode 0666 less the umask like any new file (tempfile's default is 0600).
+    let tmp = crate::fsutil::public_temp_file_for(path).with_path(dir)?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         plan.write(&mut w, opts)?;
