@@ -10,6 +10,7 @@ mod cli_convert_inspect;
 mod engine;
 mod gguf_action;
 mod golden_hf_to_gguf;
+mod hardening;
 mod hf_bin;
 mod hf_export;
 mod hf_to_gguf_errors;
