@@ -226,7 +226,7 @@ impl Loaded {
 
 /// Reads and parses a manifest (syntax and shape only; see [`validate`]).
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsutil::input::read_to_string(path)
         .with_path(path)
         .map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

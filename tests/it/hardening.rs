@@ -1,7 +1,6 @@
 //! Issue 11: hostile and malformed inputs a user or an attacker hands to the real binary get a
 //! clear error (exit 1 or 2), never a panic, a hang or an allocation the size of a lie.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -75,4 +74,139 @@ fn inspect_reports_duplicate_gguf_tensors_and_keys() {
     assert_fails(&o, 1, &["k.gguf", "duplicate metadata key 'dup.key.one'"]);
     let o = tinylm_in(dir.path(), &["inspect", "t.gguf"]);
     assert_fails(&o, 1, &["t.gguf", "duplicate tensor name 'blk.0.a'"]);
+}
+
+/// Runs tinylm in `dir`, failing the test (instead of hanging it) if it runs over 60 s.
+fn tinylm_deadline(dir: &Path, args: &[&str]) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(support::bin())
+        .current_dir(dir)
+        .args(args)
+        .env_remove("TINYLM_CACHE")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("`tinylm {}` hung (killed after 60 s)", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success());
+}
+
+/// A copy of the tiny-lm GPT-2 fixture inputs in `dir` with `replace` (one of the file names)
+/// swapped for a FIFO or a symlink to a device.
+fn tinylm_run_with(dir: &Path, replace: &str, with: &str) {
+    let src = support::fixture("tinylm-gpt2");
+    for f in ["last.ckpt", "model.yaml", "tokenizer.pkl", "tokenizer.yaml"] {
+        let to = dir.join(f);
+        if f == replace {
+            if with == "fifo" {
+                mkfifo(&to);
+            } else {
+                std::os::unix::fs::symlink(with, &to).unwrap();
+            }
+        } else {
+            std::fs::copy(src.join(f), &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fifos_and_devices_as_inputs_are_refused_not_read() {
+    for replace in ["last.ckpt", "model.yaml", "tokenizer.pkl", "tokenizer.yaml"] {
+        for with in ["fifo", "/dev/zero"] {
+            let dir = tempfile::tempdir().unwrap();
+            tinylm_run_with(dir.path(), replace, with);
+            let kind = if with == "fifo" {
+                "named pipe (FIFO)"
+            } else {
+                "character device"
+            };
+            let o = tinylm_deadline(
+                dir.path(),
+                &["convert", "last.ckpt", "--to", "hf", "-o", "out"],
+            );
+            assert_fails(&o, 1, &[replace, kind, "not a regular file"]);
+            // inspect and quantize read their input directly.
+            let o = tinylm_deadline(dir.path(), &["inspect", replace]);
+            assert_fails(&o, 1, &[replace, kind]);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join("in.gguf"));
+    let o = tinylm_deadline(dir.path(), &["quantize", "in.gguf", "out.gguf", "q8_0"]);
+    assert_fails(&o, 1, &["in.gguf", "named pipe"]);
+    let o = tinylm_deadline(dir.path(), &["template", "detect", "in.gguf"]);
+    assert_fails(&o, 1, &["in.gguf", "named pipe"]);
+    let o = tinylm_deadline(dir.path(), &["inspect", "/dev/zero"]);
+    assert_fails(&o, 1, &["/dev/zero", "character device"]);
+}
+
+#[test]
+fn manifest_sources_and_templates_must_be_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    tinylm_run_with(dir.path(), "last.ckpt", "fifo");
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("chat.tmpl")).unwrap();
+    std::fs::write(
+        dir.path().join("tinylm.toml"),
+        "[project]\nname = \"t\"\nversion = \"1\"\n\n\
+         [templates.chat]\nfile = \"chat.tmpl\"\n\n\
+         [models.m]\ntemplate = \"chat\"\n\
+         source.tinylm = { checkpoint = \"last.ckpt\", config = \"model.yaml\", tokenizer = \"tokenizer.pkl\" }\n",
+    )
+    .unwrap();
+    for cmd in ["build", "lint"] {
+        let o = tinylm_deadline(dir.path(), &[cmd]);
+        assert_fails(
+            &o,
+            2,
+            &[
+                "tinylm.toml:",
+                "checkpoint `last.ckpt` is a named pipe (FIFO), not a regular file",
+                "chat.tmpl",
+                "character device",
+            ],
+        );
+    }
+    // The manifest itself.
+    mkfifo(&dir.path().join("fifo.toml"));
+    let o = tinylm_deadline(dir.path(), &["--manifest", "fifo.toml", "build"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("named pipe"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn modelfile_and_hf_folder_files_must_be_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.gguf"), support::tiny_gguf(1)).unwrap();
+    mkfifo(&dir.path().join("Modelfile"));
+    let o = tinylm_deadline(dir.path(), &["lint", "m.gguf", "--modelfile", "Modelfile"]);
+    assert_fails(&o, 1, &["Modelfile", "named pipe"]);
+    // An HF folder whose tokenizer.json is a FIFO.
+    let hf = dir.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    std::fs::write(hf.join("config.json"), "{}").unwrap();
+    mkfifo(&hf.join("tokenizer.json"));
+    let o = tinylm_deadline(
+        dir.path(),
+        &["convert", "hf", "--to", "gguf", "-o", "x.gguf"],
+    );
+    assert_fails(&o, 1, &["tokenizer.json", "named pipe"]);
 }

@@ -5,7 +5,6 @@
 //! allocation.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,7 +110,7 @@ impl GgufFile {
     /// Opens and parses `path` (memory-mapped; tensor data is not read).
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::fsutil::input::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the map is read-only; tinylm never writes to input files and the cache keeps its
         // objects read-only. A concurrent external truncation could still fault, as with any mmap.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
