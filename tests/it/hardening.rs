@@ -210,3 +210,144 @@ fn modelfile_and_hf_folder_files_must_be_regular() {
     );
     assert_fails(&o, 1, &["tokenizer.json", "named pipe"]);
 }
+
+/// `tinylm convert --to hf` of the tiny-lm fixture `arch` into `dir/hf`.
+fn hf_export(dir: &Path, arch: &str) -> std::path::PathBuf {
+    let ckpt = support::fixture(&format!("tinylm-{arch}/last.ckpt"));
+    let out = dir.join("hf");
+    let o = tinylm_in(
+        dir,
+        &["convert", ckpt.to_str().unwrap(), "--to", "hf", "-o", "hf"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    out
+}
+
+/// Rewrites `hf/model.safetensors` keeping the tensors `keep` accepts.
+fn drop_tensors(hf: &Path, keep: impl Fn(&str) -> bool) {
+    let path = hf.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().filter(|(n, _)| keep(n)).collect();
+    let out = safetensors::serialize(kept, None).unwrap();
+    std::fs::write(&path, out).unwrap();
+}
+
+/// Edits `hf/config.json` with `edit`.
+fn edit_config(hf: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let path = hf.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(v.as_object_mut().unwrap());
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// `tinylm convert hf --to gguf`: asserts exit 1, the needles, and no output file.
+#[track_caller]
+fn assert_gguf_refused(dir: &Path, needles: &[&str]) {
+    let o = tinylm_in(dir, &["convert", "hf", "--to", "gguf", "-o", "out.gguf"]);
+    assert_fails(&o, 1, needles);
+    assert!(!dir.join("out.gguf").exists(), "partial output left behind");
+}
+
+#[test]
+fn hf_folder_missing_a_tensor_is_refused() {
+    let cases: [(&str, &str, &str); 3] = [
+        ("gpt2", "h.1.mlp.c_proj.bias", "blk.1.ffn_down.bias"),
+        ("gpt2", "wpe.weight", "position_embd.weight"),
+        (
+            "llama3",
+            "model.layers.1.mlp.down_proj.weight",
+            "blk.1.ffn_down.weight",
+        ),
+    ];
+    for (arch, drop, gguf) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = hf_export(dir.path(), arch);
+        // Without the edit the folder converts: the check accepts complete models.
+        let o = tinylm_in(
+            dir.path(),
+            &["convert", "hf", "--to", "gguf", "-o", "ok.gguf"],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        drop_tensors(&hf, |n| !n.ends_with(drop));
+        assert_gguf_refused(dir.path(), &[drop, gguf, "missing"]);
+    }
+}
+
+#[test]
+fn inconsistent_gpt2_hparams_are_refused_naming_the_key() {
+    type Edit = fn(&mut serde_json::Map<String, serde_json::Value>);
+    let cases: [(Edit, &[&str]); 5] = [
+        (
+            |c| drop(c.insert("n_head".into(), 0.into())),
+            &["n_head is 0"],
+        ),
+        (
+            |c| drop(c.insert("n_head".into(), 3.into())),
+            &["n_head = 3 does not divide n_embd = 64"],
+        ),
+        (
+            |c| drop(c.insert("n_layer".into(), 3.into())),
+            &["h.2.", "missing", "n_layer = 3"],
+        ),
+        (
+            |c| drop(c.insert("n_layer".into(), 1.into())),
+            &["h.1.", "block 1", "n_layer = 1"],
+        ),
+        (
+            |c| drop(c.insert("n_ctx".into(), 64.into())),
+            &["wpe.weight", "has shape [32, 64]", "[64, 64]"],
+        ),
+    ];
+    for (edit, needles) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = hf_export(dir.path(), "gpt2");
+        edit_config(&hf, edit);
+        assert_gguf_refused(dir.path(), needles);
+    }
+}
+
+#[test]
+fn inconsistent_llama_and_qwen_hparams_are_refused_naming_the_key() {
+    type Edit = fn(&mut serde_json::Map<String, serde_json::Value>);
+    let cases: [(Edit, &[&str]); 6] = [
+        (
+            |c| drop(c.insert("head_dim".into(), 0.into())),
+            &["head_dim is 0"],
+        ),
+        (
+            |c| drop(c.insert("num_key_value_heads".into(), 8.into())),
+            &["num_key_value_heads = 8", "num_attention_heads = 4"],
+        ),
+        (
+            |c| drop(c.insert("rope_theta".into(), (-10000.0).into())),
+            &["rope_theta must be a positive number"],
+        ),
+        (
+            |c| drop(c.insert("intermediate_size".into(), 128.into())),
+            &["mlp.", "has shape", "intermediate_size = 128"],
+        ),
+        // Same tensor names as Llama: Qwen2 converts, Qwen3 needs its q/k norms.
+        (
+            |c| {
+                c.insert(
+                    "architectures".into(),
+                    serde_json::json!(["Qwen3ForCausalLM"]),
+                );
+                c.insert("model_type".into(), "qwen3".into());
+            },
+            &["model.layers.0.self_attn.q_norm.weight", "missing", "qwen3"],
+        ),
+        (
+            |c| drop(c.insert("num_attention_heads".into(), 0.into())),
+            &["num_attention_heads is 0"],
+        ),
+    ];
+    for (edit, needles) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = hf_export(dir.path(), "llama3");
+        edit_config(&hf, edit);
+        assert_gguf_refused(dir.path(), needles);
+    }
+}
