@@ -128,6 +128,9 @@ fn to_gguf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
             args.output.display()
         )));
     }
+    if let Some(p) = &args.pre {
+        hf_to_gguf::check_pre_name(p).map_err(|msg| Error::Usage(format!("--pre: {msg}")))?;
+    }
     let model = if args.input.is_dir() {
         HfModel::open(&args.input)?
     } else {

@@ -454,6 +454,11 @@ fn resolve_model(
         quants.extend(base);
     }
 
+    if let Some(p) = &model.pre
+        && let Err(msg) = crate::convert::hf_to_gguf::check_pre_name(&p.value)
+    {
+        errs.at(&p.span, format!("model `{name}`: {msg}"));
+    }
     for (field, set) in [
         ("outtype", model.outtype.is_some()),
         ("pre", model.pre.is_some()),

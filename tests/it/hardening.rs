@@ -351,3 +351,57 @@ fn inconsistent_llama_and_qwen_hparams_are_refused_naming_the_key() {
         assert_gguf_refused(dir.path(), needles);
     }
 }
+
+#[test]
+fn unknown_pre_tokenizer_names_are_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = support::fixture("tinylm-gpt2");
+    std::fs::write(
+        dir.path().join("tinylm.toml"),
+        format!(
+            "[project]\nname = \"t\"\nversion = \"1\"\n\n[models.m]\npre = \"llama-bp\"\n\
+             source.tinylm = {{ checkpoint = {:?}, config = {:?}, tokenizer = {:?} }}\n",
+            f.join("last.ckpt"),
+            f.join("model.yaml"),
+            f.join("tokenizer.pkl"),
+        ),
+    )
+    .unwrap();
+    for cmd in ["build", "lint"] {
+        let o = tinylm_in(dir.path(), &[cmd]);
+        assert_fails(
+            &o,
+            2,
+            &[
+                "tinylm.toml:6:7",
+                "unknown pre-tokenizer `llama-bp`",
+                "did you mean `llama-bpe`?",
+            ],
+        );
+    }
+    let ckpt = f.join("last.ckpt");
+    let convert = |pre: &str| {
+        tinylm_in(
+            dir.path(),
+            &[
+                "convert",
+                ckpt.to_str().unwrap(),
+                "--to",
+                "gguf",
+                "-o",
+                "m.gguf",
+                "--pre",
+                pre,
+            ],
+        )
+    };
+    let o = convert("nonsense");
+    assert_fails(
+        &o,
+        2,
+        &["--pre", "unknown pre-tokenizer `nonsense`", "llama-bpe"],
+    );
+    assert!(!dir.path().join("m.gguf").exists());
+    let o = convert("qwen2");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

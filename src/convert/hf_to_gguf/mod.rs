@@ -39,7 +39,7 @@ pub use bpe_vocab::{CHKTXT, HfTokenizer};
 pub use error::ConvertError;
 pub use hparams::Hparams;
 pub use metadata::{id_to_title, model_id_components, size_label};
-pub use pretok::{PreSource, pre_for_hash, structural_pre};
+pub use pretok::{LLAMA_CPP_PRE_NAMES, PreSource, check_pre_name, pre_for_hash, structural_pre};
 pub use tensors::{PlannedTensor, Source, Transform};
 
 use self::arch::Skip;
@@ -459,6 +459,7 @@ fn write_vocab(
         None => tok.inner().get_vocab_size(true),
     };
     let (pre, source, chkhsh) = if let Some(p) = &opts.pre_override {
+        pretok::check_pre_name(p).map_err(ConvertError::Tokenizer)?;
         (p.clone(), PreSource::Override, None)
     } else {
         let h = tok.chkhsh()?;
