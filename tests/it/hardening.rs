@@ -405,3 +405,71 @@ fn unknown_pre_tokenizer_names_are_refused_with_a_suggestion() {
     let o = convert("qwen2");
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+fn binunicode(p: &mut Vec<u8>, s: &str) {
+    p.push(b'X');
+    p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    p.extend_from_slice(s.as_bytes());
+}
+
+/// A 1-element float storage viewed as 100000 x 100000 with strides (0, 0): 40 GB if read.
+fn stride0_checkpoint() -> Vec<u8> {
+    let mut p = b"\x80\x02}".to_vec();
+    binunicode(&mut p, "w");
+    p.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+    binunicode(&mut p, "storage");
+    p.extend_from_slice(b"ctorch\nFloatStorage\n");
+    binunicode(&mut p, "0");
+    binunicode(&mut p, "cpu");
+    p.extend_from_slice(b"K\x01tQK\x00(J");
+    p.extend_from_slice(&100_000i32.to_le_bytes());
+    p.push(b'J');
+    p.extend_from_slice(&100_000i32.to_le_bytes());
+    p.extend_from_slice(b"t(K\x00K\x00t\x89ccollections\nOrderedDict\n)RtRs.");
+    support::stored_zip(&[
+        ("archive/data.pkl", &p),
+        ("archive/byteorder", b"little"),
+        ("archive/data/0", &[0u8; 4]),
+    ])
+}
+
+#[test]
+fn stride0_views_are_refused_by_inspect_and_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    tinylm_run_with(dir.path(), "none", "");
+    std::fs::write(dir.path().join("last.ckpt"), stride0_checkpoint()).unwrap();
+    let o = tinylm_deadline(dir.path(), &["inspect", "last.ckpt"]);
+    assert_fails(
+        &o,
+        1,
+        &["last.ckpt", "overlapping", "storage \"0\" holds only 1"],
+    );
+    let o = tinylm_deadline(
+        dir.path(),
+        &["convert", "last.ckpt", "--to", "gguf", "-o", "x.gguf"],
+    );
+    assert_fails(&o, 1, &["last.ckpt", "overlapping"]);
+}
+
+#[test]
+fn pickle_bombs_of_shared_references_are_refused() {
+    // A 1 MiB bytes object referenced 100k times: ~1 MB of pickle, 100 GB if copied.
+    let mut p = b"\x80\x02](B".to_vec();
+    p.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    p.extend(std::iter::repeat_n(b'x', 1 << 20));
+    p.extend_from_slice(b"q\x00");
+    for _ in 1..100_000 {
+        p.extend_from_slice(b"h\x00");
+    }
+    p.extend_from_slice(b"e.");
+    let dir = tempfile::tempdir().unwrap();
+    tinylm_run_with(dir.path(), "none", "");
+    std::fs::write(dir.path().join("tokenizer.pkl"), &p).unwrap();
+    let o = tinylm_deadline(dir.path(), &["inspect", "tokenizer.pkl"]);
+    assert_fails(&o, 1, &["tokenizer.pkl", "too many bytes"]);
+    let o = tinylm_deadline(
+        dir.path(),
+        &["convert", "last.ckpt", "--to", "hf", "-o", "hf"],
+    );
+    assert_fails(&o, 1, &["tokenizer.pkl", "too many bytes"]);
+}
