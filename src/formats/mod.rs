@@ -9,6 +9,7 @@
 pub mod dtype;
 mod error;
 pub mod gguf;
+pub mod guard;
 pub mod pytorch;
 pub mod safetensors;
 pub mod tensor;

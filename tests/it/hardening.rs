@@ -473,3 +473,29 @@ fn pickle_bombs_of_shared_references_are_refused() {
     );
     assert_fails(&o, 1, &["tokenizer.pkl", "too many bytes"]);
 }
+
+#[test]
+fn tokenizers_library_panics_become_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = hf_export(dir.path(), "gpt2");
+    let path = hf.join("tokenizer.json");
+    let mut tj: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // The template names a special token its `special_tokens` map lacks: the tokenizers crate
+    // indexes the map unchecked (processors/template.rs) and panics on the first encode.
+    tj["post_processor"]["special_tokens"] = serde_json::json!({});
+    std::fs::write(&path, serde_json::to_vec(&tj).unwrap()).unwrap();
+    let o = tinylm_in(
+        dir.path(),
+        &["convert", "hf", "--to", "gguf", "-o", "out.gguf"],
+    );
+    assert_fails(
+        &o,
+        1,
+        &[
+            "tokenizer.json",
+            "the tokenizers library failed",
+            "malformed",
+        ],
+    );
+    assert!(!dir.path().join("out.gguf").exists());
+}

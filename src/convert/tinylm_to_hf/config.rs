@@ -99,7 +99,8 @@ pub fn load_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String>
 
 /// Parses YAML text into `T`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
-    serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    crate::formats::guard::catch("the YAML parser failed", || serde_saphyr::from_str(text))?
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
