@@ -499,3 +499,42 @@ fn tokenizers_library_panics_become_errors() {
     );
     assert!(!dir.path().join("out.gguf").exists());
 }
+
+#[test]
+fn exported_tokenizer_config_declares_model_input_names() {
+    // Without model_input_names, transformers' tok(text) adds token_type_ids:
+    // model(**tok(text)) then gives GPT-2 wrong logits and Llama's generate() raises
+    // (scripts/conformance/hf_export.py runs transformers that way).
+    let want = serde_json::json!(["input_ids", "attention_mask"]);
+    for arch in ["gpt2", "llama3"] {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = hf_export(dir.path(), arch);
+        let tc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(hf.join("tokenizer_config.json")).unwrap())
+                .unwrap();
+        assert_eq!(tc["model_input_names"], want, "{arch}: {tc}");
+    }
+    // The manifest's export_hf output too.
+    let f = support::fixture("tinylm-gpt2");
+    let p = support::Project::new();
+    p.write(
+        "tinylm.toml",
+        &format!(
+            "[project]\nname = \"t\"\nversion = \"1\"\n\n[models.m]\nexport_hf = true\n\
+             source.tinylm = {{ checkpoint = {:?}, config = {:?}, tokenizer = {:?} }}\n",
+            f.join("last.ckpt"),
+            f.join("model.yaml"),
+            f.join("tokenizer.pkl"),
+        ),
+    );
+    p.build(&["m"]);
+    let found: Vec<std::path::PathBuf> = walkdir::WalkDir::new(p.path().join("dist"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name() == "tokenizer_config.json")
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let tc: serde_json::Value = serde_json::from_slice(&std::fs::read(&found[0]).unwrap()).unwrap();
+    assert_eq!(tc["model_input_names"], want);
+}
