@@ -165,10 +165,18 @@ fn targets(name: &str) -> Target {
             v.sort();
             (v, true)
         }
+        // Checks the harness itself: panics on any input holding a 0xFF byte, so a run must
+        // report findings (`fuzz selftest --secs 2` exits 1).
+        "selftest" => (vec![b"hello, fuzzer".to_vec()], false),
         other => panic!("unknown target {other}; targets: {}", TARGETS.join(", ")),
     };
     Target {
-        name: TARGETS.iter().find(|t| **t == name).copied().unwrap_or("?"),
+        name: TARGETS
+            .iter()
+            .chain(&["selftest"])
+            .find(|t| **t == name)
+            .copied()
+            .unwrap_or("?"),
         seeds,
         text,
     }
@@ -247,6 +255,7 @@ impl Runner {
             "modelfile" => {
                 let _ = tinylm::template::modelfile::Modelfile::parse(input);
             }
+            "selftest" => assert!(!input.contains(&0xFF), "selftest finding"),
             _ => unreachable!(),
         }
     }
@@ -436,6 +445,7 @@ fn main() {
     let findings_dir = root().join("fuzz/findings");
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut execs, mut findings) = (0u64, 0u64);
+    let mut seen = std::collections::HashSet::new();
     let mut exec = from;
     while execs < max_execs && Instant::now() < deadline {
         let mut rng = Rng::new(seed, exec);
@@ -443,6 +453,13 @@ fn main() {
         let res = panic::catch_unwind(AssertUnwindSafe(|| runner.run(t.name, &input)));
         if let Err(p) = res {
             findings += 1;
+            // One saved input per distinct panic message (the location is in the message of
+            // index/unwrap panics only; good enough to tell bugs apart).
+            if !seen.insert(panic_message(p.as_ref())) {
+                execs += 1;
+                exec += 1;
+                continue;
+            }
             std::fs::create_dir_all(&findings_dir).expect("findings dir");
             let file = findings_dir.join(format!("{}-seed{seed}-exec{exec}", t.name));
             std::fs::write(&file, &input).expect("save finding");
