@@ -112,7 +112,7 @@ pub fn run(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mf = match &modelfile {
-                Some(p) => Modelfile::parse(&std::fs::read(p).with_path(p)?)
+                Some(p) => Modelfile::parse(&crate::fsutil::input::read(p).with_path(p)?)
                     .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?,
                 None => Modelfile::new(gguf.display().to_string()),
             };

@@ -4,6 +4,7 @@
 //! They live in one place so that the crash-safety rules (temp file in the destination
 //! directory, fsync, rename; never a partial file under the final name) are written once.
 
+pub mod input;
 pub mod lock;
 pub mod temp;
 

@@ -262,11 +262,12 @@ pub fn load(path: &Path) -> Result<Loaded> {
         )));
     }
     if !meta.is_file() {
+        let kind = crate::fsutil::input::non_regular_kind(path).unwrap_or("something else");
         return Err(Error::Manifest(format!(
-            "{shown}: not a regular file (a FIFO, device or socket); the manifest must be a file"
+            "{shown}: is {kind}, not a regular file; the manifest must be a file"
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::fsutil::input::read(path).map_err(|e| {
         Error::Manifest(format!(
             "{shown}: cannot read the manifest: {}",
             describe_io(&e)

@@ -332,7 +332,7 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
                 continue;
             }
             (Some(t), None) => Some((t.value.clone(), t.span.clone())),
-            (None, Some(f)) => match std::fs::read_to_string(root.join(&f.value)) {
+            (None, Some(f)) => match crate::fsutil::input::read_to_string(&root.join(&f.value)) {
                 Ok(t) => Some((t, f.span.clone())),
                 Err(e) => {
                     errs.at(
@@ -440,16 +440,16 @@ fn resolve_model(
             );
             return None;
         }
-        (Some(p), _, _) => SourceSpec::Gguf(existing(errs, root, p, "GGUF file")),
+        (Some(p), _, _) => SourceSpec::Gguf(existing_file(errs, root, p, "GGUF file")),
         (_, Some(p), _) => SourceSpec::Hf(existing(errs, root, p, "Hugging Face folder")),
         (_, _, Some(t)) => SourceSpec::TinyLm(TinyLmSpec {
-            checkpoint: existing(errs, root, &t.checkpoint, "checkpoint"),
-            config: existing(errs, root, &t.config, "model config"),
-            tokenizer: existing(errs, root, &t.tokenizer, "tokenizer"),
+            checkpoint: existing_file(errs, root, &t.checkpoint, "checkpoint"),
+            config: existing_file(errs, root, &t.config, "model config"),
+            tokenizer: existing_file(errs, root, &t.tokenizer, "tokenizer"),
             tokenizer_config: t
                 .tokenizer_config
                 .as_ref()
-                .map(|p| existing(errs, root, p, "tokenizer config")),
+                .map(|p| existing_file(errs, root, p, "tokenizer config")),
             arch: t.arch,
             dtype: t.dtype.unwrap_or(HfDtype::F32),
         }),
@@ -483,6 +483,11 @@ fn resolve_model(
         quants.extend(base);
     }
 
+    if let Some(p) = &model.pre
+        && let Err(msg) = crate::convert::hf_to_gguf::check_pre_name(&p.value)
+    {
+        errs.at(&p.span, format!("model `{name}`: {msg}"));
+    }
     for (field, set) in [
         ("outtype", model.outtype.is_some()),
         ("pre", model.pre.is_some()),
@@ -631,6 +636,18 @@ fn check_locations(errs: &mut Errors<'_>, root: &Path, models: &BTreeMap<String,
             errs.at(&span, format!("`[cache] dir`: {problem}"));
         }
     }
+}
+
+/// Like [`existing`], for inputs read as files: a FIFO or a device would block or never end.
+fn existing_file(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
+    let path = existing(errs, root, p, what);
+    if let Some(kind) = crate::fsutil::input::non_regular_kind(&path) {
+        errs.at(
+            &p.span,
+            format!("{what} `{}` is {kind}, not a regular file", p.value),
+        );
+    }
+    path
 }
 
 fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {

@@ -17,6 +17,7 @@ mod every_command;
 mod gc_shared;
 mod gguf_action;
 mod golden_hf_to_gguf;
+mod hardening;
 mod hf_bin;
 mod hf_export;
 mod hf_to_gguf_errors;
