@@ -7,6 +7,8 @@
 mod servers;
 mod support;
 
+mod build_eval;
+mod build_quant;
 mod ci_example;
 mod cli_convert_inspect;
 mod cli_run_eval;
