@@ -11,6 +11,9 @@
 //!   uses one)
 //! - `quantize:m:q` → `m/m-q.gguf` (`q` is the quant's name)
 //! - `modelfile:m:q` → `m/m-q.Modelfile` (`m/m.gguf` and `m/m.Modelfile` without quants)
+//! - with `[eval]`: `eval:m:q` (scores the artifact, against the base GGUF unless it is the
+//!   base), `quality:m:q` (its budgets, if any) and `parity:m` (source weights vs a float base
+//!   GGUF, for `hf`/`tinylm` sources); their records feed the release
 //! - `release:r` → `releases/r-version/{GGUFs, Modelfiles, SHA256SUMS, release.json}`
 
 pub mod dirty;
