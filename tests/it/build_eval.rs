@@ -301,3 +301,39 @@ fn quality_and_eval_mistakes_are_manifest_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_imatrix_and_parity_outputs_do_not_depend_on_the_thread_count() {
+    let with_imatrix = |p: &Project| {
+        std::fs::copy(p.path().join("eval.txt"), p.path().join("calib.txt")).unwrap();
+        support::backdate(&p.path().join("calib.txt"));
+        let text = std::fs::read_to_string(p.path().join("tinylm.toml")).unwrap();
+        p.write(
+            "tinylm.toml",
+            &text.replace(
+                "quants = [\"f16\", \"q8_0\", \"q4_0\"]",
+                "imatrix = { text = \"calib.txt\", ctx = 32, chunks = 3 }\n\
+                 quants = [\"f16\", { name = \"q4_k_m-imat\", type = \"q4_k_m\", imatrix = true }]",
+            ),
+        );
+    };
+    let one = project("");
+    with_imatrix(&one);
+    let r = one.build(&["-j1"]);
+    assert_eq!(ran(&r, "imatrix"), ["imatrix:g"]);
+    let two = project("");
+    with_imatrix(&two);
+    two.build(&["-j3"]);
+    assert_eq!(one.tree("dist"), two.tree("dist"));
+    assert_eq!(
+        std::fs::read(one.path().join("tinylm.lock")).unwrap(),
+        std::fs::read(two.path().join("tinylm.lock")).unwrap()
+    );
+    // A target by quant name builds that artifact and what it needs.
+    let three = project("");
+    with_imatrix(&three);
+    let r = three.build(&["g:q4_k_m-imat"]);
+    assert!(ran(&r, "quantize") == ["quantize:g:q4_k_m-imat"], "{r}");
+    assert!(three.path().join("dist/g/g-q4_k_m-imat.gguf").exists());
+    assert!(!three.path().join("dist/releases").exists());
+}

@@ -336,7 +336,7 @@ models = ["g"]
 }
 
 /// Manifest errors about quants and imatrices: exit 2, `tinylm.toml:LINE:`, a useful message.
-fn refused(quants_and_imatrix: &str, line: usize, needles: &[&str]) {
+fn refused(quants_and_imatrix: &str, line: usize, needles: &[&str]) -> String {
     let p = tiny_project("[]");
     p.write(
         "tinylm.toml",
@@ -355,6 +355,7 @@ fn refused(quants_and_imatrix: &str, line: usize, needles: &[&str]) {
         assert!(err.contains(n), "expected {n:?} in:\n{err}");
     }
     assert!(!p.path().join("dist").exists());
+    err.into_owned()
 }
 
 #[test]
@@ -380,10 +381,18 @@ fn quant_and_imatrix_mistakes_are_refused_with_spans() {
         &["cannot be made without an importance matrix"],
     );
     // Typos in types, keys and tensor types.
-    refused(
-        "quants = [{ name = \"x\", type = \"q4_km\" }]\n",
+    let line = "quants = [{ name = \"x\", type = \"q4_km\" }]";
+    let err = refused(
+        &format!("{line}\n"),
         7,
         &["unknown quant `q4_km`", "did you mean `q4_k_m`?"],
+    );
+    // The column is the type's value, underlined.
+    let col = line.find("\"q4_km\"").unwrap() + 1;
+    assert!(err.contains(&format!("tinylm.toml:7:{col}: ")), "{err}");
+    assert!(
+        err.contains(&format!("{}^^^^^^^", " ".repeat(col - 1))),
+        "{err}"
     );
     refused(
         "quants = [{ name = \"x\", type = \"q4_k_m\", tensor_type = { a = \"q8_0\" } }]\n",
