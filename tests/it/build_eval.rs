@@ -239,12 +239,29 @@ fn the_quality_gate_fails_tight_budgets_passes_loose_ones_and_can_be_allowed() {
     // Loosened: passes, and the evals are not rerun (only the gates are).
     write_manifest(
         &p,
-        "quality = { max_kld = { q4_0 = 1.0 }, min_same_top = { q8_0 = 0.5 } }",
+        "quality = { max_kld = { q4_0 = 1.0 }, min_same_top = { q8_0 = 0.5 }, max_ppl_ratio = { q8_0 = 1.5 } }",
     );
     let r = p.build(&[]);
     assert!(ran(&r, "eval").is_empty(), "{:?}", ran(&r, "eval"));
     assert_eq!(ran(&r, "quality"), ["quality:g:q4_0", "quality:g:q8_0"]);
     let rel = release_json(&p);
+    let q8 = rel["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["quant"] == "q8_0")
+        .unwrap()
+        .clone();
+    let checks = q8["quality"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    let ratio = checks
+        .iter()
+        .find(|c| c["metric"] == "max_ppl_ratio")
+        .unwrap();
+    let want =
+        q8["eval"]["ppl"].as_f64().unwrap() / q8["eval"]["kld"]["ppl_base"].as_f64().unwrap();
+    assert_eq!(ratio["value"].as_f64().unwrap(), want);
+    assert_eq!(ratio["ok"], true);
     for a in rel["artifacts"].as_array().unwrap() {
         if a["quant"] != "f16" {
             assert_eq!(a["quality"]["passed"], true, "{a}");
