@@ -107,6 +107,15 @@ impl Action for ParityAction {
             tokens.truncate(max_len);
             let want = source.logits(&tokens)?;
             let got = gguf.model.logits(&tokens)?;
+            if want.len() != got.len() {
+                return Err(Error::Build(format!(
+                    "model `{}`: conversion parity failed: the base GGUF has {} logits per token, \
+                     the source weights {}",
+                    self.model,
+                    got.len() / tokens.len().max(1),
+                    want.len() / tokens.len().max(1)
+                )));
+            }
             let e = nmse(&want, &got);
             record.tokens += tokens.len();
             record.nmse.push(e);
@@ -122,5 +131,107 @@ impl Action for ParityAction {
             }
         }
         write_json(ctx, PARITY_JSON, &record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::actions::ResolvedInput;
+    use crate::cache::Digest;
+    use crate::convert::hf_to_gguf::{self, GgufOptions, OutType};
+    use crate::convert::tinylm_to_hf::{self, ExportOptions, HfDtype, TinyLmInputs};
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn input(name: &str, path: PathBuf) -> ResolvedInput {
+        ResolvedInput {
+            name: name.into(),
+            path,
+            digest: Digest::of(b""),
+            size: 0,
+        }
+    }
+
+    fn source_inputs(dir: &Path) -> Vec<ResolvedInput> {
+        vec![
+            input("checkpoint", dir.join("last.ckpt")),
+            input("config", dir.join("model.yaml")),
+            input("tokenizer", dir.join("tokenizer.pkl")),
+            input("tokenizer_config", dir.join("tokenizer.yaml")),
+        ]
+    }
+
+    /// The f16 GGUF of a tiny-lm run, as the `gguf` action writes it.
+    fn f16_gguf(dir: &Path, out: &Path) {
+        let inputs = TinyLmInputs {
+            checkpoint: dir.join("last.ckpt"),
+            config: dir.join("model.yaml"),
+            tokenizer: dir.join("tokenizer.pkl"),
+            tokenizer_config: Some(dir.join("tokenizer.yaml")),
+            arch: None,
+        };
+        let hf = tinylm_to_hf::export(&inputs, &ExportOptions::default()).unwrap();
+        let opts = GgufOptions {
+            outtype: OutType::F16,
+            pre_override: Some("llama-bpe".into()),
+            name_override: None,
+            threads: None,
+            cancel: None,
+        };
+        let mut f = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+        hf_to_gguf::convert(&hf, &opts, &mut f).unwrap();
+        std::io::Write::flush(&mut f).unwrap();
+    }
+
+    fn run(source: &Path, gguf: &Path, out: &Path) -> Result<ParityRecord> {
+        let mut inputs = source_inputs(source);
+        inputs.push(input("gguf", gguf.to_path_buf()));
+        let action = ParityAction {
+            model: "m".into(),
+            source: ParitySource::TinyLm(ExportHfAction {
+                arch: None,
+                dtype: HfDtype::F32,
+                dir_name: "m".into(),
+            }),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        action.run(&RunCtx {
+            inputs: &inputs,
+            out_dir: out,
+            cancel: &cancel,
+        })?;
+        let bytes = std::fs::read(out.join(PARITY_JSON)).unwrap();
+        Ok(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn a_faithful_conversion_passes_and_another_models_gguf_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gpt2 = fixture("tinylm-gpt2");
+        let ours = tmp.path().join("ours.gguf");
+        f16_gguf(&gpt2, &ours);
+        let record = run(&gpt2, &ours, tmp.path()).unwrap();
+        assert_eq!(record.nmse.len(), PROMPTS.len());
+        assert!(
+            record.nmse.iter().all(|e| *e > 0.0 && *e < MAX_NMSE),
+            "{record:?}"
+        );
+
+        // A GGUF with the same vocabulary size and other weights: what a permutation or layout
+        // mistake looks like from the outside.
+        let other = tmp.path().join("other.gguf");
+        f16_gguf(&fixture("synthetic-llama3-nobias"), &other);
+        let err = run(&gpt2, &other, tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("conversion parity failed"), "{err}");
+        assert!(err.contains("normalised MSE"), "{err}");
     }
 }
