@@ -990,6 +990,26 @@ fn resolve_quality(
                 }
                 continue;
             };
+            // Every metric compares with the base GGUF, which has nothing to compare with.
+            let base = match model.source {
+                SourceSpec::Gguf(_) => None,
+                _ => base_file_type(model.outtype),
+            };
+            if spec.is_plain() && Some(spec.ftype) == base {
+                if !is_default {
+                    errs.at(
+                        &limit.span,
+                        format!(
+                            "`quality.{}`: quant `{}` is model `{}`'s base GGUF, which the other \
+                             quants are measured against; it has no budget",
+                            metric.key(),
+                            spec.name,
+                            model.name
+                        ),
+                    );
+                }
+                continue;
+            }
             let v = limit.value;
             let ok = match metric {
                 Metric::MaxKld => v.is_finite() && v >= 0.0,

@@ -294,6 +294,11 @@ fn quality_and_eval_mistakes_are_manifest_errors() {
         &["names quant `q4_k_m`", "it builds [f16, q8_0, q4_0]"],
     );
     check(
+        "quality = { max_kld = { f16 = 0.1 } }\n",
+        16,
+        &["quant `f16` is model `g`'s base GGUF"],
+    );
+    check(
         "quality = { min_same_top = { q4_0 = 1.5 } }\n",
         16,
         &["expected a rate between 0 and 1"],
