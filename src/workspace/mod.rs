@@ -7,6 +7,7 @@
 
 mod install;
 mod lint;
+mod quality;
 mod remote;
 mod status;
 

@@ -19,6 +19,7 @@ fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
             "a/a.gguf",
             "b/b.Modelfile",
             "b/b.gguf",
+            "releases/v1-1.0.0/README.md",
             "releases/v1-1.0.0/SHA256SUMS",
             "releases/v1-1.0.0/a.Modelfile",
             "releases/v1-1.0.0/a.gguf",
@@ -357,6 +358,7 @@ fn outputs_are_read_only_and_release_checksums_are_right() {
         assert!(meta.permissions().readonly(), "{name} is writable");
         if !name.ends_with("SHA256SUMS")
             && !name.ends_with("release.json")
+            && !name.ends_with("README.md")
             && name.starts_with("releases/")
         {
             let sums = std::fs::read_to_string(p.path().join("dist/releases/v1-1.0.0/SHA256SUMS"))

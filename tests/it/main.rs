@@ -7,6 +7,8 @@
 mod servers;
 mod support;
 
+mod build_eval;
+mod build_quant;
 mod cache_safety;
 mod ci_example;
 mod cli_convert_inspect;
