@@ -17,11 +17,11 @@
 # Measured at 05541d8 on the 2-core dev machine, load average 8-10 from other builds:
 #   cold 26.1 s / 1208 MiB RSS; push 7.4 s / 22 MiB (1763 MiB up); restore 5.6 s / 961 MiB
 #   (1763 MiB down, 0 run, dist/ identical); demo-only restore 0.42 s / 14.7 MiB.
-#   Restore RSS is the memory-mapped hashing of the 959 MiB of source files (a fresh-cache
-#   `tinylm status` peaks at the same 984 MB); the transfers themselves stay flat (push: 22 MiB
-#   for 1.7 GiB). The restore is bound by sha256 + blake3 + fsync of every byte and by the
-#   f16 → quant chain (their keys need the f16 digest first).
-#
+# Measured after the merge into main (e9e5ab4), same machine idle (load ~2): cold 5.0-6.7 s /
+#   1.2-1.4 GiB; push 2.5-2.7 s / 21 MiB; restore 2.84-2.91 s / 962 MiB with memory-mapped
+#   source hashing, 37-38 MiB since sources are hashed in 16 MiB reads (same wall time).
+#   The restore moves and verifies (sha256 + blake3 + fsync) 1.76 GB, so with a ~5 s cold
+#   build the speed-up is ~2x, not the 10x the issue hoped for.
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
 # /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores).
 set -euo pipefail
