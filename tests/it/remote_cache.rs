@@ -209,7 +209,7 @@ fn a_server_killed_mid_download_costs_one_warning_and_nothing_partial_enters_the
     })
     .unwrap();
     let url = slow.url();
-    let child = std::process::Command::new(crate::support::bin())
+    let mut child = std::process::Command::new(crate::support::bin())
         .current_dir(b.path())
         .args(["--json", "--cache"])
         .arg(&cb)
@@ -221,28 +221,35 @@ fn a_server_killed_mid_download_costs_one_warning_and_nothing_partial_enters_the
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    let partial = loop {
-        let found = std::fs::read_dir(cb.join("tmp")).ok().and_then(|d| {
-            d.flatten().find_map(|e| {
-                let len = e.metadata().ok()?.len();
-                (e.file_name().to_string_lossy().contains("-remote-") && len > 0).then_some(len)
-            })
+    // A download's temp file exists from its first byte requested; its length stays 0 until
+    // the first MiB arrives (downloads are written a MiB at a time), so wait for the file.
+    loop {
+        let found = std::fs::read_dir(cb.join("tmp")).ok().is_some_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("-remote-"))
         });
-        if let Some(len) = found {
-            break len;
+        if found {
+            break;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the build ended before a download was seen: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "no download started"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        std::thread::sleep(Duration::from_millis(5));
+    }
     slow.stop();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(partial > 0);
     assert_eq!(lines_with(&err, "is unavailable"), 1, "{err}");
     assert!(err.contains(&url), "the warning names the remote: {err}");
     assert!(n(&r, "run") > 0);
