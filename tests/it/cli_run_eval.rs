@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
-use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
+use tinylm::convert::tinylm_to_hf::{self, ExportOptions};
 use tinylm::quant::{FileType, QuantizeOptions, quantize_file};
 
 use crate::support;
@@ -17,10 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn sha(p: &Path) -> String {
-    Sha256::digest(std::fs::read(p).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::support::sha256_hex(&std::fs::read(p).unwrap())
 }
 
 fn write_gguf(hf: &HfModel, out: &Path) {
@@ -35,13 +31,7 @@ fn write_gguf(hf: &HfModel, out: &Path) {
 /// The tiny-lm llama3 fixture as an f32 GGUF (named `last` like `tinylm convert -o last.gguf`).
 pub fn tinylm_llama_gguf(dir: &Path) -> PathBuf {
     let fx = root().join("tests/fixtures/tinylm-llama3");
-    let inputs = TinyLmInputs {
-        checkpoint: fx.join("last.ckpt"),
-        config: fx.join("model.yaml"),
-        tokenizer: fx.join("tokenizer.pkl"),
-        tokenizer_config: Some(fx.join("tokenizer.yaml")),
-        arch: None,
-    };
+    let inputs = crate::support::tinylm_inputs(&fx);
     let hf = tinylm_to_hf::export(
         &inputs,
         &ExportOptions {
@@ -253,13 +243,7 @@ fn f16_gguf(hf: &HfModel, out: &Path) {
 
 fn tinylm_hf(fixture: &str) -> HfModel {
     let fx = root().join("tests/fixtures").join(fixture);
-    let inputs = TinyLmInputs {
-        checkpoint: fx.join("last.ckpt"),
-        config: fx.join("model.yaml"),
-        tokenizer: fx.join("tokenizer.pkl"),
-        tokenizer_config: Some(fx.join("tokenizer.yaml")),
-        arch: None,
-    };
+    let inputs = crate::support::tinylm_inputs(&fx);
     tinylm_to_hf::export(
         &inputs,
         &ExportOptions {

@@ -15,13 +15,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn inputs(name: &str) -> TinyLmInputs {
     let dir = fixture(name);
-    TinyLmInputs {
-        checkpoint: dir.join("last.ckpt"),
-        config: dir.join("model.yaml"),
-        tokenizer: dir.join("tokenizer.pkl"),
-        tokenizer_config: Some(dir.join("tokenizer.yaml")),
-        arch: None,
-    }
+    crate::support::tinylm_inputs(&dir)
 }
 
 /// A little-endian, C-order .npy array (`<f4`, `<i8` or `<i4`) as f64 values and its shape.

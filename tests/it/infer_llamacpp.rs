@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use tinylm::convert::hf::HfModel;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
-use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
+use tinylm::convert::tinylm_to_hf::{self, ExportOptions};
 use tinylm::infer::{self, Model, Numerics};
 use tinylm::quant::{FileType, QuantizeOptions, quantize_file};
 
@@ -41,13 +41,7 @@ fn base_gguf(case: &str, source: &str, dir: &Path, out: &Path) {
         HfModel::open(dir.join("hf")).unwrap()
     } else {
         let fx = root().join("tests/fixtures").join(source);
-        let inputs = TinyLmInputs {
-            checkpoint: fx.join("last.ckpt"),
-            config: fx.join("model.yaml"),
-            tokenizer: fx.join("tokenizer.pkl"),
-            tokenizer_config: Some(fx.join("tokenizer.yaml")),
-            arch: None,
-        };
+        let inputs = crate::support::tinylm_inputs(&fx);
         tinylm_to_hf::export(
             &inputs,
             &ExportOptions {

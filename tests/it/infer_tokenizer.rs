@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 use tinylm::convert::hf_to_gguf::{self, GgufOptions, OutType};
-use tinylm::convert::tinylm_to_hf::{self, ExportOptions, TinyLmInputs};
+use tinylm::convert::tinylm_to_hf::{self, ExportOptions};
 use tinylm::formats::gguf::GgufFile;
 use tinylm::infer::Tokenizer;
 
@@ -26,13 +26,7 @@ fn gpt2_vocab(dir: &Path) -> GgufFile {
 
 fn tinylm_vocab(dir: &Path) -> GgufFile {
     let fx = root().join("tests/fixtures/tinylm-llama3");
-    let inputs = TinyLmInputs {
-        checkpoint: fx.join("last.ckpt"),
-        config: fx.join("model.yaml"),
-        tokenizer: fx.join("tokenizer.pkl"),
-        tokenizer_config: Some(fx.join("tokenizer.yaml")),
-        arch: None,
-    };
+    let inputs = crate::support::tinylm_inputs(&fx);
     let hf = tinylm_to_hf::export(
         &inputs,
         &ExportOptions {
