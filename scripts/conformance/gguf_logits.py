@@ -86,10 +86,13 @@ def hf_logits(hf: Path, ids: list[int]) -> np.ndarray:
     return out.logits[0].float().numpy()
 
 
-CONVERTER = ROOT / "target" / "release" / "tinylm"
+# TINYLM_BIN: use an already built binary (e.g. target/debug/tinylm) instead of a release build.
+CONVERTER = Path(os.environ.get("TINYLM_BIN", ROOT / "target" / "release" / "tinylm"))
 
 
 def build_converter() -> None:
+    if "TINYLM_BIN" in os.environ:
+        return
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tinylm"], cwd=ROOT, check=True)
 
 

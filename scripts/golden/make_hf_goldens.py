@@ -361,7 +361,7 @@ def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
         shutil.rmtree(hf)
     hf.mkdir(parents=True)
 
-    cfg_cls = transformers.CONFIG_MAPPING[{"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama",
+    cfg_cls = transformers.CONFIG_MAPPING[fx.get("model_type") or {"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama",
                                            "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                                            "Qwen3ForCausalLM": "qwen3"}[fx["arch"]]]
     config = cfg_cls(architectures=[fx["arch"]], **fx["config"])
@@ -375,7 +375,7 @@ def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
     # tokenizer: the shared tokenizer.json + this fixture's tokenizer_config.json
     tj = tokenizer_json_path(tokcache, fx["vocab"])
     shutil.copy(tj, hf / "tokenizer.json")
-    tc = dict(TOKENIZER_CONFIGS[fx["vocab"]])
+    tc = dict(fx.get("tokenizer_config") or TOKENIZER_CONFIGS[fx["vocab"]])
     (hf / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
     if fx["template"]:
         shutil.copy(LLAMACPP / "models" / "templates" / fx["template"], hf / "chat_template.jinja")
@@ -446,6 +446,150 @@ def main() -> None:
             continue
         make_fixture(fx, work, tokcache)
     print(f"work dir: {work}")
+
+
+# =============================================================================================
+# archs-more fixtures (gpt-neox, olmo2, smollm3, phi3): kept in this block so the parts above can
+# change independently. Registers extra vocabularies, tokenizer configs and fixtures.
+
+def _build_tokenizer_json_more(name: str) -> dict:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, AddedToken
+
+    if name != "gpt-neox":
+        return _build_tokenizer_json_base(name)
+    # EleutherAI/pythia-70m's tokenizer.json: NFC, plain byte-level BPE, two special tokens and
+    # 23 non-special whitespace runs (ids 50254..50276) as added tokens.
+    tokens, types, merges = read_vocab_gguf(name)
+    vocab, added = {}, []
+    for i, (t, ty) in enumerate(zip(tokens, types)):
+        if t.startswith("[PAD") and ty == 4:  # the vocab file's padding up to n_vocab
+            continue
+        vocab[t] = i  # pythia's vocab.json holds its added tokens too
+        if ty != 1:
+            added.append((i, t, ty == 3))
+    bpe = models.BPE(vocab=vocab, merges=[tuple(m.split(" ", 1)) for m in merges], dropout=None,
+                     fuse_unk=False, byte_fallback=False)
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    for i, t, special in sorted(added):
+        got = tok.add_special_tokens([AddedToken(t, special=True, normalized=False)]) if special else \
+            tok.add_tokens([AddedToken(t, special=False, normalized=True)])
+        assert got == 1 and tok.token_to_id(t) == i, (name, i, t, tok.token_to_id(t))
+    return json.loads(tok.to_str())
+
+
+_build_tokenizer_json_base = build_tokenizer_json
+build_tokenizer_json = _build_tokenizer_json_more
+
+TOKENIZER_CONFIGS["gpt-neox"] = {
+    "add_bos_token": False,
+    "add_eos_token": False,
+    "add_prefix_space": False,
+    "bos_token": "<|endoftext|>",
+    "clean_up_tokenization_spaces": True,
+    "eos_token": "<|endoftext|>",
+    "model_max_length": 1000000000000000019884624838656,
+    "tokenizer_class": "GPTNeoXTokenizer",
+    "unk_token": "<|endoftext|>",
+}
+
+MORE_FIXTURES = [
+    {
+        # Pythia: fused per-head QKV (re-ordered by the converter), parallel residual, partial
+        # rotary (rotary_pct 0.25), untied embed_out, vocab padded past the tokenizer (50304).
+        "name": "gptneox",
+        "dir_name": "pythia-tiny",
+        "vocab": "gpt-neox",
+        "arch": "GPTNeoXForCausalLM",
+        "model_type": "gpt_neox",
+        "config": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                       max_position_embeddings=256, rotary_pct=0.25, rotary_emb_base=10000,
+                       layer_norm_eps=1e-5, use_parallel_residual=True, vocab_size=50304,
+                       tie_word_embeddings=False, bos_token_id=0, eos_token_id=0),
+        "dtype": torch.float16,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=0, eos_token_id=0),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        # OLMo 2: post-norms after attention and FFN (no pre-norms), q/k RMS norms over the whole
+        # projection width, no Q/K permutation. (OLMo 2's own dolma2 tokenizer has no vocab
+        # file in llama.cpp's models/; the Llama 3 one stands in.)
+        "name": "olmo2",
+        "dir_name": "OLMo-2-Tiny-Instruct",
+        "vocab": "llama-bpe",
+        "arch": "Olmo2ForCausalLM",
+        "model_type": "olmo2",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=4, max_position_embeddings=4096, rms_norm_eps=1e-6,
+                       rope_theta=500000.0, vocab_size=128256, tie_word_embeddings=False,
+                       bos_token_id=128000, eos_token_id=128009, pad_token_id=128004),
+        "dtype": torch.float32,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=128000, eos_token_id=128009, pad_token_id=128004),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        # SmolLM3: Llama with rope skipped on every 4th layer (no_rope_layers, not in the GGUF:
+        # llama.cpp hard-codes the interval), GQA, tied embeddings, the Llama 3 tokenizer.
+        "name": "smollm3",
+        "dir_name": "SmolLM3-Tiny",
+        "vocab": "llama-bpe",
+        "arch": "SmolLM3ForCausalLM",
+        "model_type": "smollm3",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-6,
+                       rope_theta=5000000.0, vocab_size=128256, tie_word_embeddings=True,
+                       bos_token_id=128000, eos_token_id=128012, pad_token_id=128004),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "HuggingFaceTB-SmolLM3-3B.jinja",
+        "generation": dict(bos_token_id=128000, eos_token_id=128012, pad_token_id=128004),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        # Phi-4-mini style Phi-3: fused qkv_proj and gate_up_proj, partial rotary (0.75), LongRoPE
+        # (rope_factors_long/short tensors + attn_factor), sliding_window, tied embeddings and a
+        # byte-level BPE tokenizer.json with tokenizer_class GPT2Tokenizer (the Qwen2 vocabulary
+        # stands in for Phi-4's o200k one, which has no vocab file in llama.cpp's models/).
+        "name": "phi3",
+        "dir_name": "Phi-4-mini-tiny-instruct",
+        "vocab": "qwen2",
+        "arch": "Phi3ForCausalLM",
+        "model_type": "phi3",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=4096, original_max_position_embeddings=256,
+                       partial_rotary_factor=0.75, rms_norm_eps=1e-5, rope_theta=10000.0,
+                       rope_scaling={"type": "longrope",
+                                     "long_factor": [1.0, 1.25, 2.5, 5.0, 10.5, 21.0],
+                                     "short_factor": [1.0, 1.0, 1.5, 1.75, 2.0, 3.0]},
+                       sliding_window=2048, vocab_size=151936, tie_word_embeddings=True,
+                       bos_token_id=151643, eos_token_id=151643, pad_token_id=151643),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "microsoft-Phi-3.5-mini-instruct.jinja",
+        "tokenizer_config": {
+            "add_prefix_space": False,
+            "bos_token": "<|endoftext|>",
+            "clean_up_tokenization_spaces": False,
+            "eos_token": "<|endoftext|>",
+            "model_max_length": 131072,
+            "pad_token": "<|endoftext|>",
+            "tokenizer_class": "GPT2Tokenizer",
+            "unk_token": "<|endoftext|>",
+        },
+        "generation": dict(bos_token_id=151643, eos_token_id=[151643, 151645], pad_token_id=151643),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+]
+# OLMo 1.7 uses the GPT-NeoX tokenizer, so the reference names the pre-tokenizer "olmo".
+EXPECTED_PRE["gpt-neox"] = ("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166", "olmo")
+FIXTURES.extend(MORE_FIXTURES)
 
 
 if __name__ == "__main__":

@@ -329,3 +329,11 @@ fn qwen3_matches_reference() {
     let fx = load_fixture("qwen3");
     check_fixture(&fx, &fx.model, "as generated");
 }
+
+// ---- archs-more: gpt-neox, olmo2, smollm3, phi3
+
+#[test]
+fn gptneox_matches_reference() {
+    let fx = load_fixture("gptneox");
+    check_fixture(&fx, &fx.model, "as generated");
+}

@@ -23,6 +23,28 @@ pub enum Transform {
     Transpose,
     /// Llama's Q/K row permutation for `n_head` heads (`LlamaModel.permute`).
     Permute(usize),
+    /// GPT-NeoX's fused QKV rows `(n_head, 3, head_dim)` regrouped as `(3, n_head, head_dim)`
+    /// (`GPTNeoXModel.modify_tensors`).
+    QkvByPart(usize),
+}
+
+impl Transform {
+    /// For a row permutation, the input row that output row `r` (of `rows`) takes.
+    fn src_row(self, r: usize, rows: usize) -> Option<usize> {
+        match self {
+            Transform::Permute(n_head) => Some(permute_src(r, rows, n_head)),
+            Transform::QkvByPart(n_head) => Some(qkv_by_part_src(r, rows, n_head)),
+            Transform::None | Transform::Transpose => None,
+        }
+    }
+}
+
+/// `QkvByPart`: output row `r` = (part, head, j) takes input row (head, part, j).
+fn qkv_by_part_src(r: usize, rows: usize, n_head: usize) -> usize {
+    let hd = rows / (3 * n_head);
+    let (part, rest) = (r / (n_head * hd), r % (n_head * hd));
+    let (h, j) = (rest / hd, rest % hd);
+    (h * 3 + part) * hd + j
 }
 
 /// Where a planned tensor's values come from.
@@ -132,7 +154,7 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
             out.copy_from_slice(&v[start..start + out.len()]);
         }
         Source::Hf(t, Transform::None) => decode(t, first * row_len, out),
-        Source::Hf(t, Transform::Permute(n_head)) => {
+        Source::Hf(t, tr @ (Transform::Permute(_) | Transform::QkvByPart(_))) => {
             // Rows are along axis 0; for a 1-D bias a "row" is one element.
             let rows = t.shape.first().copied().unwrap_or(1);
             let inner: usize = t.shape.iter().skip(1).product();
@@ -144,7 +166,7 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
                 let r = (start_elem + done) / inner;
                 let off = (start_elem + done) % inner;
                 let take = (inner - off).min(n - done);
-                let src_r = permute_src(r, rows, *n_head);
+                let src_r = tr.src_row(r, rows).unwrap_or(r);
                 decode(t, src_r * inner + off, &mut out[done..done + take]);
                 done += take;
             }
@@ -297,14 +319,14 @@ fn write_same_type(
         Ok(())
     };
     match transform {
-        Transform::Permute(n_head) => {
+        Transform::Permute(_) | Transform::QkvByPart(_) => {
             let rows = t.shape.first().copied().unwrap_or(1);
             let row_bytes = bytes.len() / rows.max(1);
             for r in 0..rows {
                 if r % 4096 == 0 {
                     check()?;
                 }
-                let src = permute_src(r, rows, *n_head);
+                let src = transform.src_row(r, rows).unwrap_or(r);
                 out.write_all(&bytes[src * row_bytes..(src + 1) * row_bytes])
                     .map_err(werr)?;
             }
@@ -328,6 +350,13 @@ mod tests {
         // hd = 4: new[h*4 + 2i] = old[h*4 + i], new[h*4 + 2i + 1] = old[h*4 + 2 + i]
         let got: Vec<usize> = (0..8).map(|r| permute_src(r, 8, 2)).collect();
         assert_eq!(got, vec![0, 2, 1, 3, 4, 6, 5, 7]);
+    }
+
+    #[test]
+    fn qkv_by_part_groups_queries_then_keys_then_values() {
+        // 2 heads of 2: input rows (h0: q q k k v v, h1: q q k k v v).
+        let got: Vec<usize> = (0..12).map(|r| qkv_by_part_src(r, 12, 2)).collect();
+        assert_eq!(got, vec![0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
     }
 
     #[test]

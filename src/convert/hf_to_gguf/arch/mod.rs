@@ -13,6 +13,7 @@
 //! `tests/it/golden_hf_to_gguf.rs`).
 
 mod gpt2;
+mod gptneox;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -28,8 +29,13 @@ use crate::convert::hf::HfModel;
 use crate::formats::gguf::GgufWriter;
 
 /// Every architecture, in the order error messages list them.
-pub static REGISTRY: &[&dyn Architecture] =
-    &[&gpt2::Gpt2, &llama::Llama, &qwen2::Qwen2, &qwen3::Qwen3];
+pub static REGISTRY: &[&dyn Architecture] = &[
+    &gpt2::Gpt2,
+    &llama::Llama,
+    &qwen2::Qwen2,
+    &qwen3::Qwen3,
+    &gptneox::GptNeox,
+];
 
 /// The tokenizer model of the GGUF vocabulary (`tokenizer.ggml.model`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
