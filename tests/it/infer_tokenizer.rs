@@ -108,3 +108,70 @@ fn round_trips_text_and_reports_unknown_pre() {
         .unwrap();
     assert!(e.to_string().contains("not implemented"), "{e}");
 }
+
+fn xz_vocab(dir: &Path, name: &str) -> GgufFile {
+    let xz = std::fs::read(root().join(format!("tests/fixtures/vocab/ggml-vocab-{name}.gguf.xz")))
+        .unwrap();
+    let mut raw = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut raw).unwrap();
+    let p = dir.join(format!("ggml-vocab-{name}.gguf"));
+    std::fs::write(&p, raw).unwrap();
+    GgufFile::open(&p).unwrap()
+}
+
+/// SentencePiece vocabularies (llama-spm, phi-3, baichuan): ids equal llama-tokenize's on the
+/// torture texts with and without BOS and special parsing, and on llama.cpp's own test vectors;
+/// decoding gives the text back. Goldens: scripts/golden/infer/make_spm_tokenizer_goldens.py.
+#[test]
+fn sentencepiece_ids_equal_llama_tokenize() {
+    let s = std::fs::read_to_string(root().join("tests/golden/infer/tokenizer_spm.json")).unwrap();
+    let g: Json = serde_json::from_str(&s).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vocabs = std::collections::HashMap::new();
+    let (mut total, mut tokens, mut round_trips) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for case in g["cases"].as_array().unwrap() {
+        let name = case["vocab"].as_str().unwrap();
+        let tok = vocabs.entry(name.to_string()).or_insert_with(|| {
+            let f = xz_vocab(tmp.path(), name);
+            let t = Tokenizer::from_gguf(&f, None).unwrap();
+            assert_eq!(t.model(), tinylm::infer::tokenizer::Model::Spm, "{name}");
+            t
+        });
+        let add_special = case["add_special"].as_bool().unwrap();
+        let parse_special = case["parse_special"].as_bool().unwrap();
+        let texts = case["texts"].as_array().unwrap();
+        for (text, want) in texts.iter().zip(case["ids"].as_array().unwrap()) {
+            let text = text.as_str().unwrap();
+            let want: Vec<u32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let got = tok.encode(text, add_special, parse_special);
+            total += 1;
+            tokens += want.len();
+            if got != want {
+                failures.push(format!(
+                    "{name} add_special={add_special} parse_special={parse_special} text={text:?}\n  want {want:?}\n  got  {got:?}"
+                ));
+            }
+            // Without specials in play, SentencePiece decoding is lossless.
+            // (llama.cpp too turns a literal U+2581 into a space.)
+            if !add_special && !parse_special && !text.contains(['<', '\u{2581}']) {
+                round_trips += 1;
+                let back = tok.decode(&got, false);
+                if back != text {
+                    failures.push(format!("{name} decode {text:?} gave {back:?}"));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{}/{total} texts ({tokens} tokens) equal llama-tokenize; {round_trips} round trips",
+        total - failures.len()
+    );
+    assert!(total > 250, "{total}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

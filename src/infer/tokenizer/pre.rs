@@ -21,14 +21,36 @@ pub struct PreTokenizer {
     pub ignore_merges: bool,
     /// Default for `add_bos_token` when the key is absent.
     pub add_bos: bool,
+    /// Words are mapped to the GPT-2 byte alphabet before merging (false: raw UTF-8 with
+    /// `<0xXX>` byte fallback, SentencePiece-style BPE).
+    pub byte_encode: bool,
+    /// Spaces become U+2581 before splitting.
+    pub escape_whitespaces: bool,
+    /// llama.cpp drops the BOS token for this pre-tokenizer (ChatGLM/GLM-4).
+    pub no_bos: bool,
+    /// A word made only of newlines is one token when the vocabulary has it (Gemma 4).
+    pub newline_runs: bool,
+}
+
+impl Default for PreTokenizer {
+    fn default() -> Self {
+        PreTokenizer {
+            regexes: Vec::new(),
+            ignore_merges: false,
+            add_bos: false,
+            byte_encode: true,
+            escape_whitespaces: false,
+            no_bos: false,
+            newline_runs: false,
+        }
+    }
 }
 
 /// The pre-tokenizer llama.cpp uses for `name`, or `None` if tinylm does not implement it.
 pub fn lookup(name: &str) -> Option<PreTokenizer> {
     let p = |regexes: Vec<&'static str>| PreTokenizer {
         regexes,
-        ignore_merges: false,
-        add_bos: false,
+        ..PreTokenizer::default()
     };
     Some(match name {
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
@@ -36,6 +58,7 @@ pub fn lookup(name: &str) -> Option<PreTokenizer> {
             regexes: vec![LLAMA3],
             ignore_merges: true,
             add_bos: true,
+            ..PreTokenizer::default()
         },
         "dbrx" | "smaug-bpe" => p(vec![LLAMA3]),
         "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
