@@ -17,6 +17,7 @@ pub mod error;
 pub mod exec;
 pub mod formats;
 pub(crate) mod fsutil;
+pub mod hub;
 pub mod infer;
 pub mod inspect;
 pub mod install;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{GlobalOpts, open, print_json};
+use super::{GlobalOpts, open, print_json, resolve_sources};
 use crate::Result;
 use crate::exec::BuildReport;
 use crate::plan::PlanOptions;
@@ -47,7 +47,8 @@ struct Output<'a> {
 
 /// Runs `tinylm build`.
 pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
-    let ws = open(g)?;
+    let mut ws = open(g)?;
+    resolve_sources(g, &mut ws, args.dry_run)?;
     let plan = ws.plan(PlanOptions {
         allow_lint: args.allow_lint,
         allow_quality: args.allow_quality,

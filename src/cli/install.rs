@@ -186,7 +186,8 @@ fn manifest_install(
     name: Option<&str>,
     lms: &LmStudioOptions,
 ) -> Result<ExitCode> {
-    let ws = open(g)?;
+    let mut ws = open(g)?;
+    super::resolve_sources(g, &mut ws, false)?;
     let plan = ws.plan(PlanOptions::default())?;
     let which = ws.install_selection(&plan, target);
     if which.is_empty() {

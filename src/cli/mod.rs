@@ -82,6 +82,10 @@ pub(crate) struct GlobalOpts {
     #[arg(long, global = true, value_name = "BOOL", env = "TINYLM_REMOTE_UPLOAD",
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub remote_upload: Option<bool>,
+    /// Never download sources: `source.hf` repositories come from the Hugging Face cache only
+    /// (also `HF_HUB_OFFLINE=1`).
+    #[arg(long, global = true)]
+    pub offline: bool,
 }
 
 /// The subcommands.
@@ -205,6 +209,24 @@ fn open(g: &GlobalOpts) -> Result<Workspace> {
         g.cache.as_deref(),
         &remote,
     )
+}
+
+/// Resolves the project's Hub and Ollama sources before a build: downloads what the Hugging Face
+/// cache lacks unless offline (`--offline`, `HF_HUB_OFFLINE`) or `dry_run`.
+fn resolve_sources(g: &GlobalOpts, ws: &mut Workspace, dry_run: bool) -> Result<()> {
+    let net = if g.offline || crate::hub::offline_from_env() {
+        crate::workspace::Network::Offline
+    } else if dry_run {
+        crate::workspace::Network::ReadOnly
+    } else {
+        crate::workspace::Network::Allowed
+    };
+    let quiet = g.quiet || g.json;
+    ws.resolve_sources(net, &|what| {
+        if !quiet {
+            eprintln!("{:>12} {what}", "Downloading");
+        }
+    })
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -130,7 +130,15 @@ pub(super) fn entry(
     let mut map = BTreeMap::new();
     for (input, resolved) in node.inputs.iter().zip(inputs) {
         let (path, from) = match &input.1 {
-            Input::File(p) | Input::Dir(p) => (Some(relative(root, p)), None),
+            Input::File(p) | Input::Dir(p) => (
+                Some(
+                    plan.locators
+                        .get(p)
+                        .cloned()
+                        .unwrap_or_else(|| relative(root, p)),
+                ),
+                None,
+            ),
             Input::Output { node: up, output } => {
                 (None, Some(format!("{}/{output}", plan.graph[*up].id)))
             }

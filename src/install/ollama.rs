@@ -384,6 +384,187 @@ fn manifest_path(store: &OllamaStore, name: &ModelName) -> PathBuf {
     p
 }
 
+/// A model as the Ollama store holds it: its GGUF blob and the Modelfile settings of its layers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredModel {
+    /// The manifest file.
+    pub manifest: PathBuf,
+    /// The GGUF weights blob.
+    pub gguf: PathBuf,
+    /// Its digest, `sha256:<hex>`.
+    pub digest: String,
+    /// TEMPLATE (Go template text).
+    pub template: Option<String>,
+    /// SYSTEM.
+    pub system: Option<String>,
+    /// PARAMETERs, as the params blob stores them (a JSON object).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// LICENSE texts.
+    pub licenses: Vec<String>,
+    /// MESSAGEs (role, content).
+    pub messages: Vec<(String, String)>,
+}
+
+/// Names of the models in the store (`name:tag`, `namespace/name:tag` outside `library`), for
+/// did-you-mean.
+fn stored_names(store: &OllamaStore) -> Vec<String> {
+    let root = store.root.join("manifests");
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(&root)
+        .min_depth(4)
+        .max_depth(4)
+        .into_iter()
+        .flatten()
+    {
+        let Ok(rel) = e.path().strip_prefix(&root) else {
+            continue;
+        };
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if let [host, ns, model, tag] = parts.as_slice() {
+            out.push(match (host.as_str(), ns.as_str()) {
+                ("registry.ollama.ai", "library") => format!("{model}:{tag}"),
+                ("registry.ollama.ai", _) => format!("{ns}/{model}:{tag}"),
+                _ => format!("{host}/{ns}/{model}:{tag}"),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads model `name` (`name[:tag]`) from the store: its manifest, GGUF blob and the template,
+/// system, params, license and messages layers. Fails clearly when the model is missing, is not
+/// a GGUF model (an MLX safetensors import) or a blob is gone.
+pub fn read_model(store: &OllamaStore, name: &str) -> Result<StoredModel> {
+    let parsed = ModelName::parse(name)?;
+    let path = manifest_path(store, &parsed);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let names = stored_names(store);
+            let hint = crate::suggest::closest(name, names.iter().map(String::as_str))
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            return Err(Error::Build(format!(
+                "ollama model `{name}` is not in the Ollama store at {} (no {}){hint}; pull it with `ollama pull {name}` or set OLLAMA_MODELS",
+                store.root.display(),
+                path.display()
+            )));
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let bad = |msg: &str| Error::format(&path, format!("not an Ollama manifest: {msg}"));
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let layers = v["layers"]
+        .as_array()
+        .ok_or_else(|| bad("no `layers` list"))?;
+    let mut out = StoredModel {
+        manifest: path.clone(),
+        ..Default::default()
+    };
+    let checked_blob = |digest: &str, size: Option<u64>| -> Result<PathBuf> {
+        let blob = store.blob_path(digest);
+        let meta = fs::metadata(&blob).map_err(|e| {
+            Error::Build(format!(
+                "ollama model `{name}`: blob {digest} of {} is missing ({e}); run `ollama pull {name}` again",
+                path.display()
+            ))
+        })?;
+        if size.is_some_and(|s| s != meta.len()) {
+            return Err(Error::format(
+                &blob,
+                format!(
+                    "{} bytes, but the manifest of `{name}` says {}; run `ollama pull {name}` again",
+                    meta.len(),
+                    size.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(blob)
+    };
+    for l in layers {
+        let media = l["mediaType"].as_str().unwrap_or_default();
+        let digest = l["digest"]
+            .as_str()
+            .filter(|d| {
+                let hex = d
+                    .strip_prefix("sha256:")
+                    .or_else(|| d.strip_prefix("sha256-"));
+                hex.is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
+            .ok_or_else(|| bad("a layer without a sha256 digest"))?
+            .replacen('-', ":", 1)
+            .to_ascii_lowercase();
+        let size = l["size"].as_u64();
+        let read_text = |what: &str| -> Result<String> {
+            let blob = checked_blob(&digest, size)?;
+            let b = fs::read(&blob).with_path(&blob)?;
+            String::from_utf8(b).map_err(|_| {
+                Error::format(&blob, format!("the {what} layer of `{name}` is not UTF-8"))
+            })
+        };
+        match media {
+            MEDIA_MODEL => {
+                if !out.digest.is_empty() {
+                    return Err(bad("more than one model layer"));
+                }
+                let blob = checked_blob(&digest, size)?;
+                out.gguf = blob;
+                out.digest = digest;
+            }
+            MEDIA_TEMPLATE | "application/vnd.ollama.image.prompt" => {
+                out.template = Some(read_text("template")?)
+            }
+            MEDIA_SYSTEM => out.system = Some(read_text("system")?),
+            MEDIA_LICENSE => out.licenses.push(read_text("license")?),
+            MEDIA_PARAMS => {
+                let t = read_text("params")?;
+                match serde_json::from_str::<serde_json::Value>(&t) {
+                    Ok(serde_json::Value::Object(m)) => out.params = m,
+                    _ => {
+                        return Err(Error::format(
+                            &path,
+                            format!("the params layer of `{name}` is not a JSON object"),
+                        ));
+                    }
+                }
+            }
+            MEDIA_MESSAGES => {
+                let t = read_text("messages")?;
+                let list: Vec<serde_json::Value> = serde_json::from_str(&t).map_err(|e| {
+                    Error::format(&path, format!("the messages layer of `{name}`: {e}"))
+                })?;
+                out.messages = list
+                    .iter()
+                    .filter_map(|m| {
+                        Some((
+                            m["role"].as_str()?.to_string(),
+                            m["content"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect();
+            }
+            "application/vnd.ollama.image.tensor" | "application/vnd.ollama.image.json" => {
+                return Err(Error::Build(format!(
+                    "ollama model `{name}` is a safetensors (MLX) import, not a GGUF model; use its Hugging Face source instead"
+                )));
+            }
+            // Projectors, adapters, draft models: not part of what tinylm builds from.
+            _ => tracing::debug!("ollama model `{name}`: ignoring layer {media}"),
+        }
+    }
+    if out.digest.is_empty() {
+        return Err(Error::Build(format!(
+            "ollama model `{name}` ({}) has no GGUF model layer",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
 /// Installs `gguf` with the settings of `mf` (TEMPLATE, SYSTEM, PARAMETER, LICENSE, MESSAGE; its
 /// FROM is ignored) as `name`. Writes nothing when the model is already installed unchanged.
 pub fn install(

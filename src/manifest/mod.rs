@@ -18,8 +18,8 @@ use serde::Deserialize;
 pub use span::{Sp, closest, render};
 pub use starter::{find_manifest, init, manifest_path, starter};
 pub use validate::{
-    Budget, EvalSpec, ImatrixSpec, Metric, ModelSpec, Project, QuantSpec, ReleaseSpec, SourceSpec,
-    TemplateSpec, TinyLmSpec, base_file_type,
+    Budget, EvalSpec, HubSpec, ImatrixSpec, Metric, ModelSpec, Project, QuantSpec, ReleaseSpec,
+    SourceOrigin, SourceSpec, TemplateSpec, TinyLmSpec, base_file_type,
 };
 
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
@@ -152,7 +152,7 @@ pub struct Defaults {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
-    /// Where the model comes from: exactly one of `gguf`, `hf`, `tinylm`.
+    /// Where the model comes from: exactly one of `gguf`, `hf`, `ollama`, `tinylm`.
     pub source: Sp<Source>,
     /// Quantizations to build: file type names (`f16`, `q8_0`, `q4_k_m`, …) or tables with a
     /// recipe (`{ name = "q4_k_m-imat", type = "q4_k_m", imatrix = true }`).
@@ -293,10 +293,59 @@ pub struct ImatrixDef {
 pub struct Source {
     /// An existing GGUF file.
     pub gguf: Option<Sp<String>>,
-    /// A Hugging Face model folder.
-    pub hf: Option<Sp<String>>,
+    /// A Hugging Face model: a folder, or `{ repo = "org/name", revision = "main" }` resolved
+    /// in the Hugging Face cache (downloaded into it when missing).
+    pub hf: Option<Sp<HfSource>>,
+    /// A model pulled with Ollama, `name[:tag]`, read from the Ollama store
+    /// (`$OLLAMA_MODELS` or `~/.ollama/models`).
+    pub ollama: Option<Sp<String>>,
     /// A tiny-lm training run.
     pub tinylm: Option<TinyLmSource>,
+}
+
+/// `source.hf`: a folder, or a Hub repository.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum HfSource {
+    /// A Hugging Face model folder, relative to the manifest.
+    Dir(String),
+    /// A repository on the Hugging Face Hub.
+    Repo(HfRepo),
+}
+
+impl<'de> Deserialize<'de> for HfSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Not `#[serde(untagged)]`: that loses the did-you-mean of an unknown key and the spans.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HfSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a folder such as \"models/x\" or a table { repo = \"org/name\", revision = \"main\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<HfSource, E> {
+                Ok(HfSource::Dir(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<HfSource, A::Error> {
+                HfRepo::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(HfSource::Repo)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `source.hf = { repo, revision }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HfRepo {
+    /// Repository id, `org/name`.
+    pub repo: Sp<String>,
+    /// Branch, tag or 40-hex commit (default `main`); the commit it resolves to is recorded in
+    /// `tinylm.lock`.
+    pub revision: Option<Sp<String>>,
 }
 
 /// `source.tinylm = { … }`.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::locations;
 use super::{
-    Defaults, EvalSection, ImatrixDef, InstallSelection, Loaded, Message, Model, QualityDef,
-    QuantEntry, QuantTable, Sp, closest, quant_name,
+    Defaults, EvalSection, HfSource, ImatrixDef, InstallSelection, Loaded, Message, Model,
+    QualityDef, QuantEntry, QuantTable, Sp, closest, quant_name,
 };
 use crate::convert::hf_to_gguf::OutType;
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
@@ -72,6 +72,8 @@ pub struct ModelSpec {
     pub export_hf: bool,
     /// Quality budgets, checked after each quant's eval.
     pub quality: Vec<Budget>,
+    /// Where a Hub or Ollama source was resolved (set by the workspace before planning).
+    pub origin: Option<SourceOrigin>,
 }
 
 /// `[eval]` with an absolute path.
@@ -180,8 +182,35 @@ pub enum SourceSpec {
     Gguf(PathBuf),
     /// A Hugging Face folder.
     Hf(PathBuf),
+    /// A Hugging Face Hub repository, resolved to a snapshot folder of the Hub cache before
+    /// planning (it then becomes [`SourceSpec::Hf`] with a [`SourceOrigin`]).
+    HfHub(HubSpec),
+    /// A model in the Ollama store, resolved to its GGUF blob before planning (it then becomes
+    /// [`SourceSpec::Gguf`] with a [`SourceOrigin`]).
+    Ollama(String),
     /// A tiny-lm run.
     TinyLm(TinyLmSpec),
+}
+
+/// `source.hf = { repo, revision }`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubSpec {
+    /// Repository id.
+    pub repo: crate::hub::RepoId,
+    /// Branch, tag or commit.
+    pub revision: String,
+}
+
+/// Where a resolved source came from, for the lock file and the model's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceOrigin {
+    /// The resolved path (snapshot folder, GGUF blob).
+    pub path: PathBuf,
+    /// How `tinylm.lock` names it, the same on every machine: `hf://org/name@<commit>`,
+    /// `ollama://name:tag@sha256:<hex>`.
+    pub locator: String,
+    /// The name a downloaded folder would have (`general.name` of a conversion).
+    pub name: String,
 }
 
 /// tiny-lm inputs with absolute paths.
@@ -552,21 +581,71 @@ fn resolve_model(
         );
     }
     let src = &model.source.value;
-    let given = [src.gguf.is_some(), src.hf.is_some(), src.tinylm.is_some()];
-    let source = match (&src.gguf, &src.hf, &src.tinylm) {
+    let given = [
+        src.gguf.is_some(),
+        src.hf.is_some(),
+        src.ollama.is_some(),
+        src.tinylm.is_some(),
+    ];
+    let source = match (&src.gguf, &src.hf, &src.ollama, &src.tinylm) {
         _ if given.iter().filter(|g| **g).count() != 1 => {
             errs.at(
                 &model.source.span,
                 format!(
                     "model `{name}` needs exactly one source: `source.gguf = \"file.gguf\"`, \
-                     `source.hf = \"dir\"` or `source.tinylm = {{ checkpoint, config, tokenizer }}`"
+                     `source.hf = \"dir\"`, `source.hf = {{ repo = \"org/name\" }}`, \
+                     `source.ollama = \"name:tag\"` or `source.tinylm = {{ checkpoint, config, tokenizer }}`"
                 ),
             );
             return None;
         }
-        (Some(p), _, _) => SourceSpec::Gguf(existing_file(errs, root, p, "GGUF file")),
-        (_, Some(p), _) => SourceSpec::Hf(existing(errs, root, p, "Hugging Face folder")),
-        (_, _, Some(t)) => SourceSpec::TinyLm(TinyLmSpec {
+        (Some(p), _, _, _) => SourceSpec::Gguf(existing_file(errs, root, p, "GGUF file")),
+        (_, Some(h), _, _) => match &h.value {
+            HfSource::Dir(d) => {
+                let p = Sp {
+                    value: d.clone(),
+                    span: h.span.clone(),
+                };
+                if !root.join(d).exists()
+                    && d.matches('/').count() == 1
+                    && crate::hub::RepoId::parse(d).is_ok()
+                {
+                    errs.at(
+                        &h.span,
+                        format!(
+                            "Hugging Face folder `{d}` does not exist (paths are relative to the manifest); \
+                             did you mean the Hub repository: `source.hf = {{ repo = \"{d}\" }}`?"
+                        ),
+                    );
+                    return None;
+                }
+                SourceSpec::Hf(existing(errs, root, &p, "Hugging Face folder"))
+            }
+            HfSource::Repo(r) => {
+                let repo = crate::hub::RepoId::parse(&r.repo.value)
+                    .map_err(|e| errs.at(&r.repo.span, format!("model `{name}`: `repo`: {e}")))
+                    .ok();
+                let revision = match &r.revision {
+                    Some(rev) => crate::hub::check_revision(&rev.value)
+                        .map_err(|e| errs.at(&rev.span, format!("model `{name}`: `revision`: {e}")))
+                        .ok()
+                        .map(|()| rev.value.clone()),
+                    None => Some(crate::hub::DEFAULT_REVISION.to_string()),
+                };
+                match (repo, revision) {
+                    (Some(repo), Some(revision)) => SourceSpec::HfHub(HubSpec { repo, revision }),
+                    _ => return None,
+                }
+            }
+        },
+        (_, _, Some(o), _) => match crate::install::ollama::ModelName::parse(&o.value) {
+            Ok(_) => SourceSpec::Ollama(o.value.clone()),
+            Err(e) => {
+                errs.at(&o.span, format!("model `{name}`: `source.ollama`: {e}"));
+                return None;
+            }
+        },
+        (_, _, _, Some(t)) => SourceSpec::TinyLm(TinyLmSpec {
             checkpoint: existing_file(errs, root, &t.checkpoint, "checkpoint"),
             config: existing_file(errs, root, &t.config, "model config"),
             tokenizer: existing_file(errs, root, &t.tokenizer, "tokenizer"),
@@ -579,7 +658,7 @@ fn resolve_model(
         }),
         _ => unreachable!("exactly one source is set"),
     };
-    let is_gguf = matches!(source, SourceSpec::Gguf(_));
+    let is_gguf = matches!(source, SourceSpec::Gguf(_) | SourceSpec::Ollama(_));
 
     let imatrix_def = model.imatrix.as_ref().or(default_imatrix);
     let imatrix = imatrix_def.and_then(|d| resolve_imatrix(errs, root, d));
@@ -628,7 +707,7 @@ fn resolve_model(
         if is_gguf && set {
             errs.at(
                 &model.source.span,
-                format!("model `{name}`: `{field}` only applies to `hf` and `tinylm` sources"),
+                format!("model `{name}`: `{field}` only applies to `hf` and `tinylm` sources (a `gguf` or `ollama` source is already a GGUF)"),
             );
         }
     }
@@ -717,6 +796,7 @@ fn resolve_model(
         pre: model.pre.as_ref().map(|p| p.value.clone()),
         export_hf: model.export_hf.unwrap_or(false),
         quality: Vec::new(),
+        origin: None,
     })
 }
 
@@ -726,6 +806,8 @@ pub(super) fn source_paths(models: &BTreeMap<String, ModelSpec>) -> Vec<PathBuf>
     for m in models.values() {
         match &m.source {
             SourceSpec::Gguf(p) | SourceSpec::Hf(p) => v.push(p.clone()),
+            // Outside the project, in stores other tools own.
+            SourceSpec::HfHub(_) | SourceSpec::Ollama(_) => {}
             SourceSpec::TinyLm(t) => {
                 v.extend([t.checkpoint.clone(), t.config.clone(), t.tokenizer.clone()]);
                 v.extend(t.tokenizer_config.clone());
@@ -1099,7 +1181,7 @@ fn resolve_quality(
             };
             // Every metric compares with the base GGUF, which has nothing to compare with.
             let base = match model.source {
-                SourceSpec::Gguf(_) => None,
+                SourceSpec::Gguf(_) | SourceSpec::Ollama(_) => None,
                 _ => base_file_type(model.outtype),
             };
             if spec.is_plain() && Some(spec.ftype) == base {

@@ -67,7 +67,11 @@ impl Graph {
             for (name, input) in &node.inputs {
                 let from = match input {
                     Input::File(p) | Input::Dir(p) => {
-                        let f = relative(root, p);
+                        let f = plan
+                            .locators
+                            .get(p)
+                            .cloned()
+                            .unwrap_or_else(|| relative(root, p));
                         files.insert(f.clone());
                         format!("file:{f}")
                     }

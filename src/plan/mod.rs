@@ -94,6 +94,9 @@ pub struct BuildPlan {
     pub materializations: Vec<Materialization>,
     /// Every (model, quant) artifact.
     pub artifacts: Vec<Artifact>,
+    /// Source paths outside the project (Hub snapshots, Ollama blobs) and how `tinylm.lock`
+    /// names them, so the lock is the same on every machine.
+    pub locators: BTreeMap<PathBuf, String>,
 }
 
 /// Choices that change actions but are not in the manifest.
@@ -406,7 +409,21 @@ fn plan_model(
 ) -> Result<()> {
     let name = &m.name;
     let group = format!("model:{name}");
+    if let Some(o) = &m.origin {
+        p.locators.insert(o.path.clone(), o.locator.clone());
+    }
     let sources: Vec<(String, Input)> = match &m.source {
+        SourceSpec::HfHub(h) => {
+            return Err(Error::Build(format!(
+                "internal error: model `{name}`: {}@{} was not resolved before planning",
+                h.repo, h.revision
+            )));
+        }
+        SourceSpec::Ollama(o) => {
+            return Err(Error::Build(format!(
+                "internal error: model `{name}`: ollama model {o} was not resolved before planning"
+            )));
+        }
         SourceSpec::Gguf(path) => vec![("gguf".into(), Input::File(path.clone()))],
         SourceSpec::Hf(dir) => vec![("hf".into(), Input::Dir(dir.clone()))],
         SourceSpec::TinyLm(t) => {
@@ -433,7 +450,9 @@ fn plan_model(
             );
             ((node, MODEL_GGUF.into()), None)
         }
-        SourceSpec::Gguf(_) => ((NodeIndex::end(), String::new()), None),
+        SourceSpec::Gguf(_) | SourceSpec::HfHub(_) | SourceSpec::Ollama(_) => {
+            ((NodeIndex::end(), String::new()), None)
+        }
         SourceSpec::Hf(_) | SourceSpec::TinyLm(_) => {
             let source = match &m.source {
                 SourceSpec::TinyLm(t) => GgufSource::TinyLm(ExportHfAction {
@@ -441,12 +460,17 @@ fn plan_model(
                     dtype: t.dtype,
                     dir_name: name.clone(),
                 }),
-                // The reference derives `general.name` from the folder's name.
-                SourceSpec::Hf(dir) | SourceSpec::Gguf(dir) => GgufSource::Hf {
-                    dir_name: dir
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
+                // The reference derives `general.name` from the folder's name; a Hub snapshot
+                // is named as `hf download --local-dir NAME` would name it.
+                _ => GgufSource::Hf {
+                    dir_name: match (&m.origin, &m.source) {
+                        (Some(o), _) => o.name.clone(),
+                        (None, SourceSpec::Hf(dir)) => dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    },
                 },
             };
             if let (SourceSpec::TinyLm(t), true) = (&m.source, m.export_hf) {

@@ -9,6 +9,7 @@ mod install;
 mod lint;
 mod quality;
 mod remote;
+mod sources;
 mod status;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ pub use crate::install::Runtime;
 pub use install::{Installed, LmStudioOptions};
 pub use lint::ArtifactLint;
 pub use remote::{CacheStats, PullReport, PushReport, RemoteProbe};
+pub use sources::Network;
 pub use status::{StatusEntry, StatusReport};
 
 use crate::cache::remote::RemoteConfig;
@@ -156,8 +158,22 @@ impl Workspace {
         &self.layout
     }
 
-    /// The build plan of the project.
+    /// Resolves the Hub and Ollama sources (see [`Network`]); `note` hears about each download.
+    /// Commands that build call it before [`Workspace::plan`].
+    pub fn resolve_sources(&mut self, net: Network, note: &dyn Fn(&str)) -> Result<()> {
+        if sources::needs_resolving(&self.project) {
+            self.project = sources::resolve(&self.project, net, note)?;
+        }
+        Ok(())
+    }
+
+    /// The build plan of the project (sources not resolved yet are resolved from the caches,
+    /// never downloaded).
     pub fn plan(&self, opts: PlanOptions) -> Result<BuildPlan> {
+        if sources::needs_resolving(&self.project) {
+            let resolved = sources::resolve(&self.project, Network::ReadOnly, &|_| {})?;
+            return plan::plan(&resolved, opts);
+        }
         plan::plan(&self.project, opts)
     }
 
@@ -184,6 +200,9 @@ impl Workspace {
         } else {
             Some(self.lock_for_build()?)
         };
+        if req.locked && !req.dry_run {
+            sources::check_locked(plan.locators.values(), &self.layout.lock_path())?;
+        }
         let opts = BuildOptions {
             targets: req.targets.clone(),
             jobs: jobs(req.jobs)?,

@@ -15,8 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["error", "suggest"],
     // File-system helpers: atomic writes, locks, link-or-copy.
     &["fsutil"],
-    // File formats; the content-addressed cache.
-    &["formats", "cache"],
+    // File formats; the content-addressed cache; the Hugging Face hub cache and its downloads.
+    &["formats", "cache", "hub"],
     // Libraries over formats: quantization, chat templates.
     &["quant", "template"],
     // Conversions (use quant for encoding); runtime stores (use template for Modelfiles).

@@ -93,6 +93,9 @@ fn the_readme_manifest_example_is_valid() {
         let source = model["source"].as_table().unwrap();
         let paths: Vec<&str> = match source.iter().next().unwrap() {
             (_, toml::Value::String(p)) => vec![p.as_str()],
+            // Hub repositories and Ollama models are not paths.
+            (k, toml::Value::Table(_)) if k == "hf" => vec![],
+            (k, _) if k == "ollama" => vec![],
             (_, toml::Value::Table(t)) => t.values().filter_map(|v| v.as_str()).collect(),
             other => panic!("unexpected source {other:?}"),
         };
@@ -123,7 +126,7 @@ fn the_readme_manifest_example_is_valid() {
     }
     let loaded = tinylm::manifest::load(&path).unwrap();
     let project = tinylm::manifest::validate(&loaded).unwrap();
-    assert_eq!(project.models.len(), 3);
+    assert_eq!(project.models.len(), 5);
     assert!(project.eval.is_some());
     assert_eq!(project.models["qwen"].quants.len(), 4);
     assert!(!project.models["qwen"].quality.is_empty());
