@@ -42,6 +42,42 @@ pub struct RopeConfig {
     pub factors: Option<Vec<f32>>,
 }
 
+/// LongRoPE (Phi-3): per-pair frequency divisors for contexts past the original one, and a
+/// factor on RoPE's cos/sin (`rope.scaling.attn_factor`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LongRope {
+    /// Divisors used when the context exceeds `n_ctx_orig` (`rope_factors_long`).
+    #[serde(skip)]
+    pub long: Vec<f32>,
+    /// Divisors otherwise (`rope_factors_short`).
+    #[serde(skip)]
+    pub short: Vec<f32>,
+    /// `rope.scaling.original_context_length`.
+    pub n_ctx_orig: usize,
+    /// Multiplies cos and sin.
+    pub attn_factor: f32,
+}
+
+/// How a block departs from the sequential pre-norm template (GPT-NeoX, OLMo 2, SmolLM3,
+/// Phi-3); the default is the template.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct BlockVariant {
+    /// Attention and FFN both read the block input; both outputs are added (GPT-NeoX).
+    pub parallel_residual: bool,
+    /// Norms on the attention and FFN outputs instead of their inputs (OLMo 2).
+    pub post_norms: bool,
+    /// q/k RMS-normalised over the whole projection rather than per head (OLMo 2).
+    pub qk_norm_full: bool,
+    /// RoPE is skipped on layers `il` with `(il + 1) % n == 0` (SmolLM3: 4); 0 = never.
+    pub no_rope_interval: usize,
+    /// A fused QKV stored per head, `(head, q|k|v, head_dim)` rows (GPT-NeoX in HF layout).
+    pub qkv_per_head: bool,
+    /// `ffn_up` holds the gate rows then the up rows (Phi-3).
+    pub fused_gate_up: bool,
+    /// LongRoPE, if any.
+    pub long_rope: Option<LongRope>,
+}
+
 /// Hyper-parameters of a model, as the forward pass needs them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelConfig {
@@ -73,6 +109,8 @@ pub struct ModelConfig {
     pub ffn: FfnKind,
     /// Whether q and k are RMS-normalised per head before RoPE (Qwen3).
     pub qk_norm: bool,
+    /// Departures from the sequential pre-norm block.
+    pub variant: BlockVariant,
 }
 
 impl ModelConfig {

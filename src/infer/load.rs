@@ -150,6 +150,20 @@ impl TensorSet {
         {
             r.factors = self.opt_vector("rope_freqs.weight", r.n_rot / 2)?;
         }
+        let n_rot = cfg.rope.as_ref().map_or(0, |r| r.n_rot);
+        if let Some(lr) = &mut cfg.variant.long_rope
+            && lr.long.is_empty()
+        {
+            lr.long = self.vector("rope_factors_long.weight", n_rot / 2)?;
+            lr.short = self.vector("rope_factors_short.weight", n_rot / 2)?;
+        }
+        let var = cfg.variant.clone();
+        // Post-norm blocks keep their norms in the pre-norm slots.
+        let (attn_norm, ffn_norm) = if var.post_norms {
+            ("post_attention_norm", "post_ffw_norm")
+        } else {
+            ("attn_norm", "ffn_norm")
+        };
         let (qd, kvd) = (cfg.q_dim(), cfg.kv_dim());
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -163,25 +177,37 @@ impl TensorSet {
                 },
             };
             let (q_norm, k_norm) = if cfg.qk_norm {
+                let (qn, kn) = if var.qk_norm_full {
+                    (qd, kvd)
+                } else {
+                    (cfg.head_dim, cfg.head_dim)
+                };
                 (
-                    Some(self.vector(&p("attn_q_norm.weight"), cfg.head_dim)?),
-                    Some(self.vector(&p("attn_k_norm.weight"), cfg.head_dim)?),
+                    Some(self.vector(&p("attn_q_norm.weight"), qn)?),
+                    Some(self.vector(&p("attn_k_norm.weight"), kn)?),
                 )
             } else {
                 (None, None)
             };
             let gate = match cfg.ffn {
-                FfnKind::SiluGated => Some(self.linear(&p("ffn_gate"), cfg.n_ff, d)?),
-                FfnKind::Gelu => None,
+                FfnKind::SiluGated if !var.fused_gate_up => {
+                    Some(self.linear(&p("ffn_gate"), cfg.n_ff, d)?)
+                }
+                _ => None,
+            };
+            let n_up = if var.fused_gate_up {
+                2 * cfg.n_ff
+            } else {
+                cfg.n_ff
             };
             layers.push(Layer {
-                attn_norm: self.norm(&p("attn_norm"), d, cfg.norm)?,
+                attn_norm: self.norm(&p(attn_norm), d, cfg.norm)?,
                 qkv,
                 q_norm,
                 k_norm,
                 wo: self.linear(&p("attn_output"), d, qd)?,
-                ffn_norm: self.norm(&p("ffn_norm"), d, cfg.norm)?,
-                up: self.linear(&p("ffn_up"), cfg.n_ff, d)?,
+                ffn_norm: self.norm(&p(ffn_norm), d, cfg.norm)?,
+                up: self.linear(&p("ffn_up"), n_up, d)?,
                 gate,
                 down: self.linear(&p("ffn_down"), d, cfg.n_ff)?,
             });

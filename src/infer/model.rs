@@ -264,25 +264,36 @@ impl Session<'_> {
                 }
             }
         }
+        // LongRoPE picks its divisors by the context size, as llama.cpp does per context.
+        let (factors, mscale) = match (&c.rope, &c.variant.long_rope) {
+            (_, Some(lr)) if self.n_ctx > lr.n_ctx_orig => (Some(&lr.long[..]), lr.attn_factor),
+            (_, Some(lr)) => (Some(&lr.short[..]), lr.attn_factor),
+            (Some(r), None) => (r.factors.as_deref(), 1.0),
+            (None, None) => (None, 1.0),
+        };
         let ropes: Vec<ops::RopeTable> = match &c.rope {
             Some(r) => (0..t)
                 .map(|i| {
-                    ops::rope_table(
-                        pos0 + i,
-                        r.n_rot,
-                        r.freq_base,
-                        r.freq_scale,
-                        r.factors.as_deref(),
-                    )
+                    let mut tab =
+                        ops::rope_table(pos0 + i, r.n_rot, r.freq_base, r.freq_scale, factors);
+                    if mscale != 1.0 {
+                        tab.cos.iter_mut().for_each(|x| *x *= mscale);
+                        tab.sin.iter_mut().for_each(|x| *x *= mscale);
+                    }
+                    tab
                 })
                 .collect(),
             None => Vec::new(),
         };
+        let var = &c.variant;
         let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
         let act = self.numerics.ggml_activations;
         for (il, l) in w.layers.iter().enumerate() {
             let mut h = x.clone();
-            norm_rows(&mut h, d, &l.attn_norm, c.norm, c.norm_eps);
+            // Post-norm blocks (OLMo 2) keep their norms in the attn/ffn_norm slots.
+            if !var.post_norms {
+                norm_rows(&mut h, d, &l.attn_norm, c.norm, c.norm_eps);
+            }
             let (mut q, mut k, v) = match &l.qkv {
                 Qkv::Fused(lin) => {
                     let y = linear(lin, &h, t, &mut obs, act);
@@ -291,9 +302,18 @@ impl Session<'_> {
                     let mut k = Vec::with_capacity(t * kvd);
                     let mut v = Vec::with_capacity(t * kvd);
                     for r in y.chunks_exact(n) {
-                        q.extend_from_slice(&r[..qd]);
-                        k.extend_from_slice(&r[qd..qd + kvd]);
-                        v.extend_from_slice(&r[qd + kvd..]);
+                        if var.qkv_per_head {
+                            // HF GPT-NeoX: (head, q|k|v, head_dim) rows.
+                            for part in r.chunks_exact(3 * hd) {
+                                q.extend_from_slice(&part[..hd]);
+                                k.extend_from_slice(&part[hd..2 * hd]);
+                                v.extend_from_slice(&part[2 * hd..]);
+                            }
+                        } else {
+                            q.extend_from_slice(&r[..qd]);
+                            k.extend_from_slice(&r[qd..qd + kvd]);
+                            v.extend_from_slice(&r[qd + kvd..]);
+                        }
                     }
                     (q, k, v)
                 }
@@ -304,14 +324,23 @@ impl Session<'_> {
                 ),
             };
             if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
-                for head in q.chunks_exact_mut(hd) {
+                // Per head (Qwen3) or over the whole projection (OLMo 2).
+                let (qw, kw) = if var.qk_norm_full {
+                    (qd, kvd)
+                } else {
+                    (hd, hd)
+                };
+                for head in q.chunks_exact_mut(qw) {
                     ops::rms_norm(head, qn, None, c.norm_eps);
                 }
-                for head in k.chunks_exact_mut(hd) {
+                for head in k.chunks_exact_mut(kw) {
                     ops::rms_norm(head, kn, None, c.norm_eps);
                 }
             }
-            if let Some(r) = &c.rope {
+            let skip_rope = var.no_rope_interval > 0 && (il + 1) % var.no_rope_interval == 0;
+            if let Some(r) = &c.rope
+                && !skip_rope
+            {
                 for i in 0..t {
                     for head in q[i * qd..(i + 1) * qd].chunks_exact_mut(hd) {
                         ops::rope_apply(&mut head[..r.n_rot], &ropes[i], r.mode);
@@ -338,12 +367,25 @@ impl Session<'_> {
                 pos0,
                 c,
             );
-            let o = linear(&l.wo, &att, t, &mut obs, act);
+            let mut o = linear(&l.wo, &att, t, &mut obs, act);
+            if var.post_norms {
+                norm_rows(&mut o, d, &l.attn_norm, c.norm, c.norm_eps);
+            }
+            // Parallel blocks (GPT-NeoX) feed the FFN the block input, not x + attention.
+            let mut h = if var.parallel_residual {
+                x.clone()
+            } else {
+                Vec::new()
+            };
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
             }
-            let mut h = x.clone();
-            norm_rows(&mut h, d, &l.ffn_norm, c.norm, c.norm_eps);
+            if !var.parallel_residual {
+                h = x.clone();
+            }
+            if !var.post_norms {
+                norm_rows(&mut h, d, &l.ffn_norm, c.norm, c.norm_eps);
+            }
             let mut up = linear(&l.up, &h, t, &mut obs, act);
             match (c.ffn, &l.gate) {
                 (FfnKind::SiluGated, Some(g)) => {
@@ -351,6 +393,14 @@ impl Session<'_> {
                     for (u, g) in up.iter_mut().zip(&gate) {
                         *u *= ops::silu(*g);
                     }
+                }
+                (FfnKind::SiluGated, None) => {
+                    // Fused gate/up (Phi-3): each row is the gate half then the up half.
+                    let nf = c.n_ff;
+                    up = up
+                        .chunks_exact(2 * nf)
+                        .flat_map(|r| (0..nf).map(move |j| ops::silu(r[j]) * r[nf + j]))
+                        .collect();
                 }
                 _ => {
                     let f = if self.numerics.ggml_gelu {
@@ -363,7 +413,10 @@ impl Session<'_> {
                     }
                 }
             }
-            let down = linear(&l.down, &up, t, &mut obs, act);
+            let mut down = linear(&l.down, &up, t, &mut obs, act);
+            if var.post_norms {
+                norm_rows(&mut down, d, &l.ffn_norm, c.norm, c.norm_eps);
+            }
             for (a, b) in x.iter_mut().zip(&down) {
                 *a += b;
             }

@@ -337,3 +337,140 @@ fn gptneox_matches_reference() {
     let fx = load_fixture("gptneox");
     check_fixture(&fx, &fx.model, "as generated");
 }
+
+#[test]
+fn olmo2_matches_reference() {
+    let fx = load_fixture("olmo2");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn smollm3_matches_reference() {
+    let fx = load_fixture("smollm3");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn phi3_matches_reference() {
+    let fx = load_fixture("phi3");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+/// Runs `tinylm convert` on a fixture written out as an HF folder, with `edit` applied to its
+/// config.json; returns the exit code and stderr, and checks that no output was left behind.
+fn convert_edited(
+    fixture: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, Json>),
+) -> (Option<i32>, String) {
+    let fx = load_fixture(fixture);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(fx.expected["dir_name"].as_str().unwrap());
+    std::fs::create_dir(&dir).unwrap();
+    for (name, bytes) in &fx.model.files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    for wf in &fx.model.weights {
+        tinylm::formats::safetensors::write_file(&dir.join(&wf.file_name), wf).unwrap();
+    }
+    let mut cfg: serde_json::Map<String, Json> =
+        serde_json::from_slice(&fx.model.files["config.json"]).unwrap();
+    edit(&mut cfg);
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+    let out = tmp.path().join("out.gguf");
+    let o = std::process::Command::new(crate::support::bin())
+        .args([
+            "convert",
+            dir.to_str().unwrap(),
+            "--to",
+            "gguf",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = crate::support::assert_no_panic(&o, fixture);
+    assert!(
+        !out.exists(),
+        "{fixture}: a failed conversion left {}",
+        out.display()
+    );
+    (o.status.code(), err)
+}
+
+#[test]
+fn new_architectures_reject_bad_config_naming_file_and_key() {
+    let cases: [(&str, &str, Json, &str); 5] = [
+        (
+            "gptneox",
+            "rotary_pct",
+            Json::from("quarter"),
+            "rotary_pct must be a number",
+        ),
+        (
+            "olmo2",
+            "num_key_value_heads",
+            Json::from(3),
+            "num_key_value_heads = 3 must divide",
+        ),
+        (
+            "smollm3",
+            "vocab_size",
+            Json::from("big"),
+            "vocab_size must be a non-negative integer",
+        ),
+        (
+            "phi3",
+            "rope_scaling",
+            serde_json::json!({"type": "longrope", "long_factor": [1.0, 2.0], "short_factor": [1.0, 1.0]}),
+            "long_factor and short_factor must have 6 values each",
+        ),
+        (
+            "phi3",
+            "original_max_position_embeddings",
+            Json::from(-1),
+            "original_max_position_embeddings",
+        ),
+    ];
+    for (fixture, key, value, want) in cases {
+        let (code, err) = convert_edited(fixture, |c| {
+            c.insert(key.to_string(), value);
+        });
+        assert_eq!(code, Some(1), "{fixture} {key}: {err}");
+        assert!(
+            err.contains("config.json") && err.contains(want),
+            "{fixture} {key}: {err}"
+        );
+    }
+    // A tensor the architecture does not have is named too.
+    let (code, err) = convert_edited("olmo2", |c| {
+        c.insert("num_hidden_layers".into(), Json::from(1));
+    });
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("model.layers.1.") && err.contains("num_hidden_layers = 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn phi3_with_a_bpe_tokenizer_json_of_another_class_converts_as_bpe() {
+    // The reference requires tokenizer.model unless tokenizer_class is GPT2Tokenizer ("Missing
+    // tokenizer.model"); tinylm converts the byte-level tokenizer.json it has, to the same bytes.
+    let fx = load_fixture("phi3");
+    let mut model = fx.model.clone();
+    let mut tc: serde_json::Map<String, Json> =
+        serde_json::from_slice(&model.files["tokenizer_config.json"]).unwrap();
+    tc.insert(
+        "tokenizer_class".into(),
+        Json::from("PreTrainedTokenizerFast"),
+    );
+    model.files.insert(
+        "tokenizer_config.json".into(),
+        serde_json::to_vec_pretty(&tc).unwrap(),
+    );
+    check_fixture(&fx, &model, "tokenizer_class PreTrainedTokenizerFast");
+}

@@ -97,6 +97,17 @@ fn tolerance(ty: &str) -> f32 {
     }
 }
 
+/// [`tolerance`], except for GPT-NeoX in F32: its wide GELU FFN goes through ggml's f16 GELU
+/// table, where a summation-order difference of one ulp in the input can move an activation to
+/// the next f16 entry (llama.cpp vs transformers' exact GELU: 2.4e-4 relative; tinylm vs
+/// llama.cpp: 1.1e-4).
+fn case_tolerance(case: &str, ty: &str) -> f32 {
+    match (case, ty) {
+        ("gptneox", "F32") => 2e-4,
+        _ => tolerance(ty),
+    }
+}
+
 fn check(case: &str) {
     let (dir, g) = golden(case);
     let source = g["source"].as_str().unwrap();
@@ -159,7 +170,7 @@ fn check(case: &str) {
             agree * 100.0
         ));
         assert!(
-            d <= tolerance(ty) * scale,
+            d <= case_tolerance(case, ty) * scale,
             "{case} {ty}: max |Δlogit| {d} vs llama.cpp (|logit| ≤ {scale}); {report:?}"
         );
         assert!(agree == 1.0, "{case} {ty}: argmax differs from llama.cpp");
@@ -196,4 +207,26 @@ fn qwen2_matches_llama_cpp_and_transformers() {
 #[test]
 fn qwen3_matches_llama_cpp_and_transformers() {
     check("qwen3");
+}
+
+// ---- archs-more: gptneox, olmo2, smollm3, phi3
+
+#[test]
+fn gptneox_matches_llama_cpp_and_transformers() {
+    check("gptneox");
+}
+
+#[test]
+fn olmo2_matches_llama_cpp_and_transformers() {
+    check("olmo2");
+}
+
+#[test]
+fn smollm3_matches_llama_cpp_and_transformers() {
+    check("smollm3");
+}
+
+#[test]
+fn phi3_matches_llama_cpp_and_transformers() {
+    check("phi3");
 }

@@ -159,5 +159,39 @@ def main() -> int:
     return 0
 
 
+# =============================================================================================
+# archs-more cases (gptneox, olmo2, smollm3, phi3), run by name:
+#   $REFKIT_PY scripts/golden/infer/make_goldens.py gptneox olmo2 smollm3 phi3
+HF_CASES.update({
+    # parallel residual, partial rotary (8 of 16 dims), LayerNorm/linear biases; gelu_new so that
+    # transformers runs the tanh GELU llama.cpp runs for gptneox.
+    "gptneox": dict(architectures=["GPTNeoXForCausalLM"], model_type="gpt_neox", hidden_size=64,
+                    intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
+                    rotary_pct=0.5, rotary_emb_base=10000, layer_norm_eps=1e-5, use_parallel_residual=True,
+                    hidden_act="gelu_new", tie_word_embeddings=False, vocab_size=768, bos_token_id=766,
+                    eos_token_id=765, torch_dtype="float32"),
+    # post-norms, full-width q/k norms, GQA
+    "olmo2": dict(architectures=["Olmo2ForCausalLM"], model_type="olmo2", hidden_size=64, intermediate_size=256,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                  rope_theta=500000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, vocab_size=768,
+                  bos_token_id=766, eos_token_id=765, torch_dtype="float32"),
+    # 4 layers: layer 3 runs without rope
+    "smollm3": dict(architectures=["SmolLM3ForCausalLM"], model_type="smollm3", hidden_size=64,
+                    intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                    max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                    vocab_size=768, bos_token_id=766, eos_token_id=765, pad_token_id=764, torch_dtype="float32"),
+    # fused qkv / gate_up, partial rotary 0.75 (12 of 16 dims), LongRoPE: the 27-token prompt is
+    # past original_max_position_embeddings, so transformers, llama.cpp (whose context is padded
+    # to 256 anyway) and tinylm all use the long factors, and the attention factor sqrt(2)
+    "phi3": dict(architectures=["Phi3ForCausalLM"], model_type="phi3", hidden_size=64, intermediate_size=128,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                 original_max_position_embeddings=16, partial_rotary_factor=0.75, rope_theta=10000.0,
+                 rope_scaling={"type": "longrope", "long_factor": [1.0, 1.25, 2.5, 5.0, 10.5, 21.0],
+                               "short_factor": [1.0, 1.1, 1.5, 1.75, 2.0, 3.0]},
+                 rms_norm_eps=1e-5, tie_word_embeddings=True, vocab_size=768, bos_token_id=766,
+                 eos_token_id=765, pad_token_id=764, torch_dtype="float32"),
+})
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -386,6 +386,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
     // ---- KVs
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::str(arch.gguf_name()));
+    arch.early_params(&hp, &mut w)?;
     w.add_kv("general.type", Value::str("model"));
     let mut md = metadata::Metadata::load(model, opts.name_override.as_deref(), params as i64)?;
     if md.size_label.is_none() && params > 0 {

@@ -7,9 +7,13 @@
 //! decoder template is one new file plus a line in [`REGISTRY`].
 
 mod gpt2;
+mod gptneox;
 mod llama;
+mod olmo2;
+mod phi3;
 mod qwen2;
 mod qwen3;
+mod smollm3;
 
 use serde_json::{Map, Value as Json};
 
@@ -41,7 +45,16 @@ pub struct ArchSpec {
 }
 
 /// Every architecture tinylm runs.
-pub static REGISTRY: &[&ArchSpec] = &[&gpt2::SPEC, &llama::SPEC, &qwen2::SPEC, &qwen3::SPEC];
+pub static REGISTRY: &[&ArchSpec] = &[
+    &gpt2::SPEC,
+    &llama::SPEC,
+    &qwen2::SPEC,
+    &qwen3::SPEC,
+    &gptneox::SPEC,
+    &olmo2::SPEC,
+    &smollm3::SPEC,
+    &phi3::SPEC,
+];
 
 /// The architecture named `name` in GGUF metadata.
 pub fn by_gguf_name(name: &str) -> Option<&'static ArchSpec> {
@@ -217,6 +230,7 @@ pub(crate) fn llama_like_gguf(
         }),
         ffn: FfnKind::SiluGated,
         qk_norm,
+        variant: Default::default(),
     })
 }
 
@@ -256,6 +270,7 @@ pub(crate) fn llama_like_hf(
         }),
         ffn: FfnKind::SiluGated,
         qk_norm,
+        variant: Default::default(),
     })
 }
 

@@ -15,8 +15,11 @@
 mod gpt2;
 mod gptneox;
 mod llama;
+mod olmo2;
+mod phi3;
 mod qwen2;
 mod qwen3;
+mod smollm3;
 pub(super) mod text;
 
 use serde_json::{Map, Value as Json};
@@ -35,6 +38,9 @@ pub static REGISTRY: &[&dyn Architecture] = &[
     &qwen2::Qwen2,
     &qwen3::Qwen3,
     &gptneox::GptNeox,
+    &olmo2::Olmo2,
+    &smollm3::SmolLm3,
+    &phi3::Phi3,
 ];
 
 /// The tokenizer model of the GGUF vocabulary (`tokenizer.ggml.model`).
@@ -108,6 +114,12 @@ pub trait Architecture: Sync {
     /// inconsistent hyperparameter. `None`: not checked.
     fn layout(&self, _hp: &Hparams, _n_vocab: usize) -> Result<Option<Layout>> {
         Ok(None)
+    }
+
+    /// KVs the reference writes while planning tensors, so right after
+    /// `general.architecture` (Phi-3's `rope.scaling.attn_factor`).
+    fn early_params(&self, _hp: &Hparams, _w: &mut GgufWriter) -> Result<()> {
+        Ok(())
     }
 
     /// Tensors computed from the hyperparameters, written before the model's own
