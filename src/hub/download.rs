@@ -38,7 +38,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// From the environment, as huggingface_hub reads it.
-    pub fn from_env(cache: &HubCache) -> Endpoint {
+    pub fn from_env() -> Endpoint {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
         let base = var("HF_ENDPOINT")
             .unwrap_or_else(|| "https://huggingface.co".into())
@@ -47,10 +47,18 @@ impl Endpoint {
         let token = var("HF_TOKEN")
             .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
             .or_else(|| {
+                // huggingface_hub's HF_TOKEN_PATH default: $HF_HOME/token, HF_HOME defaulting to
+                // $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface.
                 let path = var("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
                     var("HF_HOME")
-                        .map(|h| PathBuf::from(h).join("token"))
-                        .or_else(|| cache.root.parent().map(|p| p.join("token")))
+                        .map(PathBuf::from)
+                        .or_else(|| {
+                            var("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("huggingface"))
+                        })
+                        .or_else(|| {
+                            var("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface"))
+                        })
+                        .map(|h| h.join("token"))
                 })?;
                 std::fs::read_to_string(path)
                     .ok()

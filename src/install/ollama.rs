@@ -372,7 +372,12 @@ fn layer_json(s: &mut String, l: &Layer) {
 /// The manifest path for a name, reusing the case of directories already on disk (Ollama looks
 /// names up case-insensitively; two spellings must never coexist).
 fn manifest_path(store: &OllamaStore, name: &ModelName) -> PathBuf {
-    let mut p = store.root.join("manifests");
+    manifest_path_in(store, "manifests", name)
+}
+
+/// [`manifest_path`] under `dir` (`manifests` or `manifests-v2`).
+fn manifest_path_in(store: &OllamaStore, dir: &str, name: &ModelName) -> PathBuf {
+    let mut p = store.root.join(dir);
     for part in name.parts() {
         let existing = fs::read_dir(&p).ok().and_then(|rd| {
             rd.flatten()
@@ -441,6 +446,13 @@ fn stored_names(store: &OllamaStore) -> Vec<String> {
 pub fn read_model(store: &OllamaStore, name: &str) -> Result<StoredModel> {
     let parsed = ModelName::parse(name)?;
     let path = manifest_path(store, &parsed);
+    // Newer Ollama releases may keep a model's manifest only under `manifests-v2/`.
+    let v2 = manifest_path_in(store, "manifests-v2", &parsed);
+    let path = if !path.exists() && v2.exists() {
+        v2
+    } else {
+        path
+    };
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -743,6 +755,13 @@ pub struct UninstallReport {
 pub fn uninstall(store: &OllamaStore, name: &str) -> Result<UninstallReport> {
     let parsed = ModelName::parse(name)?;
     let path = manifest_path(store, &parsed);
+    // Newer Ollama releases may keep a model's manifest only under `manifests-v2/`.
+    let v2 = manifest_path_in(store, "manifests-v2", &parsed);
+    let path = if !path.exists() && v2.exists() {
+        v2
+    } else {
+        path
+    };
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

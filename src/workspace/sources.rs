@@ -71,13 +71,7 @@ fn resolve_hub(m: &mut ModelSpec, h: &HubSpec, net: Network, note: &dyn Fn(&str)
                 ),
             }));
         }
-        _ => download::fetch(
-            &cache,
-            &Endpoint::from_env(&cache),
-            &h.repo,
-            &h.revision,
-            note,
-        )?,
+        _ => download::fetch(&cache, &Endpoint::from_env(), &h.repo, &h.revision, note)?,
     };
     m.origin = Some(SourceOrigin {
         path: snap.dir.clone(),

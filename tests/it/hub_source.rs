@@ -184,6 +184,25 @@ fn a_cached_revision_builds_like_the_folder_and_its_commit_is_locked() {
     let r = hub.build_json(&["--offline"], NO_HUB);
     assert_eq!(count(&r, "failed"), 0);
     assert!(hub.lock().contains(COMMIT_A));
+
+    // Without HF_HUB_CACHE the cache is HF_HOME/hub.
+    let home = hub.p.path().join("hf-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::rename(&hub.cache, home.join("hub")).unwrap();
+    let out = hub.p.run_env(
+        &["build", "--offline"],
+        &[("HF_HUB_CACHE", ""), ("HF_HOME", home.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hub.p.run_env(
+        &["build", "--offline"],
+        &[
+            ("HF_HUB_CACHE", ""),
+            ("HF_HOME", hub.p.path().join("elsewhere").to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("elsewhere/hub"), "{}", stderr(&out));
 }
 
 #[test]

@@ -169,6 +169,15 @@ fn a_pulled_model_without_quants_is_used_as_is() {
     assert_eq!(std::fs::read(p.path().join("dist/m/m.gguf")).unwrap(), gguf);
     let mf = std::fs::read_to_string(p.path().join("dist/m/m.Modelfile")).unwrap();
     assert!(mf.contains("SYSTEM You are tiny."), "{mf}");
+
+    // A store that keeps the manifest under manifests-v2/ only (newer Ollama releases).
+    std::fs::rename(store.join("manifests"), store.join("manifests-v2")).unwrap();
+    let out = run(&p, &store, &["build"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
