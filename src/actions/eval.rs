@@ -121,7 +121,16 @@ impl Action for EvalAction {
         let tokens = eval::tokenize(tok, &text);
         let bos = if tok.add_bos { tok.bos } else { None };
         ctx.check_cancel()?;
-        let mut progress = |_: usize| {};
+        let passes = if base.is_some() { 2 } else { 1 };
+        let n_chunks = eval::plan_chunks(tokens.len(), &opts).map_err(|e| {
+            Error::Build(format!(
+                "eval text `{}`: {e}: use a longer text or a smaller `ctx` in [eval]",
+                self.text
+            ))
+        })?;
+        let total = (n_chunks * self.ctx * passes) as u64;
+        let mut progress =
+            |done: usize| ctx.progress.update((done * passes) as u64, total, "tokens");
         let report = match &base {
             Some(b) => eval::kl_divergence(&b.model, &m.model, &tokens, bos, &opts, &mut progress),
             None => eval::perplexity(&m.model, &tokens, bos, &opts, &mut progress),

@@ -71,7 +71,15 @@ impl Action for ImatrixAction {
         } else {
             None
         };
-        let mut progress = |_done: usize| {};
+        let n_chunks = eval::plan_chunks(tokens.len(), &opts).map_err(|e| {
+            Error::Build(format!(
+                "imatrix calibration text `{}`: {e}: use a longer text or a smaller `ctx` in \
+                 the model's `imatrix = {{ … }}`",
+                self.dataset
+            ))
+        })?;
+        let total = (n_chunks * self.ctx) as u64;
+        let mut progress = |done: usize| ctx.progress.update(done as u64, total, "tokens");
         ctx.check_cancel()?;
         let im = imatrix::collect(
             &m.model,

@@ -107,6 +107,25 @@ pub struct RunCtx<'a> {
     pub out_dir: &'a Path,
     /// Set on Ctrl-C; long actions check it between units of work.
     pub cancel: &'a Arc<AtomicBool>,
+    /// Where long actions report how far along they are (tokens evaluated, …).
+    pub progress: &'a dyn WorkProgress,
+}
+
+/// Progress inside one running action, shown by the executor (a bar per running action on a
+/// terminal). Implementations must be cheap to call often.
+pub trait WorkProgress: Send + Sync + std::fmt::Debug {
+    /// `done` of `total` `unit`s are finished.
+    fn update(&self, done: u64, total: u64, unit: &str);
+}
+
+/// Progress that goes nowhere (actions run outside a build, in tests).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+#[cfg(test)]
+impl WorkProgress for NoProgress {
+    fn update(&self, _done: u64, _total: u64, _unit: &str) {}
 }
 
 impl RunCtx<'_> {

@@ -208,6 +208,7 @@ mod tests {
             inputs: &inputs,
             out_dir: out,
             cancel: &cancel,
+            progress: &crate::actions::NoProgress,
         })?;
         let bytes = std::fs::read(out.join(PARITY_JSON)).unwrap();
         Ok(serde_json::from_slice(&bytes).unwrap())

@@ -99,8 +99,12 @@ pub fn run(g: &GlobalOpts, args: EvalArgs) -> Result<ExitCode> {
     // llama-perplexity tokenizes with the model it scores (the base, for KL-divergence).
     let tok = base.as_ref().map_or(&m.tokenizer, |b| &b.tokenizer);
     let tokens = eval::tokenize(tok, &text);
-    let n_chunks = eval::plan_chunks(tokens.len(), &opts)
-        .map_err(|e| Error::Build(format!("{}: {e}", args.text.display())))?;
+    let n_chunks = eval::plan_chunks(tokens.len(), &opts).map_err(|e| {
+        Error::Build(format!(
+            "{}: {e}: use a longer text or a smaller --ctx",
+            args.text.display()
+        ))
+    })?;
     let bos = if tok.add_bos { tok.bos } else { None };
     let passes = if base.is_some() { 2 } else { 1 };
     let pb = token_bar(g, (n_chunks * args.ctx * passes) as u64, "eval");

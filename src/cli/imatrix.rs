@@ -66,8 +66,12 @@ pub fn run(g: &GlobalOpts, args: ImatrixArgs) -> Result<ExitCode> {
         },
     };
     let tokens = eval::tokenize(&m.tokenizer, &text);
-    let n_chunks = eval::plan_chunks(tokens.len(), &opts)
-        .map_err(|e| Error::Build(format!("{}: {e}", args.text.display())))?;
+    let n_chunks = eval::plan_chunks(tokens.len(), &opts).map_err(|e| {
+        Error::Build(format!(
+            "{}: {e}: use a longer text or a smaller --ctx",
+            args.text.display()
+        ))
+    })?;
     let bos = if m.tokenizer.add_bos {
         m.tokenizer.bos
     } else {

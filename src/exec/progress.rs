@@ -4,7 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::actions::WorkProgress;
 
 /// Progress of a build.
 pub struct Progress {
@@ -16,13 +18,17 @@ impl Progress {
     /// A bar of `len` actions when `enabled` and stderr is a terminal.
     pub fn new(enabled: bool, len: u64) -> Progress {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(len);
+            let multi = MultiProgress::new();
+            let bar = multi.add(ProgressBar::new(len));
             bar.set_style(
                 ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             set_active(Some(bar.clone()));
+            if let Ok(mut m) = MULTI.lock() {
+                *m = Some(multi);
+            }
             bar
         });
         Progress {
@@ -75,6 +81,9 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
             set_active(None);
+            if let Ok(mut m) = MULTI.lock() {
+                *m = None;
+            }
         }
     }
 
@@ -96,6 +105,66 @@ impl Progress {
 
 /// The bar on screen, if any: log lines are printed above it instead of through it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// The build's bars: the action count, and below it one bar per running long action.
+static MULTI: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// The progress bar of one running action (tokens evaluated, …), shown under the build's bar
+/// while the action reports progress; nothing when the build shows no bar.
+#[derive(Debug)]
+pub struct ActionBar {
+    id: String,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl ActionBar {
+    /// A bar for action `id`, created on its first update.
+    pub fn new(id: &str) -> ActionBar {
+        ActionBar {
+            id: id.to_string(),
+            bar: Mutex::new(None),
+        }
+    }
+}
+
+impl WorkProgress for ActionBar {
+    fn update(&self, done: u64, total: u64, unit: &str) {
+        let Ok(mut slot) = self.bar.lock() else {
+            return;
+        };
+        if slot.is_none() {
+            let Some(multi) = MULTI.lock().ok().and_then(|m| m.clone()) else {
+                return;
+            };
+            let pb = multi.add(ProgressBar::new(total));
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "  {prefix} [{bar:30}] {pos}/{len} {msg}, {per_sec}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            pb.set_prefix(self.id.clone());
+            pb.set_message(unit.to_string());
+            *slot = Some(pb);
+        }
+        if let Some(pb) = slot.as_ref() {
+            pb.set_length(total);
+            pb.set_position(done);
+        }
+    }
+}
+
+impl Drop for ActionBar {
+    fn drop(&mut self) {
+        if let Some(pb) = self.bar.lock().ok().and_then(|mut b| b.take()) {
+            pb.finish_and_clear();
+            if let Some(multi) = MULTI.lock().ok().and_then(|m| m.clone()) {
+                multi.remove(&pb);
+            }
+        }
+    }
+}
 
 fn set_active(bar: Option<ProgressBar>) {
     if let Ok(mut active) = ACTIVE.lock() {

@@ -339,10 +339,12 @@ impl Scheduler<'_> {
         let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
         tracing::info!("running (key {})", &key.to_hex()[..12]);
         let staging = store.staging_dir()?;
+        let bar = super::progress::ActionBar::new(&node.id);
         let ctx = RunCtx {
             inputs,
             out_dir: staging.path(),
             cancel: self.cancel,
+            progress: &bar,
         };
         fault::point("in-action", &node.id);
         node.action

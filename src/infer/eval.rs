@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::InferError;
@@ -97,7 +98,7 @@ pub fn plan_chunks(n_tokens: usize, opts: &EvalOptions) -> Result<usize, InferEr
     if n_tokens < 2 * opts.n_ctx {
         return Err(InferError::Input(format!(
             "the text has {n_tokens} tokens; evaluating with a context of {} needs at least {} \
-             (two chunks, like llama-perplexity): use a longer text or a smaller --ctx",
+             (two chunks, like llama-perplexity)",
             opts.n_ctx,
             2 * opts.n_ctx
         )));
@@ -118,6 +119,33 @@ fn log_softmax_row(row: &[f32], tok: usize) -> (f64, usize, f32) {
     let sum: f64 = row.iter().map(|&v| (v - max).exp() as f64).sum();
     let lse = max + (sum.ln() as f32);
     ((lse - row[tok]) as f64, imax, lse)
+}
+
+/// Per-position figures of [`kl_divergence`].
+struct RowKld {
+    nll: f64,
+    nll_base: f64,
+    kld: f64,
+    same_top: bool,
+}
+
+fn row_kld(rb: &[f32], rm: &[f32], tok: usize) -> RowKld {
+    let (v, imax, lse) = log_softmax_row(rm, tok);
+    let (vb, imax_b, lse_b) = log_softmax_row(rb, tok);
+    let mut kl = 0f64;
+    for (&b, &m) in rb.iter().zip(rm) {
+        let lpb = b - lse_b;
+        // llama-perplexity skips base probabilities below e^-16.
+        if lpb > -16.0 {
+            kl += (lpb.exp() * (lpb - (m - lse))) as f64;
+        }
+    }
+    RowKld {
+        nll: v,
+        nll_base: vb,
+        kld: kl,
+        same_top: imax == imax_b,
+    }
 }
 
 fn chunk_input(tokens: &[u32], start: usize, n_ctx: usize, bos: Option<u32>) -> Vec<u32> {
@@ -154,14 +182,26 @@ pub fn perplexity(
     let nv = model.config.n_vocab;
     let t0 = Instant::now();
     let mut session = model.session_with(n_ctx, opts.numerics);
+    let mut logits = Vec::new();
     let (mut nll, mut nll2, mut count) = (0f64, 0f64, 0usize);
     for c in 0..n_chunks {
         let start = c * n_ctx;
         session.clear();
-        let logits = session.eval(&chunk_input(tokens, start, n_ctx, bos), first)?;
-        for i in 0..n_ctx - 1 - first {
-            let tok = tokens[start + first + 1 + i] as usize;
-            let (v, _, _) = log_softmax_row(&logits[i * nv..(i + 1) * nv], tok);
+        session.eval_into(
+            &chunk_input(tokens, start, n_ctx, bos),
+            first,
+            &mut logits,
+            None,
+        )?;
+        // Rows in parallel, sums in order: the same figures for any thread count.
+        let rows: Vec<f64> = (0..n_ctx - 1 - first)
+            .into_par_iter()
+            .map(|i| {
+                let tok = tokens[start + first + 1 + i] as usize;
+                log_softmax_row(&logits[i * nv..(i + 1) * nv], tok).0
+            })
+            .collect();
+        for v in rows {
             nll += v;
             nll2 += v * v;
             count += 1;
@@ -251,6 +291,7 @@ pub fn kl_divergence(
     let t0 = Instant::now();
     let mut sb = base.session_with(n_ctx, opts.numerics);
     let mut sm = model.session_with(n_ctx, opts.numerics);
+    let (mut lb, mut lm) = (Vec::new(), Vec::new());
     let (mut nll, mut nll2, mut nllb, mut nllb2, mut count) = (0f64, 0f64, 0f64, 0f64, 0usize);
     let (mut skld, mut skld2, mut sdp2, mut same) = (0f64, 0f64, 0f64, 0usize);
     let mut klds: Vec<f32> = Vec::new();
@@ -258,31 +299,27 @@ pub fn kl_divergence(
         let start = c * n_ctx;
         let input = chunk_input(tokens, start, n_ctx, bos);
         sb.clear();
-        let lb = sb.eval(&input, first)?;
+        sb.eval_into(&input, first, &mut lb, None)?;
         sm.clear();
-        let lm = sm.eval(&input, first)?;
-        for i in 0..n_ctx - 1 - first {
-            let tok = tokens[start + first + 1 + i] as usize;
-            let rb = &lb[i * nv..(i + 1) * nv];
-            let rm = &lm[i * nv..(i + 1) * nv];
-            let (v, imax, lse) = log_softmax_row(rm, tok);
-            let (vb, imax_b, lse_b) = log_softmax_row(rb, tok);
+        sm.eval_into(&input, first, &mut lm, None)?;
+        // Rows in parallel, sums in order: the same figures for any thread count.
+        let rows: Vec<RowKld> = (0..n_ctx - 1 - first)
+            .into_par_iter()
+            .map(|i| {
+                let tok = tokens[start + first + 1 + i] as usize;
+                row_kld(&lb[i * nv..(i + 1) * nv], &lm[i * nv..(i + 1) * nv], tok)
+            })
+            .collect();
+        for r in rows {
+            let (v, vb, kl) = (r.nll, r.nll_base, r.kld);
             nll += v;
             nll2 += v * v;
             nllb += vb;
             nllb2 += vb * vb;
-            let mut kl = 0f64;
-            for (&b, &m) in rb.iter().zip(rm) {
-                let lpb = b - lse_b;
-                // llama-perplexity skips base probabilities below e^-16.
-                if lpb > -16.0 {
-                    kl += (lpb.exp() * (lpb - (m - lse))) as f64;
-                }
-            }
             skld += kl;
             skld2 += kl * kl;
             klds.push(kl as f32);
-            same += usize::from(imax == imax_b);
+            same += usize::from(r.same_top);
             let dp = (-v).exp() - (-vb).exp();
             sdp2 += dp * dp;
             count += 1;

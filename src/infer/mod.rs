@@ -10,6 +10,7 @@ pub mod arch;
 pub mod config;
 pub mod eval;
 pub mod imatrix;
+pub mod kernel;
 mod load;
 pub mod model;
 pub mod ops;

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::InferError;
 use super::config::{FfnKind, ModelConfig, NormKind};
+use super::kernel;
 use super::ops;
 use super::weights::{Weight, ggml_activation_roundtrip, ggml_q8_1_correction, matmul, sgemm};
 
@@ -213,7 +214,22 @@ impl Session<'_> {
     /// Runs `tokens` after the cached ones and returns the logits of the positions from
     /// `first_logit` (relative to `tokens`) to the end, `n_vocab` per row.
     pub fn eval(&mut self, tokens: &[u32], first_logit: usize) -> Result<Vec<f32>, InferError> {
-        self.eval_observed(tokens, first_logit, None)
+        let mut logits = Vec::new();
+        self.eval_into(tokens, first_logit, &mut logits, None)?;
+        Ok(logits)
+    }
+
+    /// [`Session::eval_observed`] into a caller's buffer, which keeps its allocation from
+    /// chunk to chunk (a chunk's logits are tens of MB).
+    pub fn eval_into(
+        &mut self,
+        tokens: &[u32],
+        first_logit: usize,
+        logits: &mut Vec<f32>,
+        obs: Option<&mut dyn MatmulObserver>,
+    ) -> Result<(), InferError> {
+        logits.clear();
+        self.forward(tokens, first_logit, logits, obs)
     }
 
     /// [`Session::eval`], reporting every matmul input to `obs`.
@@ -221,14 +237,27 @@ impl Session<'_> {
         &mut self,
         tokens: &[u32],
         first_logit: usize,
-        mut obs: Option<&mut dyn MatmulObserver>,
+        obs: Option<&mut dyn MatmulObserver>,
     ) -> Result<Vec<f32>, InferError> {
+        let mut logits = Vec::new();
+        self.eval_into(tokens, first_logit, &mut logits, obs)?;
+        Ok(logits)
+    }
+
+    /// The forward pass; leaves `logits` empty when no position is asked for.
+    fn forward(
+        &mut self,
+        tokens: &[u32],
+        first_logit: usize,
+        logits: &mut Vec<f32>,
+        mut obs: Option<&mut dyn MatmulObserver>,
+    ) -> Result<(), InferError> {
         let m = self.model;
         let c = &m.config;
         let w = &m.weights;
         let t = tokens.len();
         if t == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.n_past + t > self.n_ctx {
             return Err(InferError::Input(format!(
@@ -341,23 +370,22 @@ impl Session<'_> {
             if let Some(r) = &c.rope
                 && !skip_rope
             {
-                for i in 0..t {
-                    for head in q[i * qd..(i + 1) * qd].chunks_exact_mut(hd) {
-                        ops::rope_apply(&mut head[..r.n_rot], &ropes[i], r.mode);
-                    }
-                    for head in k[i * kvd..(i + 1) * kvd].chunks_exact_mut(hd) {
-                        ops::rope_apply(&mut head[..r.n_rot], &ropes[i], r.mode);
-                    }
-                }
+                q.par_chunks_mut(qd)
+                    .zip(k.par_chunks_mut(kvd))
+                    .zip(ropes.par_iter())
+                    .for_each(|((qi, ki), rope)| {
+                        for head in qi.chunks_exact_mut(hd).chain(ki.chunks_exact_mut(hd)) {
+                            ops::rope_apply(&mut head[..r.n_rot], rope, r.mode);
+                        }
+                    });
             }
             let kc = &mut self.k[il][pos0 * kvd..(pos0 + t) * kvd];
             kc.copy_from_slice(&k);
             let vc = &mut self.v[il][pos0 * kvd..(pos0 + t) * kvd];
             vc.copy_from_slice(&v);
             if self.numerics.kv_f16 {
-                for a in kc.iter_mut().chain(vc.iter_mut()) {
-                    *a = half::f16::from_f32(*a).to_f32();
-                }
+                kernel::round_to_f16(kc);
+                kernel::round_to_f16(vc);
             }
             let att = attention(
                 &q,
@@ -390,9 +418,13 @@ impl Session<'_> {
             match (c.ffn, &l.gate) {
                 (FfnKind::SiluGated, Some(g)) => {
                     let gate = linear(g, &h, t, &mut obs, act);
-                    for (u, g) in up.iter_mut().zip(&gate) {
-                        *u *= ops::silu(*g);
-                    }
+                    up.par_chunks_mut(c.n_ff)
+                        .zip(gate.par_chunks(c.n_ff))
+                        .for_each(|(u, g)| {
+                            for (u, g) in u.iter_mut().zip(g) {
+                                *u *= ops::silu(*g);
+                            }
+                        });
                 }
                 (FfnKind::SiluGated, None) => {
                     // Fused gate/up (Phi-3): each row is the gate half then the up half.
@@ -408,9 +440,11 @@ impl Session<'_> {
                     } else {
                         ops::gelu_tanh
                     };
-                    for u in up.iter_mut() {
-                        *u = f(*u);
-                    }
+                    up.par_chunks_mut(c.n_ff).for_each(|u| {
+                        for u in u.iter_mut() {
+                            *u = f(*u);
+                        }
+                    });
                 }
             }
             let mut down = linear(&l.down, &up, t, &mut obs, act);
@@ -423,22 +457,21 @@ impl Session<'_> {
         }
         self.n_past += t;
         if first_logit >= t {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let mut hx = x[first_logit * d..].to_vec();
         let n_out = t - first_logit;
         norm_rows(&mut hx, d, &w.output_norm, c.norm, c.norm_eps);
-        let mut logits = vec![0f32; n_out * c.n_vocab];
+        logits.resize(n_out * c.n_vocab, 0.0);
         if let Some(o) = obs {
             o.observe(&w.output, &hx, n_out);
         }
         if act {
-            for r in hx.chunks_exact_mut(d) {
-                ggml_activation_roundtrip(w.output.ty, r);
-            }
+            hx.par_chunks_mut(d)
+                .for_each(|r| ggml_activation_roundtrip(w.output.ty, r));
         }
-        matmul(&hx, n_out, &w.output, &mut logits);
-        Ok(logits)
+        matmul(&hx, n_out, &w.output, logits);
+        Ok(())
     }
 }
 
@@ -463,9 +496,8 @@ fn linear(
     let mut y = vec![0f32; t * n];
     if ggml_activations {
         let mut xr = x.to_vec();
-        for r in xr.chunks_exact_mut(l.w.cols) {
-            ggml_activation_roundtrip(l.w.ty, r);
-        }
+        xr.par_chunks_mut(l.w.cols)
+            .for_each(|r| ggml_activation_roundtrip(l.w.ty, r));
         matmul(&xr, t, &l.w, &mut y);
         ggml_q8_1_correction(&l.w, x, t, &mut y);
     } else {
@@ -487,6 +519,109 @@ const ATTN_BLOCK: usize = 64;
 
 /// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values.
 fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelConfig) -> Vec<f32> {
+    if kernel::available() {
+        attention_dot(q, k, v, t, pos0, c)
+    } else {
+        attention_gemm(q, k, v, t, pos0, c)
+    }
+}
+
+/// [`attention`] on the dot-product kernel: scores of 4 queries at a time against only the
+/// keys the last of them can see, and `P·V` as dot products with a transposed copy of V.
+fn attention_dot(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    pos0: usize,
+    c: &ModelConfig,
+) -> Vec<f32> {
+    let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
+    let group = c.n_head / c.n_head_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let n_kv = pos0 + t;
+    // vt[(kvh·hd + d)·n_kv + j] = v[j·kvd + kvh·hd + d]: each output column a contiguous row.
+    let mut vt = vec![0f32; kvd * n_kv];
+    vt.par_chunks_mut(n_kv).enumerate().for_each(|(col, row)| {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = v[j * kvd + col];
+        }
+    });
+    let mut out = vec![0f32; t * qd];
+    let dst = SendPtr(out.as_mut_ptr());
+    let blocks = t.div_ceil(ATTN_BLOCK);
+    (0..c.n_head * blocks).into_par_iter().for_each_init(
+        Vec::new,
+        |scores: &mut Vec<f32>, task| {
+            let (h, blk) = (task / blocks, task % blocks);
+            let kvh = h / group;
+            let i0 = blk * ATTN_BLOCK;
+            let rows = ATTN_BLOCK.min(t - i0);
+            // Keys visible to the last query of the block: the row stride of `scores`.
+            let s = pos0 + i0 + rows;
+            scores.resize(rows * s, 0.0);
+            let mut i = 0;
+            while i < rows {
+                let g = 4.min(rows - i);
+                let vis_g = pos0 + i0 + i + g;
+                // SAFETY: q rows i0+i.. (stride qd) from column h·hd, keys 0..vis_g (stride
+                // kvd) from column kvh·hd, each hd long; scores rows i..i+g (stride s) hold
+                // vis_g ≤ s values; `scores` is this task's own buffer.
+                unsafe {
+                    kernel::dot_tile_strided(
+                        &q[(i0 + i) * qd + h * hd..],
+                        qd,
+                        g,
+                        hd,
+                        kernel::Rows::F32(&k[kvh * hd..]),
+                        kvd,
+                        vis_g,
+                        scores.as_mut_ptr().add(i * s),
+                        s,
+                    );
+                }
+                for r in i..i + g {
+                    let vis = pos0 + i0 + r + 1;
+                    let row = &mut scores[r * s..r * s + vis_g];
+                    for x in &mut row[..vis] {
+                        *x *= scale;
+                    }
+                    ops::softmax(&mut row[..vis]);
+                    // Probabilities of the keys this row cannot see, for the group's P·V.
+                    row[vis..].fill(0.0);
+                }
+                // SAFETY: probabilities rows i..i+g (stride s, vis_g long), V columns
+                // kvh·hd.. as rows of vt (stride n_kv ≥ vis_g); output rows i0+i.. columns
+                // h·hd..(h+1)·hd (stride qd), which no other task writes.
+                unsafe {
+                    kernel::dot_tile_strided(
+                        &scores[i * s..],
+                        s,
+                        g,
+                        vis_g,
+                        kernel::Rows::F32(&vt[kvh * hd * n_kv..]),
+                        n_kv,
+                        hd,
+                        dst.ptr().add((i0 + i) * qd + h * hd),
+                        qd,
+                    );
+                }
+                i += g;
+            }
+        },
+    );
+    out
+}
+
+/// [`attention`] on the portable GEMM.
+fn attention_gemm(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    pos0: usize,
+    c: &ModelConfig,
+) -> Vec<f32> {
     let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();

@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::kernel;
 use crate::formats::gguf::GgmlType;
 use crate::formats::tensor::TensorBytes;
 use crate::quant;
@@ -112,6 +113,32 @@ impl Weight {
         (pre.is_empty() && post.is_empty()).then_some(mid)
     }
 
+    /// Rows `r0..r0+n` in a storage the SIMD kernel reads in place (F32, F16, BF16), when the
+    /// bytes are suitably aligned.
+    fn direct_rows(&self, r0: usize, n: usize) -> Option<kernel::Rows<'_>> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        fn halves(b: &[u8]) -> Option<&[u16]> {
+            // SAFETY: every bit pattern is a valid u16; align_to only yields the aligned middle.
+            let (pre, mid, post) = unsafe { b.align_to::<u16>() };
+            (pre.is_empty() && post.is_empty()).then_some(mid)
+        }
+        match self.ty {
+            GgmlType::F32 => self.f32_rows(r0, n).map(kernel::Rows::F32),
+            GgmlType::F16 | GgmlType::BF16 => {
+                let b = &self.data.as_bytes()[r0 * self.cols * 2..(r0 + n) * self.cols * 2];
+                let h = halves(b)?;
+                Some(if self.ty == GgmlType::F16 {
+                    kernel::Rows::F16(h)
+                } else {
+                    kernel::Rows::BF16(h)
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Decodes rows `r0..r0+n` into `out` (`n * cols` values).
     pub fn dequant_rows(&self, r0: usize, n: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
@@ -142,9 +169,7 @@ impl Weight {
 pub fn ggml_activation_roundtrip(ty: GgmlType, x: &mut [f32]) {
     use GgmlType::*;
     match ty {
-        F16 => x
-            .iter_mut()
-            .for_each(|v| *v = half::f16::from_f32(*v).to_f32()),
+        F16 => kernel::round_to_f16(x),
         BF16 => x
             .iter_mut()
             .for_each(|v| *v = quant::float::bf16_to_f32(quant::float::bf16_from_f32(*v))),
@@ -274,9 +299,58 @@ pub unsafe fn sgemm(
     }
 }
 
-/// `out[t × rows] = x[t × cols] · wᵀ`: each task decodes a fixed tile of weight rows (or uses
-/// F32 rows in place) and runs an f32 GEMM on it.
+/// `out[t × rows] = x[t × cols] · wᵀ`. With the SIMD dot-product kernel (x86-64 AVX2), each
+/// task takes a tile of weight rows (F32/F16/BF16 read in place, other types decoded once per
+/// tile) and every output is one fixed-order dot product, so the result is the same for any
+/// thread count; elsewhere the portable GEMM path.
 pub fn matmul(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
+    if kernel::available() {
+        matmul_dot(x, t, w, out);
+    } else {
+        matmul_gemm(x, t, w, out);
+    }
+}
+
+/// Weight rows per task of [`matmul_dot`]: 48 (a multiple of both kernel block widths), halved
+/// while there are fewer than four tasks per thread, so small matrices keep every core busy.
+/// Only scheduling depends on it, never the values.
+fn dot_tile_rows(n: usize) -> usize {
+    let want = 4 * rayon::current_num_threads();
+    let mut tile = 48;
+    while tile > 6 && n.div_ceil(tile) < want {
+        tile /= 2;
+    }
+    tile
+}
+
+fn matmul_dot(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
+    let (n, k) = (w.rows, w.cols);
+    assert_eq!(x.len(), t * k, "{}: input width", w.name);
+    assert_eq!(out.len(), t * n, "{}: output size", w.name);
+    let dst = SendPtr(out.as_mut_ptr());
+    let tile = dot_tile_rows(n);
+    (0..n.div_ceil(tile))
+        .into_par_iter()
+        .for_each_init(Vec::new, |scratch: &mut Vec<f32>, ti| {
+            let r0 = ti * tile;
+            let nr = tile.min(n - r0);
+            let rows = match w.direct_rows(r0, nr) {
+                Some(rows) => rows,
+                None => {
+                    scratch.resize(nr * k, 0.0);
+                    w.dequant_rows(r0, nr, scratch);
+                    kernel::Rows::F32(&scratch[..nr * k])
+                }
+            };
+            // SAFETY: columns r0..r0+nr of every row of `out` (row stride n) belong to this
+            // task alone.
+            unsafe { kernel::dot_tile(x, t, k, rows, nr, dst.ptr().add(r0), n) };
+        });
+}
+
+/// The portable path: each task decodes a fixed tile of weight rows (or uses F32 rows in
+/// place) and runs an f32 GEMM on it.
+fn matmul_gemm(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
     let (n, k) = (w.rows, w.cols);
     assert_eq!(x.len(), t * k, "{}: input width", w.name);
     assert_eq!(out.len(), t * n, "{}: output size", w.name);
@@ -330,23 +404,68 @@ mod tests {
             }
         }
         let f32w = Weight::from_f32("w", n, k, &w);
-        let mut out = vec![0f32; t * n];
-        matmul(&x, t, &f32w, &mut out);
-        for (a, b) in out.iter().zip(&naive) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-        }
         // F16 storage decodes exactly these values (multiples of 1/20 are not exact in f16,
-        // so compare against the decoded weights).
+        // so compare against the decoded weights); Q8_0 goes through the decode-a-tile path.
         let mut h = vec![0u8; n * k * 2];
         quant::float::f32_to_f16_bytes(&w, &mut h);
         let f16w = Weight::new("w", GgmlType::F16, n, k, TensorBytes::Owned(h.into())).unwrap();
-        let dec = f16w.to_f32();
-        matmul(&x, t, &f16w, &mut out);
-        for i in 0..t {
-            for j in 0..n {
-                let want: f32 = (0..k).map(|l| x[i * k + l] * dec[j * k + l]).sum();
-                assert!((out[i * n + j] - want).abs() < 1e-4);
+        let mut q = vec![0u8; n * k / 32 * 34];
+        quant::quantize_row(GgmlType::Q8_0, &w, &mut q);
+        let q8w = Weight::new("w", GgmlType::Q8_0, n, k, TensorBytes::Owned(q.into())).unwrap();
+        type MatmulFn = fn(&[f32], usize, &Weight, &mut [f32]);
+        let paths: [(&str, MatmulFn); 3] = [
+            ("default", matmul),
+            ("gemm", matmul_gemm),
+            ("dot", |x, t, w, o| {
+                if kernel::available() {
+                    matmul_dot(x, t, w, o)
+                } else {
+                    matmul_gemm(x, t, w, o)
+                }
+            }),
+        ];
+        for (path, f) in paths {
+            let mut out = vec![0f32; t * n];
+            f(&x, t, &f32w, &mut out);
+            for (a, b) in out.iter().zip(&naive) {
+                assert!((a - b).abs() < 1e-4, "{path}: {a} vs {b}");
             }
+            for wq in [&f16w, &q8w] {
+                let dec = wq.to_f32();
+                f(&x, t, wq, &mut out);
+                for i in 0..t {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|l| x[i * k + l] * dec[j * k + l]).sum();
+                        let got = out[i * n + j];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{path} {:?}: {got} vs {want}",
+                            wq.ty
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot_path_gives_the_same_bits_for_any_batch_size() {
+        // Decoding one token at a time must give the same values as the batched chunk.
+        if !kernel::available() {
+            return;
+        }
+        let (t, k, n) = (7, 96, 50);
+        let x: Vec<f32> = (0..t * k).map(|i| (i as f32 * 0.31).sin()).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.17).cos()).collect();
+        let mut h = vec![0u8; n * k * 2];
+        quant::float::f32_to_f16_bytes(&w, &mut h);
+        let wh = Weight::new("w", GgmlType::F16, n, k, TensorBytes::Owned(h.into())).unwrap();
+        let mut all = vec![0f32; t * n];
+        matmul_dot(&x, t, &wh, &mut all);
+        for i in 0..t {
+            let mut one = vec![0f32; n];
+            matmul_dot(&x[i * k..(i + 1) * k], 1, &wh, &mut one);
+            assert_eq!(one, all[i * n..(i + 1) * n], "row {i}");
         }
     }
 

@@ -359,3 +359,40 @@ fn eval_imatrix_and_parity_outputs_do_not_depend_on_the_thread_count() {
     assert!(three.path().join("dist/g/g-q4_k_m-imat.gguf").exists());
     assert!(!three.path().join("dist/releases").exists());
 }
+
+#[test]
+fn texts_too_short_for_the_context_fail_the_build_clearly() {
+    // [eval] text: 6 tokens cannot fill two 32-token chunks.
+    let p = project("");
+    p.write("eval.txt", "Only a few words.");
+    let out = p.run(&["build"]);
+    let err = support::assert_no_panic(&out, "build with a short eval text");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("eval text `eval.txt`")
+            && err.contains("needs at least 64")
+            && err.contains("smaller `ctx` in [eval]"),
+        "{err}"
+    );
+    // imatrix = { text = … }: the same check names the calibration text.
+    let p = project("");
+    p.write("calib.txt", "Too short.");
+    let text = std::fs::read_to_string(p.path().join("tinylm.toml")).unwrap();
+    p.write(
+        "tinylm.toml",
+        &text.replace(
+            "quants = [\"f16\", \"q8_0\", \"q4_0\"]",
+            "imatrix = { text = \"calib.txt\", ctx = 32, chunks = 3 }\n\
+             quants = [\"f16\", { name = \"q4_k_m-imat\", type = \"q4_k_m\", imatrix = true }]",
+        ),
+    );
+    let out = p.run(&["build", "g:q4_k_m-imat"]);
+    let err = support::assert_no_panic(&out, "build with a short calibration text");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("imatrix calibration text `calib.txt`")
+            && err.contains("needs at least 64")
+            && err.contains("smaller `ctx`"),
+        "{err}"
+    );
+}
