@@ -23,6 +23,22 @@ pub enum Transform {
     Transpose,
     /// Llama's Q/K row permutation for `n_head` heads (`LlamaModel.permute`).
     Permute(usize),
+    /// GPT-NeoX's fused QKV, interleaved per head, regrouped as Q, K, V for `n_head` heads.
+    NeoxQkv(usize),
+    /// `x + 1` (Gemma's RMS norm weights), computed in the source precision like torch: F16
+    /// sources round the sum to F16.
+    AddOne,
+}
+
+impl Transform {
+    /// The input row that output row `r` (of `rows`) takes, for row-reordering transforms.
+    fn src_row(self, r: usize, rows: usize) -> usize {
+        match self {
+            Transform::Permute(n_head) => permute_src(r, rows, n_head),
+            Transform::NeoxQkv(n_head) => neox_qkv_src(r, rows, n_head),
+            _ => r,
+        }
+    }
 }
 
 /// Where a planned tensor's values come from.
@@ -124,6 +140,16 @@ fn permute_src(r: usize, rows: usize, n_head: usize) -> usize {
     h * hd + odd * half + i
 }
 
+/// GPT-NeoX's QKV regrouping: the input holds, per head, its Q, K and V rows; the output all
+/// Q rows, then all K rows, then all V rows (`GPTNeoXModel.modify_tensors`).
+fn neox_qkv_src(r: usize, rows: usize, n_head: usize) -> usize {
+    let n_embd = rows / 3;
+    let hd = n_embd / n_head;
+    let (which, within) = (r / n_embd, r % n_embd);
+    let (h, i) = (within / hd, within % hd);
+    h * 3 * hd + which * hd + i
+}
+
 /// Fills output rows `first..first + out.len() / row_len` of a planned tensor as f32.
 fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
     match &p.source {
@@ -132,7 +158,21 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
             out.copy_from_slice(&v[start..start + out.len()]);
         }
         Source::Hf(t, Transform::None) => decode(t, first * row_len, out),
-        Source::Hf(t, Transform::Permute(n_head)) => {
+        Source::Hf(t, Transform::AddOne) => {
+            decode(t, first * row_len, out);
+            if t.dtype == DType::F16 {
+                // torch adds in F16: f32 addition then F16 rounding is the same (double
+                // rounding is innocuous with 24 ≥ 2·11 + 2 bits).
+                for v in out.iter_mut() {
+                    *v = f16::from_f32(*v + 1.0).to_f32();
+                }
+            } else {
+                for v in out.iter_mut() {
+                    *v += 1.0;
+                }
+            }
+        }
+        Source::Hf(t, tr @ (Transform::Permute(_) | Transform::NeoxQkv(_))) => {
             // Rows are along axis 0; for a 1-D bias a "row" is one element.
             let rows = t.shape.first().copied().unwrap_or(1);
             let inner: usize = t.shape.iter().skip(1).product();
@@ -144,7 +184,7 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
                 let r = (start_elem + done) / inner;
                 let off = (start_elem + done) % inner;
                 let take = (inner - off).min(n - done);
-                let src_r = permute_src(r, rows, *n_head);
+                let src_r = tr.src_row(r, rows);
                 decode(t, src_r * inner + off, &mut out[done..done + take]);
                 done += take;
             }
@@ -281,7 +321,9 @@ fn write_same_type(
     let Source::Hf(t, transform) = &p.source else {
         return Ok(false);
     };
-    if !same_encoding(t.dtype, p.ggml_type) || matches!(transform, Transform::Transpose) {
+    if !same_encoding(t.dtype, p.ggml_type)
+        || matches!(transform, Transform::Transpose | Transform::AddOne)
+    {
         return Ok(false);
     }
     let bytes = t.data.as_bytes();
@@ -297,14 +339,14 @@ fn write_same_type(
         Ok(())
     };
     match transform {
-        Transform::Permute(n_head) => {
+        Transform::Permute(_) | Transform::NeoxQkv(_) => {
             let rows = t.shape.first().copied().unwrap_or(1);
             let row_bytes = bytes.len() / rows.max(1);
             for r in 0..rows {
                 if r % 4096 == 0 {
                     check()?;
                 }
-                let src = permute_src(r, rows, *n_head);
+                let src = transform.src_row(r, rows);
                 out.write_all(&bytes[src * row_bytes..(src + 1) * row_bytes])
                     .map_err(werr)?;
             }
