@@ -52,9 +52,6 @@ EXPECTED_PRE = {
     "gpt-2": ("3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454", "gpt-2"),
     "llama-bpe": ("0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5", "llama-bpe"),
     "qwen2": ("e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea", "qwen2"),
-    # EleutherAI/gpt-neox-20b (Pythia, OLMo 1): the reference's table maps it to "mpt" and then,
-    # last match winning, to "olmo".
-    "gpt-neox": ("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166", "olmo"),
 }
 
 
@@ -124,18 +121,8 @@ def build_tokenizer_json(name: str) -> dict:
             vocab[t] = i
         else:
             added.append((i, t, ty == 3))
-    if name == "gpt-neox":
-        # the whitespace-run tokens are user-defined in the GGUF but plain added tokens in HF
-        added = [(i, t, sp) for (i, t, sp) in added]
     merge_pairs = [tuple(m.split(" ", 1)) for m in merges]
-    if name == "gpt-neox":
-        bpe = models.BPE(vocab=vocab, merges=merge_pairs, dropout=None, continuing_subword_prefix="",
-                         end_of_word_suffix="", fuse_unk=False, byte_fallback=False)
-        tok = Tokenizer(bpe)
-        tok.normalizer = normalizers.NFC()
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
-        tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
-    elif name == "gpt-2":
+    if name == "gpt-2":
         bpe = models.BPE(vocab=vocab, merges=merge_pairs, dropout=None, continuing_subword_prefix="",
                          end_of_word_suffix="", fuse_unk=False, byte_fallback=False)
         tok = Tokenizer(bpe)
@@ -253,7 +240,7 @@ MISTRAL_V3_CONTROL = (["[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
 
 
 def build_spm_model(name: str) -> bytes:
-    if name in ("llama-spm", "phi-3"):
+    if name == "llama-spm":
         model = llama_spm_proto()
     elif name == "mistral-v3":
         model = llama_spm_proto(MISTRAL_V3_CONTROL)
@@ -264,7 +251,7 @@ def build_spm_model(name: str) -> bytes:
     # the rebuilt model must tokenize llama.cpp's test vectors as llama.cpp does
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_proto=model)
-    vec = "llama-spm" if name != "phi-3" else "phi-3"
+    vec = "llama-spm"
     inp = (LLAMACPP / "models" / f"ggml-vocab-{vec}.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
     out = (LLAMACPP / "models" / f"ggml-vocab-{vec}.gguf.out").read_text(encoding="utf-8").split("\n")
     bad = 0
@@ -287,17 +274,6 @@ def spm_model_path(cache: Path, name: str) -> Path:
 
 
 TOKENIZER_CONFIGS = {
-    "gpt-neox": {
-        "add_bos_token": False,
-        "add_eos_token": False,
-        "bos_token": "<|endoftext|>",
-        "clean_up_tokenization_spaces": False,
-        "eos_token": "<|endoftext|>",
-        "model_max_length": 1000000000000000019884624838656,
-        "pad_token": None,
-        "tokenizer_class": "GPTNeoXTokenizer",
-        "unk_token": "<|endoftext|>",
-    },
     "gpt-2": {
         "add_prefix_space": False,
         "bos_token": "<|endoftext|>",
@@ -338,26 +314,6 @@ def tokenizer_json_path(cache: Path, vocab: str) -> Path:
         xz.parent.mkdir(parents=True, exist_ok=True)
         xz.write_bytes(lzma.compress(p.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
     return p
-
-
-# Phi-3-mini's added tokens (added_tokens.json and tokenizer_config.json)
-PHI3_NAMES = ["<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
-              "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"]
-PHI3_ADDED = json.dumps({t: 32000 + i for i, t in enumerate(PHI3_NAMES)}, indent=2) + "\n"
-
-
-def _phi3_decoder():
-    d = {}
-    for i, (t, special, rstrip) in enumerate([("<unk>", True, False), ("<s>", True, False), ("</s>", False, True)]):
-        d[str(i)] = {"content": t, "lstrip": False, "normalized": False, "rstrip": rstrip,
-                     "single_word": False, "special": special}
-    for i, t in enumerate(PHI3_NAMES):
-        d[str(32000 + i)] = {"content": t, "lstrip": False, "normalized": False, "rstrip": t != "<|endoftext|>",
-                             "single_word": False, "special": True}
-    return d
-
-
-PHI3_DECODER = _phi3_decoder()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,88 +554,14 @@ FIXTURES = [
         "arch": "Gemma3ForCausalLM",
         "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
                        num_key_value_heads=1, head_dim=16, max_position_embeddings=32768, rms_norm_eps=1e-6,
-                       vocab_size=1200, query_pre_attn_scalar=16, sliding_window=32, rope_theta=1000000.0,
+                       vocab_size=1216, query_pre_attn_scalar=16, sliding_window=32, rope_theta=1000000.0,
                        rope_local_base_freq=10000.0, rope_scaling={"factor": 8.0, "rope_type": "linear"},
                        bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0),
         "dtype": torch.bfloat16,
         "shard": None,
         "template": "google-gemma-2-2b-it.jinja",
-        "generation": dict(bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0, top_k=64, top_p=0.95),
+        "generation": dict(bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0, do_sample=True, top_k=64, top_p=0.95),
         "outtypes": ["f32", "bf16", "q8_0", "auto"],
-    },
-    {
-        # Phi-3-mini-128k-style: LongRoPE factors, added_tokens.json + added_tokens_decoder +
-        # tokenizer.json added tokens, config vocab larger than the tokenizer.
-        "name": "phi3",
-        "dir_name": "Phi-3-tiny-128k-instruct",
-        "spm": "phi-3",
-        "tok_files": {"model", "json"},
-        "extra_files": {"added_tokens.json": PHI3_ADDED},
-        "tokenizer_config": {"add_bos_token": False, "add_eos_token": False, "bos_token": "<s>",
-                             "eos_token": "<|endoftext|>", "unk_token": "<unk>", "pad_token": "<|endoftext|>",
-                             "legacy": False, "model_max_length": 131072, "padding_side": "left",
-                             "clean_up_tokenization_spaces": False, "tokenizer_class": "LlamaTokenizer",
-                             "added_tokens_decoder": PHI3_DECODER},
-        "arch": "Phi3ForCausalLM",
-        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=4, max_position_embeddings=131072,
-                       original_max_position_embeddings=4096, rms_norm_eps=1e-5, vocab_size=32064,
-                       rope_scaling={"type": "longrope",
-                                     "long_factor": [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.5, 9.25],
-                                     "short_factor": [1.0, 1.0, 1.05, 1.1, 1.2, 1.3, 1.5, 1.75]},
-                       sliding_window=262144, tie_word_embeddings=False, bos_token_id=1, eos_token_id=32000,
-                       pad_token_id=32000),
-        "dtype": torch.bfloat16,
-        "shard": None,
-        "template": "microsoft-Phi-3.5-mini-instruct.jinja",
-        "generation": dict(bos_token_id=1, eos_token_id=[32007, 32001, 32000], pad_token_id=32000),
-        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
-    },
-    {
-        "name": "gptneox",
-        "dir_name": "pythia-tiny-deduped",
-        "vocab": "gpt-neox",
-        "arch": "GPTNeoXForCausalLM",
-        "config": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                       max_position_embeddings=2048, rotary_pct=0.25, rotary_emb_base=10000,
-                       layer_norm_eps=1e-5, vocab_size=50304, tie_word_embeddings=False,
-                       use_parallel_residual=True, bos_token_id=0, eos_token_id=0),
-        "dtype": torch.float16,
-        "shard": None,
-        "template": None,
-        "generation": dict(bos_token_id=0, eos_token_id=0),
-        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
-    },
-    {
-        "name": "olmo2",
-        "dir_name": "OLMo-2-tiny-Instruct",
-        "vocab": "gpt-neox",
-        "arch": "Olmo2ForCausalLM",
-        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6,
-                       rope_theta=500000.0, vocab_size=50304, tie_word_embeddings=False,
-                       bos_token_id=None, eos_token_id=0, pad_token_id=1),
-        "dtype": torch.bfloat16,
-        "shard": None,
-        "template": None,
-        "generation": dict(eos_token_id=0, pad_token_id=1),
-        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
-    },
-    {
-        "name": "smollm3",
-        "dir_name": "SmolLM3-Tiny",
-        "vocab": "llama-bpe",
-        "arch": "SmolLM3ForCausalLM",
-        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                       num_key_value_heads=2, max_position_embeddings=65536, rms_norm_eps=1e-6,
-                       rope_theta=5000000.0, vocab_size=128256, tie_word_embeddings=True,
-                       bos_token_id=128000, eos_token_id=128012, pad_token_id=128004),
-        "dtype": torch.bfloat16,
-        "shard": None,
-        "template": "HuggingFaceTB-SmolLM3-3B.jinja",
-        "generation": dict(bos_token_id=128000, eos_token_id=128012, pad_token_id=128004,
-                           temperature=0.6, top_p=0.95),
-        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
     },
 ]
 
@@ -728,8 +610,7 @@ def chkhsh_of(folder: Path) -> str:
 ARCH_MODEL_TYPES = {"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
                     "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma",
                     "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3_text",
-                    "Phi3ForCausalLM": "phi3", "GPTNeoXForCausalLM": "gpt_neox", "Olmo2ForCausalLM": "olmo2",
-                    "SmolLM3ForCausalLM": "smollm3"}
+                    }
 
 
 def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:

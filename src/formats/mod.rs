@@ -10,6 +10,7 @@
 pub mod dtype;
 mod error;
 pub mod gguf;
+pub mod guard;
 pub mod pytorch;
 pub mod safetensors;
 pub mod sentencepiece;
@@ -34,14 +35,5 @@ pub(crate) fn map_file_populated(path: &Path) -> std::io::Result<Arc<memmap2::Mm
 }
 
 fn map(path: &Path, populate: bool) -> std::io::Result<Arc<memmap2::Mmap>> {
-    let file = std::fs::File::open(path)?;
-    let mut opts = memmap2::MmapOptions::new();
-    if populate {
-        opts.populate();
-    }
-    // SAFETY: the mapping is read-only and private to this process; tinylm never writes its
-    // inputs. Like every mmap-based model reader, we rely on the user not truncating the file
-    // while tinylm runs; readers bounds-check every offset against the mapping's length.
-    let map = unsafe { opts.map(&file)? };
-    Ok(Arc::new(map))
+    crate::fsutil::input::map(path, populate)
 }

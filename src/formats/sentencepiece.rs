@@ -206,7 +206,10 @@ impl SpmModel {
             _ => {
                 return Err(FileError::invalid(
                     path,
-                    format!("the SentencePiece model defines {} unknown pieces (ids {unknown:?}); it must define one", unknown.len()),
+                    format!(
+                        "the SentencePiece model defines {} unknown pieces (ids {unknown:?}); it must define one",
+                        unknown.len()
+                    ),
                 ));
             }
         }

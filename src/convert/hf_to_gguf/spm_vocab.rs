@@ -90,12 +90,19 @@ fn vocab_size(hp: &Hparams, keys: &[&str], sp: &SpmModel) -> Result<usize> {
     match hp.find(keys) {
         Some(v) => {
             let n = as_u32(v).ok_or_else(|| {
-                super::error::cfg(format!("vocab_size must be a non-negative integer, found {v}"))
+                super::error::cfg(format!(
+                    "vocab_size must be a non-negative integer, found {v}"
+                ))
             })?;
             Ok(if n == 0 { sp.len() } else { n as usize })
         }
         None => Ok(sp.len()),
     }
+}
+
+/// The number of tokens `_create_vocab_sentencepiece` returns for this model.
+pub fn sentencepiece_vocab_size(hp: &Hparams, sp: &SpmModel) -> Result<usize> {
+    vocab_size(hp, &["vocab_size_per_layer_input", "vocab_size"], sp)
 }
 
 fn base_vocab(sp: &SpmModel, vocab_size: usize, warn_out_of_range: bool) -> SpmVocab {
@@ -177,7 +184,7 @@ fn added_tokens_decoder(tc: Option<&Map<String, Json>>) -> Result<Vec<Added>> {
 
 /// `_create_vocab_sentencepiece` for `tokenizer.model`.
 pub fn from_model(model: &HfModel, hp: &Hparams, sp: &SpmModel) -> Result<SpmVocab> {
-    let n = vocab_size(hp, &["vocab_size_per_layer_input", "vocab_size"], sp)?;
+    let n = sentencepiece_vocab_size(hp, sp)?;
     let mut v = base_vocab(sp, n, true);
     for (token, id) in added_tokens_json(model)? {
         if id >= n as u64 {
@@ -189,7 +196,10 @@ pub fn from_model(model: &HfModel, hp: &Hparams, sp: &SpmModel) -> Result<SpmVoc
     let tc = parse_json_file(model, "tokenizer_config.json")?;
     for a in added_tokens_decoder(tc.as_ref())? {
         if a.id >= n as u64 {
-            tracing::warn!("tokenizer_config.json: ignoring added token {}: vocab_size is {n}", a.id);
+            tracing::warn!(
+                "tokenizer_config.json: ignoring added token {}: vocab_size is {n}",
+                a.id
+            );
             continue;
         }
         let (token, ty) = if a.special || looks_special(&a.content) {
@@ -263,7 +273,10 @@ pub fn is_llama_hf(tj: &Map<String, Json>) -> bool {
         && m.get("ignore_merges")
             .and_then(Json::as_bool)
             .unwrap_or(false)
-        && !m.get("byte_fallback").and_then(Json::as_bool).unwrap_or(true);
+        && !m
+            .get("byte_fallback")
+            .and_then(Json::as_bool)
+            .unwrap_or(true);
     let seq_decoder = tj
         .get("decoder")
         .and_then(|d| d.get("type"))
@@ -289,7 +302,14 @@ pub fn from_tokenizer_json(
     let inner = tok.inner();
     let base = inner.get_vocab_size(false);
     let vocab = inner.get_vocab(true);
-    let mut reverse: Vec<Option<&str>> = vec![None; vocab.values().max().map_or(0, |m| *m as usize + 1).max(base)];
+    let mut reverse: Vec<Option<&str>> = vec![
+        None;
+        vocab
+            .values()
+            .max()
+            .map_or(0, |m| *m as usize + 1)
+            .max(base)
+    ];
     for (t, &id) in &vocab {
         reverse[id as usize] = Some(t.as_str());
     }
@@ -320,16 +340,12 @@ pub fn from_tokenizer_json(
         if added_ids.contains(&id) {
             continue;
         }
-        let text = reverse
-            .get(id as usize)
-            .copied()
-            .flatten()
-            .ok_or_else(|| {
-                file_err(
-                    "tokenizer.json",
-                    format!("token id {id} is missing from the vocabulary (ids must be contiguous)"),
-                )
-            })?;
+        let text = reverse.get(id as usize).copied().flatten().ok_or_else(|| {
+            file_err(
+                "tokenizer.json",
+                format!("token id {id} is missing from the vocabulary (ids must be contiguous)"),
+            )
+        })?;
         let ty = if is_byte(text) {
             token_type::BYTE
         } else if special_ids.contains(&id) {

@@ -23,10 +23,8 @@ pub enum Transform {
     Transpose,
     /// Llama's Q/K row permutation for `n_head` heads (`LlamaModel.permute`).
     Permute(usize),
-    /// GPT-NeoX's fused QKV, interleaved per head, regrouped as Q, K, V for `n_head` heads.
-    NeoxQkv(usize),
-    /// `x + 1` (Gemma's RMS norm weights), computed in the source precision like torch: F16
-    /// sources round the sum to F16.
+    /// `x + 1` (Gemma's RMS norm weights), computed as the reference does: F16 sources add in
+    /// F16 (torch keeps the type), BF16 ones arrive upcast to F32 and add there.
     AddOne,
 }
 
@@ -35,7 +33,6 @@ impl Transform {
     fn src_row(self, r: usize, rows: usize) -> usize {
         match self {
             Transform::Permute(n_head) => permute_src(r, rows, n_head),
-            Transform::NeoxQkv(n_head) => neox_qkv_src(r, rows, n_head),
             _ => r,
         }
     }
@@ -140,16 +137,6 @@ fn permute_src(r: usize, rows: usize, n_head: usize) -> usize {
     h * hd + odd * half + i
 }
 
-/// GPT-NeoX's QKV regrouping: the input holds, per head, its Q, K and V rows; the output all
-/// Q rows, then all K rows, then all V rows (`GPTNeoXModel.modify_tensors`).
-fn neox_qkv_src(r: usize, rows: usize, n_head: usize) -> usize {
-    let n_embd = rows / 3;
-    let hd = n_embd / n_head;
-    let (which, within) = (r / n_embd, r % n_embd);
-    let (h, i) = (within / hd, within % hd);
-    h * 3 * hd + which * hd + i
-}
-
 /// Fills output rows `first..first + out.len() / row_len` of a planned tensor as f32.
 fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
     match &p.source {
@@ -160,9 +147,10 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
         Source::Hf(t, Transform::None) => decode(t, first * row_len, out),
         Source::Hf(t, Transform::AddOne) => {
             decode(t, first * row_len, out);
+            // F16: f32 addition then F16 rounding equals torch's F16 addition (double rounding
+            // is innocuous with 24 ≥ 2·11 + 2 bits). BF16: the reference's loader upcasts to
+            // F32 before modify_tensors (verified against its Gemma 3 output), so no rounding.
             if t.dtype == DType::F16 {
-                // torch adds in F16: f32 addition then F16 rounding is the same (double
-                // rounding is innocuous with 24 ≥ 2·11 + 2 bits).
                 for v in out.iter_mut() {
                     *v = f16::from_f32(*v + 1.0).to_f32();
                 }
@@ -172,7 +160,7 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
                 }
             }
         }
-        Source::Hf(t, tr @ (Transform::Permute(_) | Transform::NeoxQkv(_))) => {
+        Source::Hf(t, tr @ Transform::Permute(_)) => {
             // Rows are along axis 0; for a 1-D bias a "row" is one element.
             let rows = t.shape.first().copied().unwrap_or(1);
             let inner: usize = t.shape.iter().skip(1).product();
@@ -339,7 +327,7 @@ fn write_same_type(
         Ok(())
     };
     match transform {
-        Transform::Permute(_) | Transform::NeoxQkv(_) => {
+        Transform::Permute(_) => {
             let rows = t.shape.first().copied().unwrap_or(1);
             let row_bytes = bytes.len() / rows.max(1);
             for r in 0..rows {

@@ -12,6 +12,9 @@
 //! from the reference converter (`scripts/golden/make_hf_goldens.py`,
 //! `tests/it/golden_hf_to_gguf.rs`).
 
+mod gemma;
+mod gemma2;
+mod gemma3;
 mod gpt2;
 mod llama;
 mod qwen2;
@@ -22,13 +25,21 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{ConvertError, Result, cfg};
 use super::hparams::Hparams;
+use super::layout::Layout;
 use super::tensors::{PlannedTensor, Transform};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::GgufWriter;
 
 /// Every architecture, in the order error messages list them.
-pub static REGISTRY: &[&dyn Architecture] =
-    &[&gpt2::Gpt2, &llama::Llama, &qwen2::Qwen2, &qwen3::Qwen3];
+pub static REGISTRY: &[&dyn Architecture] = &[
+    &gpt2::Gpt2,
+    &llama::Llama,
+    &qwen2::Qwen2,
+    &qwen3::Qwen3,
+    &gemma::Gemma,
+    &gemma2::Gemma2,
+    &gemma3::Gemma3,
+];
 
 /// Which of the reference's vocabulary readers an architecture uses for a model folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +111,13 @@ pub trait Architecture: Sync {
     /// Refuses variants the reference converts differently (embedding heads, rerankers).
     fn check_variant(&self, _model: &HfModel, _hp: &Hparams) -> Result<()> {
         Ok(())
+    }
+
+    /// The tensors llama.cpp's loader reads for this architecture, with the shapes the
+    /// hyperparameters imply (`n_vocab` is the token embedding's rows); an error names an
+    /// inconsistent hyperparameter. `None`: not checked.
+    fn layout(&self, _hp: &Hparams, _n_vocab: usize) -> Result<Option<Layout>> {
+        Ok(None)
     }
 
     /// Tensors computed from the hyperparameters, written before the model's own
