@@ -49,6 +49,10 @@ pub struct Layer {
     pub(crate) k_norm: Option<Vec<f32>>,
     pub(crate) wo: Linear,
     pub(crate) ffn_norm: Norm,
+    /// Gemma 2/3: RMS norm of the attention output before the residual add.
+    pub(crate) attn_post_norm: Option<Norm>,
+    /// Gemma 2/3: RMS norm of the FFN output before the residual add.
+    pub(crate) ffn_post_norm: Option<Norm>,
     pub(crate) up: Linear,
     pub(crate) gate: Option<Linear>,
     pub(crate) down: Linear,
@@ -257,6 +261,11 @@ impl Session<'_> {
             }
             let row = &mut x[i * d..(i + 1) * d];
             w.tok_embd.dequant_rows(tok as usize, 1, row);
+            if let Some(s) = c.extras.embd_scale {
+                for a in row.iter_mut() {
+                    *a *= s;
+                }
+            }
             if let Some(pe) = &w.pos_embd {
                 let p = pe.row(pos0 + i);
                 for (a, b) in row.iter_mut().zip(p) {
@@ -277,6 +286,21 @@ impl Session<'_> {
                 })
                 .collect(),
             None => Vec::new(),
+        };
+        // Sliding-window layers may rotate with their own base and scale (Gemma 3).
+        let swa_ropes: Vec<ops::RopeTable> = match (&c.rope, &c.extras.swa) {
+            (Some(r), Some(s)) => (0..t)
+                .map(|i| {
+                    ops::rope_table(
+                        pos0 + i,
+                        r.n_rot,
+                        s.freq_base,
+                        s.freq_scale,
+                        r.factors.as_deref(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
         };
         let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
         let act = self.numerics.ggml_activations;
@@ -311,6 +335,17 @@ impl Session<'_> {
                     ops::rms_norm(head, kn, None, c.norm_eps);
                 }
             }
+            let window = c
+                .extras
+                .swa
+                .as_ref()
+                .filter(|s| s.applies_to(il))
+                .map(|s| s.window);
+            let ropes = if window.is_some() && !swa_ropes.is_empty() {
+                &swa_ropes
+            } else {
+                &ropes
+            };
             if let Some(r) = &c.rope {
                 for i in 0..t {
                     for head in q[i * qd..(i + 1) * qd].chunks_exact_mut(hd) {
@@ -337,8 +372,12 @@ impl Session<'_> {
                 t,
                 pos0,
                 c,
+                window,
             );
-            let o = linear(&l.wo, &att, t, &mut obs, act);
+            let mut o = linear(&l.wo, &att, t, &mut obs, act);
+            if let Some(n) = &l.attn_post_norm {
+                norm_rows(&mut o, d, n, c.norm, c.norm_eps);
+            }
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
             }
@@ -352,6 +391,17 @@ impl Session<'_> {
                         *u *= ops::silu(*g);
                     }
                 }
+                (FfnKind::GeluGated, Some(g)) => {
+                    let gate = linear(g, &h, t, &mut obs, act);
+                    let f = if self.numerics.ggml_gelu {
+                        ops::gelu_ggml
+                    } else {
+                        ops::gelu_tanh
+                    };
+                    for (u, g) in up.iter_mut().zip(&gate) {
+                        *u *= f(*g);
+                    }
+                }
                 _ => {
                     let f = if self.numerics.ggml_gelu {
                         ops::gelu_ggml
@@ -363,7 +413,10 @@ impl Session<'_> {
                     }
                 }
             }
-            let down = linear(&l.down, &up, t, &mut obs, act);
+            let mut down = linear(&l.down, &up, t, &mut obs, act);
+            if let Some(n) = &l.ffn_post_norm {
+                norm_rows(&mut down, d, n, c.norm, c.norm_eps);
+            }
             for (a, b) in x.iter_mut().zip(&down) {
                 *a += b;
             }
@@ -385,6 +438,11 @@ impl Session<'_> {
             }
         }
         matmul(&hx, n_out, &w.output, &mut logits);
+        if let Some(cap) = c.extras.final_softcap {
+            for l in logits.iter_mut() {
+                *l = cap * (*l / cap).tanh();
+            }
+        }
         Ok(logits)
     }
 }
@@ -432,8 +490,18 @@ fn linear(
 /// masked upper triangle is (mostly) never computed.
 const ATTN_BLOCK: usize = 64;
 
-/// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values.
-fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelConfig) -> Vec<f32> {
+/// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values; with a
+/// `window`, a query at position p sees only keys at positions > p - window.
+fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    pos0: usize,
+    c: &ModelConfig,
+    window: Option<usize>,
+) -> Vec<f32> {
+    let softcap = c.extras.attn_softcap;
     let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -461,8 +529,21 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelCo
             );
         }
         for (r, row) in scores.chunks_exact_mut(s).enumerate() {
-            for x in &mut row[pos0 + i0 + r + 1..] {
+            if let Some(cap) = softcap {
+                for x in row.iter_mut() {
+                    *x = cap * (*x / cap).tanh();
+                }
+            }
+            let p = pos0 + i0 + r;
+            for x in &mut row[p + 1..] {
                 *x = f32::NEG_INFINITY;
+            }
+            if let Some(wnd) = window {
+                // llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa.
+                let first = (p + 1).saturating_sub(wnd);
+                for x in &mut row[..first] {
+                    *x = f32::NEG_INFINITY;
+                }
             }
             ops::softmax(row);
         }

@@ -168,7 +168,7 @@ fn check(case: &str) {
         "{case} vs llama.cpp, max |Δ|/max|logit|: {}",
         report.join(", ")
     );
-    if source == "hf" {
+    if source == "hf" && g["hf_direct"].as_bool().unwrap_or(true) {
         let m = infer::load_hf_dir(&dir.join("hf")).unwrap();
         let got = m.logits(&tokens).unwrap();
         let want = read_f32(&dir.join("transformers.bin"));

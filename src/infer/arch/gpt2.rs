@@ -33,6 +33,7 @@ fn from_gguf(m: &GgufMeta) -> Result<ModelConfig, String> {
         rope: None,
         ffn: FfnKind::Gelu,
         qk_norm: false,
+        extras: Default::default(),
     })
 }
 
@@ -66,6 +67,7 @@ fn from_hf(c: &HfConfig) -> Result<ModelConfig, String> {
         rope: None,
         ffn: FfnKind::Gelu,
         qk_norm: false,
+        extras: Default::default(),
     })
 }
 

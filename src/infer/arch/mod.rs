@@ -6,6 +6,9 @@
 //! pass itself is shared ([`super::model`]); adding an architecture that fits the pre-norm
 //! decoder template is one new file plus a line in [`REGISTRY`].
 
+mod gemma;
+mod gemma2;
+mod gemma3;
 mod gpt2;
 mod llama;
 mod qwen2;
@@ -41,7 +44,15 @@ pub struct ArchSpec {
 }
 
 /// Every architecture tinylm runs.
-pub static REGISTRY: &[&ArchSpec] = &[&gpt2::SPEC, &llama::SPEC, &qwen2::SPEC, &qwen3::SPEC];
+pub static REGISTRY: &[&ArchSpec] = &[
+    &gpt2::SPEC,
+    &llama::SPEC,
+    &qwen2::SPEC,
+    &qwen3::SPEC,
+    &gemma::SPEC,
+    &gemma2::SPEC,
+    &gemma3::SPEC,
+];
 
 /// The architecture named `name` in GGUF metadata.
 pub fn by_gguf_name(name: &str) -> Option<&'static ArchSpec> {
@@ -217,6 +228,7 @@ pub(crate) fn llama_like_gguf(
         }),
         ffn: FfnKind::SiluGated,
         qk_norm,
+        extras: Default::default(),
     })
 }
 
@@ -256,6 +268,7 @@ pub(crate) fn llama_like_hf(
         }),
         ffn: FfnKind::SiluGated,
         qk_norm,
+        extras: Default::default(),
     })
 }
 
