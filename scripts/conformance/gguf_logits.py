@@ -4,7 +4,8 @@
     source ~/.cache/tinylm-refkit/env.sh
     $REFKIT_PY scripts/conformance/gguf_logits.py [--work DIR] [case ...]
 
-For each case (gpt2, llama, mistral, qwen2; the tokenizers and configs of the golden fixtures in
+For each case (gpt2, llama, mistral, qwen2, and the SentencePiece/Gemma fixtures tinyllama,
+mistral-spm, llama-hf, gemma, gemma2, gemma3; the tokenizers and configs of the golden fixtures in
 tests/golden/hf_to_gguf, with transformers' own random init instead of the golden weights):
 1. save the model with transformers (f32 safetensors);
 2. convert it with `tinylm convert DIR --to gguf` to f32 and f16 GGUF;
@@ -67,9 +68,17 @@ def make_case(name: str, work: Path) -> Path:
         shutil.rmtree(hf)
     hf.mkdir(parents=True)
     for p in fx.iterdir():
-        if p.name not in ("expected.json", "weights.json", "model.safetensors.index.json"):
+        if p.name.endswith(".xz"):
+            # a fixture's own tokenizer.json (SentencePiece fixtures)
+            (hf / p.name[:-3]).write_bytes(lzma.decompress(p.read_bytes()))
+        elif p.name not in ("expected.json", "weights.json", "model.safetensors.index.json"):
             shutil.copy(p, hf / p.name)
-    (hf / "tokenizer.json").write_bytes(lzma.decompress((GOLD / "tokenizers" / f"{expected['vocab']}.json.xz").read_bytes()))
+    if expected.get("vocab"):
+        (hf / "tokenizer.json").write_bytes(
+            lzma.decompress((GOLD / "tokenizers" / f"{expected['vocab']}.json.xz").read_bytes()))
+    if expected.get("spm"):
+        (hf / "tokenizer.model").write_bytes(
+            lzma.decompress((GOLD / "tokenizers" / f"{expected['spm']}.model.xz").read_bytes()))
     cfg = AutoConfig.from_pretrained(hf)
     torch.manual_seed(1234)
     model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
@@ -86,12 +95,14 @@ def hf_logits(hf: Path, ids: list[int]) -> np.ndarray:
     return out.logits[0].float().numpy()
 
 
-# TINYLM_BIN: use an already built binary (e.g. target/debug/tinylm) instead of a release build.
-CONVERTER = Path(os.environ.get("TINYLM_BIN", ROOT / "target" / "release" / "tinylm"))
+# TINYLM=path/to/tinylm (or TINYLM_BIN) uses an already built binary (e.g. the debug one) instead.
+_PREBUILT = os.environ.get("TINYLM") or os.environ.get("TINYLM_BIN")
+CONVERTER = Path(_PREBUILT or
+                 Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "tinylm")
 
 
 def build_converter() -> None:
-    if "TINYLM_BIN" in os.environ:
+    if _PREBUILT:
         return
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "tinylm"], cwd=ROOT, check=True)
 

@@ -115,7 +115,7 @@ def build_tokenizer_json(name: str) -> dict:
     vocab = {}
     added = []
     for i, (t, ty) in enumerate(zip(tokens, types)):
-        if ty == 5:  # UNUSED padding ([PAD123]) is not part of the real tokenizer
+        if ty == 5 or (t.startswith("[PAD") and t.endswith("]")):  # padding is not part of the real tokenizer
             continue
         if ty == 1:
             vocab[t] = i
@@ -162,6 +162,115 @@ def build_tokenizer_json(name: str) -> dict:
             tok.add_tokens([AddedToken(t, special=False, normalized=False)])
         assert got == 1 and tok.token_to_id(t) == i, (name, i, t, tok.token_to_id(t))
     return json.loads(tok.to_str())
+
+
+
+# ---------------------------------------------------------------------------------------------
+# SentencePiece tokenizers: tokenizer.model rebuilt from llama.cpp's vocab GGUFs, or trained
+
+SPM_TYPES = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6}  # llama.cpp token types are SentencePiece's
+
+
+def read_vocab_gguf_spm(name: str):
+    r = gguf.GGUFReader(LLAMACPP / "models" / f"ggml-vocab-{name}.gguf")
+    f = r.fields
+    tokens = [bytes(f["tokenizer.ggml.tokens"].parts[i]).decode("utf-8") for i in f["tokenizer.ggml.tokens"].data]
+    types = [int(f["tokenizer.ggml.token_type"].parts[i][0]) for i in f["tokenizer.ggml.token_type"].data]
+    scores = [float(f["tokenizer.ggml.scores"].parts[i][0]) for i in f["tokenizer.ggml.scores"].data]
+    return tokens, types, scores
+
+
+def llama_spm_proto(extra_control: list[str] = ()):
+    """Llama 2's tokenizer.model (BPE, byte fallback, identity normalizer, dummy prefix),
+    rebuilt piece by piece from ggml-vocab-llama-spm.gguf; `extra_control` pieces are appended
+    as CONTROL (Mistral v0.3's [INST], [control_N], …)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    tokens, types, scores = read_vocab_gguf_spm("llama-spm")
+    m = pb.ModelProto()
+    for t, ty, sc in zip(tokens, types, scores):
+        p = m.pieces.add()
+        p.piece, p.score, p.type = t, sc, SPM_TYPES[ty]
+    for t in extra_control:
+        p = m.pieces.add()
+        p.piece, p.score, p.type = t, 0.0, 3
+    ts = m.trainer_spec
+    ts.model_type = 2  # BPE
+    ts.vocab_size = len(m.pieces)
+    ts.byte_fallback = True
+    ts.split_digits = True
+    ts.unk_id, ts.bos_id, ts.eos_id, ts.pad_id = 0, 1, 2, -1
+    ns = m.normalizer_spec
+    ns.name = "identity"
+    ns.add_dummy_prefix = True
+    ns.remove_extra_whitespaces = False
+    ns.escape_whitespaces = True
+    return m.SerializeToString()
+
+
+GEMMA_SPECIALS = ["<mask>", "<2mass>", "[@BOS@]"]
+GEMMA_USER = [f"<unused{i}>" for i in range(99)] + ["<start_of_turn>", "<end_of_turn>"]
+
+
+def gemma_spm_model() -> bytes:
+    """A small BPE SentencePiece model trained like Gemma's: pad/eos/bos/unk at 0-3, control
+    and user-defined pieces up to <start_of_turn>=106 / <end_of_turn>=107 (the ids the reference
+    hard-codes), byte fallback, no dummy prefix, whitespace kept."""
+    import io
+    import sentencepiece as spm
+    text = []
+    for p in sorted((LLAMACPP / "docs").glob("*.md")):
+        text.extend(line for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(text), model_writer=buf, model_type="bpe", vocab_size=1200,
+        byte_fallback=True, split_digits=True, add_dummy_prefix=False, remove_extra_whitespaces=False,
+        normalization_rule_name="identity", allow_whitespace_only_pieces=True, character_coverage=0.9995,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", control_symbols=GEMMA_SPECIALS, user_defined_symbols=GEMMA_USER,
+        num_threads=1, minloglevel=2)
+    model = buf.getvalue()
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    assert sp.id_to_piece(106) == "<start_of_turn>" and sp.id_to_piece(107) == "<end_of_turn>"
+    assert sp.IsControl(4) and sp.id_to_piece(1) == "<eos>"
+    return model
+
+
+MISTRAL_V3_CONTROL = (["[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                       "[TOOL_RESULTS]", "[/TOOL_RESULTS]"] + [f"[control_{i}]" for i in range(8, 769)])
+
+
+def build_spm_model(name: str) -> bytes:
+    if name == "llama-spm":
+        model = llama_spm_proto()
+    elif name == "mistral-v3":
+        model = llama_spm_proto(MISTRAL_V3_CONTROL)
+    elif name == "gemma":
+        return gemma_spm_model()
+    else:
+        raise ValueError(name)
+    # the rebuilt model must tokenize llama.cpp's test vectors as llama.cpp does
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    vec = "llama-spm"
+    inp = (LLAMACPP / "models" / f"ggml-vocab-{vec}.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    out = (LLAMACPP / "models" / f"ggml-vocab-{vec}.gguf.out").read_text(encoding="utf-8").split("\n")
+    bad = 0
+    for text, ids in zip(inp, out):
+        want = [int(x) for x in ids.split()]
+        if sp.encode(text) != want:
+            bad += 1
+    print(f"   {name}: {len(inp) - bad}/{len(inp)} llama.cpp test vectors tokenize identically", flush=True)
+    return model
+
+
+def spm_model_path(cache: Path, name: str) -> Path:
+    p = cache / f"{name}.model"
+    if not p.exists():
+        p.write_bytes(build_spm_model(name))
+        xz = OUT / "tokenizers" / f"{name}.model.xz"
+        xz.parent.mkdir(parents=True, exist_ok=True)
+        xz.write_bytes(lzma.compress(p.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
+    return p
 
 
 TOKENIZER_CONFIGS = {
@@ -306,6 +415,154 @@ FIXTURES = [
                            temperature=0.6, top_p=0.95, top_k=20),
         "outtypes": ["f32", "bf16", "q8_0", "auto"],
     },
+    # ---- SentencePiece vocabularies and the architectures of issue 15 ----
+    {
+        # TinyLlama-style: Llama 2's tokenizer.model next to its tokenizer.json, bf16 weights.
+        "name": "tinyllama",
+        "dir_name": "TinyLlama-Tiny-Chat-v1.0",
+        "spm": "llama-spm",
+        "tok_files": {"model", "json"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                             "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "</s>", "legacy": False,
+                             "model_max_length": 2048, "padding_side": "right", "clean_up_tokenization_spaces": False,
+                             "tokenizer_class": "LlamaTokenizer",
+                             "chat_template": "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"},
+        "arch": "LlamaForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=1, max_position_embeddings=2048, rms_norm_eps=1e-5,
+                       vocab_size=32000, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=1, eos_token_id=2, max_length=2048, pad_token_id=0),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        # Mistral v0.3-style: tokenizer.model only (768 control pieces after Llama 2's), the
+        # tokenizer_config's added_tokens_decoder, add_prefix_space unset.
+        "name": "mistral-spm",
+        "dir_name": "Mistral-Tiny-Instruct-v0.3",
+        "spm": "mistral-v3",
+        "tok_files": {"model"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                             "eos_token": "</s>", "unk_token": "<unk>", "legacy": False,
+                             "model_max_length": 1000000000000000019884624838656,
+                             "tokenizer_class": "LlamaTokenizer", "use_default_system_prompt": False},
+        "arch": "MistralForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-5,
+                       rope_theta=1000000.0, vocab_size=32768, tie_word_embeddings=False, sliding_window=None,
+                       bos_token_id=1, eos_token_id=2),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "mistralai-Mistral-Nemo-Instruct-2407.jinja",
+        "generation": dict(bos_token_id=1, eos_token_id=2),
+        "outtypes": ["f16", "bf16", "q8_0"],
+    },
+    {
+        # An HF export with tokenizer.json only (BPE with byte fallback): the reference's
+        # _set_vocab_llama_hf path.
+        "name": "llama-hf",
+        "dir_name": "llama-tiny-hf-tokenizer",
+        "spm": "llama-spm",
+        "tok_files": {"json"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                             "eos_token": "</s>", "unk_token": "<unk>", "legacy": True,
+                             "model_max_length": 4096, "tokenizer_class": "LlamaTokenizer"},
+        "arch": "LlamaForCausalLM",
+        "config": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                       vocab_size=32000, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+        "dtype": torch.float16,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=1, eos_token_id=2),
+        "outtypes": ["f32", "f16", "q8_0", "auto"],
+    },
+    {
+        # Llama 3.x: rope_scaling rope_type llama3 (rope_freqs) without tied embeddings in bf16
+        # is covered by "llama"; this one has head_dim != hidden/heads and tied embeddings.
+        "name": "llama32",
+        "dir_name": "Llama-3.2-Tiny",
+        "vocab": "llama-bpe",
+        "arch": "LlamaForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=1, head_dim=48, max_position_embeddings=131072, rms_norm_eps=1e-5,
+                       rope_theta=500000.0, vocab_size=128256, tie_word_embeddings=True,
+                       bos_token_id=128000, eos_token_id=128001,
+                       rope_scaling={"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": None,
+        "generation": dict(bos_token_id=128000, eos_token_id=128001),
+        "outtypes": ["f32", "bf16", "q8_0"],
+    },
+    {
+        "name": "gemma",
+        "dir_name": "gemma-tiny-it",
+        "spm": "gemma",
+        "tok_files": {"model", "json"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<bos>",
+                             "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>",
+                             "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+                             "clean_up_tokenization_spaces": False, "legacy": None,
+                             "model_max_length": 1000000000000000019884624838656,
+                             "sp_model_kwargs": {}, "spaces_between_special_tokens": False,
+                             "tokenizer_class": "GemmaTokenizer", "use_default_system_prompt": False},
+        "arch": "GemmaForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=1, head_dim=16, max_position_embeddings=8192, rms_norm_eps=1e-6,
+                       vocab_size=1200, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
+                       bos_token_id=2, eos_token_id=1, pad_token_id=0),
+        "dtype": torch.float32,
+        "shard": None,
+        "template": "google-gemma-2-2b-it.jinja",
+        "generation": dict(bos_token_id=2, eos_token_id=1, pad_token_id=0),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
+    {
+        "name": "gemma2",
+        "dir_name": "gemma-2-tiny-it",
+        "spm": "gemma",
+        "tok_files": {"model"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<bos>",
+                             "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>",
+                             "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+                             "tokenizer_class": "GemmaTokenizer"},
+        "arch": "Gemma2ForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=32, max_position_embeddings=8192, rms_norm_eps=1e-6,
+                       vocab_size=1200, query_pre_attn_scalar=32, sliding_window=64,
+                       final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
+                       bos_token_id=2, eos_token_id=1, pad_token_id=0),
+        "dtype": torch.float16,
+        "shard": None,
+        "template": "google-gemma-2-2b-it.jinja",
+        "generation": dict(bos_token_id=2, eos_token_id=[1, 107], pad_token_id=0, cache_implementation="hybrid"),
+        "outtypes": ["f32", "f16", "q8_0", "auto"],
+    },
+    {
+        "name": "gemma3",
+        "dir_name": "gemma-3-tiny-it",
+        "spm": "gemma",
+        "tok_files": {"model", "json"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<bos>",
+                             "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>",
+                             "tokenizer_class": "GemmaTokenizer"},
+        "model_type": "gemma3_text",
+        "arch": "Gemma3ForCausalLM",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                       num_key_value_heads=1, head_dim=16, max_position_embeddings=32768, rms_norm_eps=1e-6,
+                       vocab_size=1216, query_pre_attn_scalar=16, sliding_window=32, rope_theta=1000000.0,
+                       rope_local_base_freq=10000.0, rope_scaling={"factor": 8.0, "rope_type": "linear"},
+                       bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "google-gemma-2-2b-it.jinja",
+        "generation": dict(bos_token_id=2, eos_token_id=[1, 106], pad_token_id=0, do_sample=True, top_k=64, top_p=0.95),
+        "outtypes": ["f32", "bf16", "q8_0", "auto"],
+    },
 ]
 
 
@@ -350,9 +607,15 @@ def chkhsh_of(folder: Path) -> str:
     return hashlib.sha256(str(ids).encode()).hexdigest()
 
 
+ARCH_MODEL_TYPES = {"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
+                    "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma",
+                    "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3_text",
+                    }
+
+
 def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     name = fx["name"]
     print(f"== {name}", flush=True)
@@ -361,9 +624,7 @@ def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
         shutil.rmtree(hf)
     hf.mkdir(parents=True)
 
-    cfg_cls = transformers.CONFIG_MAPPING[fx.get("model_type") or {"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama",
-                                           "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-                                           "Qwen3ForCausalLM": "qwen3"}[fx["arch"]]]
+    cfg_cls = transformers.CONFIG_MAPPING[fx.get("model_type") or ARCH_MODEL_TYPES[fx["arch"]]]
     config = cfg_cls(architectures=[fx["arch"]], **fx["config"])
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, torch_dtype=fx["dtype"])
@@ -372,36 +633,58 @@ def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
     model.save_pretrained(hf, safe_serialization=True, **kwargs)
     GenerationConfig(**fx["generation"]).save_pretrained(hf)
 
-    # tokenizer: the shared tokenizer.json + this fixture's tokenizer_config.json
-    tj = tokenizer_json_path(tokcache, fx["vocab"])
-    shutil.copy(tj, hf / "tokenizer.json")
-    tc = dict(fx.get("tokenizer_config") or TOKENIZER_CONFIGS[fx["vocab"]])
+    spm = fx.get("spm")
+    if spm:
+        # tokenizer.model (shared) + this fixture's tokenizer_config.json; transformers writes
+        # tokenizer.json from it (its slow → fast conversion), kept only if the fixture says so
+        shutil.copy(spm_model_path(tokcache, spm), hf / "tokenizer.model")
+        tc = dict(fx["tokenizer_config"])
+        tj = None
+    else:
+        # the shared tokenizer.json + this fixture's tokenizer_config.json
+        tj = tokenizer_json_path(tokcache, fx["vocab"])
+        shutil.copy(tj, hf / "tokenizer.json")
+        tc = dict(fx.get("tokenizer_config") or TOKENIZER_CONFIGS[fx["vocab"]])
     (hf / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
+    for fname, content in fx.get("extra_files", {}).items():
+        (hf / fname).write_text(content)
     if fx["template"]:
         shutil.copy(LLAMACPP / "models" / "templates" / fx["template"], hf / "chat_template.jinja")
     if fx.get("readme"):
         (hf / "README.md").write_text(fx["readme"])
     # round-trip through transformers so tokenizer_config/special_tokens_map look like real exports
-    from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(hf)
     tok.save_pretrained(hf)
     for extra in ("vocab.json", "merges.txt"):
         (hf / extra).unlink(missing_ok=True)
-    # save_pretrained rewrites tokenizer.json; keep the shared one so fixtures can share it
-    shutil.copy(tj, hf / "tokenizer.json")
-
-    hsh = chkhsh_of(hf)
-    want_hsh, want_pre = EXPECTED_PRE[fx["vocab"]]
-    assert hsh == want_hsh, f"{name}: rebuilt tokenizer hashes to {hsh}, expected {want_hsh}"
+    if tj is not None:
+        # save_pretrained rewrites tokenizer.json; keep the shared one so fixtures can share it
+        shutil.copy(tj, hf / "tokenizer.json")
+        hsh = chkhsh_of(hf)
+        want_hsh, want_pre = EXPECTED_PRE[fx["vocab"]]
+        assert hsh == want_hsh, f"{name}: rebuilt tokenizer hashes to {hsh}, expected {want_hsh}"
+    else:
+        keep = fx["tok_files"]
+        if "json" not in keep:
+            (hf / "tokenizer.json").unlink(missing_ok=True)
+        else:
+            assert (hf / "tokenizer.json").is_file(), f"{name}: transformers wrote no tokenizer.json"
+        if "model" not in keep:
+            (hf / "tokenizer.model").unlink()
+        hsh, want_pre = None, "default"
 
     dest = OUT / name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     small = [p for p in sorted(hf.iterdir()) if p.is_file() and not p.name.endswith(".safetensors")
-             and p.name != "tokenizer.json"]
+             and p.name not in ("tokenizer.json", "tokenizer.model")]
     for p in small:
         shutil.copy(p, dest / p.name)
+    if tj is None and (hf / "tokenizer.json").is_file():
+        # a fixture's own tokenizer.json: compressed next to the small files
+        (dest / "tokenizer.json.xz").write_bytes(
+            lzma.compress((hf / "tokenizer.json").read_bytes(), preset=9 | lzma.PRESET_EXTREME))
 
     # weights.json: what Rust needs to rebuild identical weight files
     from safetensors import safe_open
@@ -421,7 +704,10 @@ def make_fixture(fx: dict, work: Path, tokcache: Path) -> None:
                 want = torch.from_numpy(det_values(t["name"], got.size)).to(fx["dtype"]).float().numpy()
                 assert np.array_equal(got, want), t["name"]
 
-    expected = {"dir_name": fx["dir_name"], "vocab": fx["vocab"], "chkhsh": hsh, "pre": want_pre, "outputs": {}}
+    expected = {"dir_name": fx["dir_name"], "vocab": fx.get("vocab"), "chkhsh": hsh, "pre": want_pre,
+                "outputs": {}}
+    if spm and (hf / "tokenizer.model").is_file():
+        expected["spm"] = spm
     for outtype in fx["outtypes"]:
         out = work / f"{name}-{outtype}.gguf"
         cmd = [sys.executable, str(LLAMACPP / "convert_hf_to_gguf.py"), str(hf), "--outtype", outtype,

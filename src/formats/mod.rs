@@ -4,6 +4,7 @@
 //! - [`safetensors`]: validated zero-copy reading (mmap) and deterministic writing of one file.
 //! - [`pytorch`]: torch zip checkpoints (`.ckpt`, `.pt`, `.bin`) through a restricted unpickler.
 //! - [`tiktoken`]: pickled `tiktoken.core.Encoding` state.
+//! - [`sentencepiece`]: SentencePiece `tokenizer.model` (`ModelProto`).
 //! - [`tensor`]: the tensors the weight readers hand out ([`tensor::Tensor`], by weight file).
 
 pub mod dtype;
@@ -12,6 +13,7 @@ pub mod gguf;
 pub mod guard;
 pub mod pytorch;
 pub mod safetensors;
+pub mod sentencepiece;
 pub mod tensor;
 pub mod tiktoken;
 

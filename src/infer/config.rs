@@ -24,6 +24,45 @@ pub enum FfnKind {
     Gelu,
     /// `down(silu(gate(x)) * up(x))` (`LLM_FFN_SILU`, `LLM_FFN_PAR`).
     SiluGated,
+    /// `down(gelu(gate(x)) * up(x))`, tanh-approximated GELU (`LLM_FFN_GELU`, `LLM_FFN_PAR`:
+    /// Gemma).
+    GeluGated,
+}
+
+/// Sliding-window attention on some layers (Gemma 2 and 3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlidingWindow {
+    /// A query at position p sees keys at positions p - window + 1 ..= p.
+    pub window: usize,
+    /// Layer `il` slides when `il % pattern < pattern - 1` (llama.cpp's `set_swa_pattern`).
+    pub pattern: usize,
+    /// RoPE base of the sliding layers (`rope.freq_base_swa`).
+    pub freq_base: f32,
+    /// RoPE frequency scale of the sliding layers.
+    pub freq_scale: f32,
+}
+
+impl SlidingWindow {
+    /// Whether layer `il` uses the window.
+    pub fn applies_to(&self, il: usize) -> bool {
+        self.pattern == 0 || il % self.pattern < self.pattern - 1
+    }
+}
+
+/// What Gemma-style blocks add to the llama template; the default adds nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BlockExtras {
+    /// Token embeddings are multiplied by this (Gemma: `sqrt(n_embd)`).
+    pub embd_scale: Option<f32>,
+    /// RMS norms after attention and after the FFN, before the residual adds
+    /// (`attn_post_norm`, `ffn_post_norm`: Gemma 2 and 3).
+    pub post_norms: bool,
+    /// Attention scores become `cap · tanh(score / cap)` (Gemma 2).
+    pub attn_softcap: Option<f32>,
+    /// Logits become `cap · tanh(logit / cap)` (Gemma 2, optional in Gemma 3).
+    pub final_softcap: Option<f32>,
+    /// Sliding-window layers, if any.
+    pub swa: Option<SlidingWindow>,
 }
 
 /// Rotary position embedding settings.
@@ -111,6 +150,8 @@ pub struct ModelConfig {
     pub qk_norm: bool,
     /// Departures from the sequential pre-norm block.
     pub variant: BlockVariant,
+    /// Gemma's additions (none for the other architectures).
+    pub extras: BlockExtras,
 }
 
 impl ModelConfig {

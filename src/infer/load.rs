@@ -190,7 +190,7 @@ impl TensorSet {
                 (None, None)
             };
             let gate = match cfg.ffn {
-                FfnKind::SiluGated if !var.fused_gate_up => {
+                FfnKind::SiluGated | FfnKind::GeluGated if !var.fused_gate_up => {
                     Some(self.linear(&p("ffn_gate"), cfg.n_ff, d)?)
                 }
                 _ => None,
@@ -200,6 +200,14 @@ impl TensorSet {
             } else {
                 cfg.n_ff
             };
+            let (attn_post_norm, ffn_post_norm) = if cfg.extras.post_norms {
+                (
+                    Some(self.norm(&p("post_attention_norm"), d, cfg.norm)?),
+                    Some(self.norm(&p("post_ffw_norm"), d, cfg.norm)?),
+                )
+            } else {
+                (None, None)
+            };
             layers.push(Layer {
                 attn_norm: self.norm(&p(attn_norm), d, cfg.norm)?,
                 qkv,
@@ -207,6 +215,8 @@ impl TensorSet {
                 k_norm,
                 wo: self.linear(&p("attn_output"), d, qd)?,
                 ffn_norm: self.norm(&p(ffn_norm), d, cfg.norm)?,
+                attn_post_norm,
+                ffn_post_norm,
                 up: self.linear(&p("ffn_up"), n_up, d)?,
                 gate,
                 down: self.linear(&p("ffn_down"), d, cfg.n_ff)?,

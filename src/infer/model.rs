@@ -50,6 +50,10 @@ pub struct Layer {
     pub(crate) k_norm: Option<Vec<f32>>,
     pub(crate) wo: Linear,
     pub(crate) ffn_norm: Norm,
+    /// Gemma 2/3: RMS norm of the attention output before the residual add.
+    pub(crate) attn_post_norm: Option<Norm>,
+    /// Gemma 2/3: RMS norm of the FFN output before the residual add.
+    pub(crate) ffn_post_norm: Option<Norm>,
     pub(crate) up: Linear,
     pub(crate) gate: Option<Linear>,
     pub(crate) down: Linear,
@@ -286,6 +290,11 @@ impl Session<'_> {
             }
             let row = &mut x[i * d..(i + 1) * d];
             w.tok_embd.dequant_rows(tok as usize, 1, row);
+            if let Some(s) = c.extras.embd_scale {
+                for a in row.iter_mut() {
+                    *a *= s;
+                }
+            }
             if let Some(pe) = &w.pos_embd {
                 let p = pe.row(pos0 + i);
                 for (a, b) in row.iter_mut().zip(p) {
@@ -315,6 +324,21 @@ impl Session<'_> {
             None => Vec::new(),
         };
         let var = &c.variant;
+        // Sliding-window layers may rotate with their own base and scale (Gemma 3).
+        let swa_ropes: Vec<ops::RopeTable> = match (&c.rope, &c.extras.swa) {
+            (Some(r), Some(s)) => (0..t)
+                .map(|i| {
+                    ops::rope_table(
+                        pos0 + i,
+                        r.n_rot,
+                        s.freq_base,
+                        s.freq_scale,
+                        r.factors.as_deref(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
         let act = self.numerics.ggml_activations;
         for (il, l) in w.layers.iter().enumerate() {
@@ -366,6 +390,17 @@ impl Session<'_> {
                     ops::rms_norm(head, kn, None, c.norm_eps);
                 }
             }
+            let window = c
+                .extras
+                .swa
+                .as_ref()
+                .filter(|s| s.applies_to(il))
+                .map(|s| s.window);
+            let ropes = if window.is_some() && !swa_ropes.is_empty() {
+                &swa_ropes
+            } else {
+                &ropes
+            };
             let skip_rope = var.no_rope_interval > 0 && (il + 1) % var.no_rope_interval == 0;
             if let Some(r) = &c.rope
                 && !skip_rope
@@ -394,8 +429,12 @@ impl Session<'_> {
                 t,
                 pos0,
                 c,
+                window,
             );
             let mut o = linear(&l.wo, &att, t, &mut obs, act);
+            if let Some(n) = &l.attn_post_norm {
+                norm_rows(&mut o, d, n, c.norm, c.norm_eps);
+            }
             if var.post_norms {
                 norm_rows(&mut o, d, &l.attn_norm, c.norm, c.norm_eps);
             }
@@ -434,6 +473,17 @@ impl Session<'_> {
                         .flat_map(|r| (0..nf).map(move |j| ops::silu(r[j]) * r[nf + j]))
                         .collect();
                 }
+                (FfnKind::GeluGated, Some(g)) => {
+                    let gate = linear(g, &h, t, &mut obs, act);
+                    let f = if self.numerics.ggml_gelu {
+                        ops::gelu_ggml
+                    } else {
+                        ops::gelu_tanh
+                    };
+                    for (u, g) in up.iter_mut().zip(&gate) {
+                        *u *= f(*g);
+                    }
+                }
                 _ => {
                     let f = if self.numerics.ggml_gelu {
                         ops::gelu_ggml
@@ -448,6 +498,9 @@ impl Session<'_> {
                 }
             }
             let mut down = linear(&l.down, &up, t, &mut obs, act);
+            if let Some(n) = &l.ffn_post_norm {
+                norm_rows(&mut down, d, n, c.norm, c.norm_eps);
+            }
             if var.post_norms {
                 norm_rows(&mut down, d, &l.ffn_norm, c.norm, c.norm_eps);
             }
@@ -471,6 +524,11 @@ impl Session<'_> {
                 .for_each(|r| ggml_activation_roundtrip(w.output.ty, r));
         }
         matmul(&hx, n_out, &w.output, logits);
+        if let Some(cap) = c.extras.final_softcap {
+            for l in logits.iter_mut() {
+                *l = cap * (*l / cap).tanh();
+            }
+        }
         Ok(())
     }
 }
@@ -518,11 +576,20 @@ fn linear(
 const ATTN_BLOCK: usize = 64;
 
 /// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values.
-fn attention(q: &[f32], k: &[f32], v: &[f32], t: usize, pos0: usize, c: &ModelConfig) -> Vec<f32> {
+/// With a `window`, a query at position p sees only keys at positions > p - window.
+fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    pos0: usize,
+    c: &ModelConfig,
+    window: Option<usize>,
+) -> Vec<f32> {
     if kernel::available() {
-        attention_dot(q, k, v, t, pos0, c)
+        attention_dot(q, k, v, t, pos0, c, window)
     } else {
-        attention_gemm(q, k, v, t, pos0, c)
+        attention_gemm(q, k, v, t, pos0, c, window)
     }
 }
 
@@ -535,7 +602,9 @@ fn attention_dot(
     t: usize,
     pos0: usize,
     c: &ModelConfig,
+    window: Option<usize>,
 ) -> Vec<f32> {
+    let softcap = c.extras.attn_softcap;
     let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -586,6 +655,15 @@ fn attention_dot(
                     for x in &mut row[..vis] {
                         *x *= scale;
                     }
+                    if let Some(cap) = softcap {
+                        for x in &mut row[..vis] {
+                            *x = cap * (*x / cap).tanh();
+                        }
+                    }
+                    if let Some(wnd) = window {
+                        // llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa.
+                        row[..vis.saturating_sub(wnd)].fill(f32::NEG_INFINITY);
+                    }
                     ops::softmax(&mut row[..vis]);
                     // Probabilities of the keys this row cannot see, for the group's P·V.
                     row[vis..].fill(0.0);
@@ -621,7 +699,9 @@ fn attention_gemm(
     t: usize,
     pos0: usize,
     c: &ModelConfig,
+    window: Option<usize>,
 ) -> Vec<f32> {
+    let softcap = c.extras.attn_softcap;
     let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -649,8 +729,21 @@ fn attention_gemm(
             );
         }
         for (r, row) in scores.chunks_exact_mut(s).enumerate() {
-            for x in &mut row[pos0 + i0 + r + 1..] {
+            if let Some(cap) = softcap {
+                for x in row.iter_mut() {
+                    *x = cap * (*x / cap).tanh();
+                }
+            }
+            let p = pos0 + i0 + r;
+            for x in &mut row[p + 1..] {
                 *x = f32::NEG_INFINITY;
+            }
+            if let Some(wnd) = window {
+                // llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa.
+                let first = (p + 1).saturating_sub(wnd);
+                for x in &mut row[..first] {
+                    *x = f32::NEG_INFINITY;
+                }
             }
             ops::softmax(row);
         }

@@ -69,14 +69,19 @@ fn tensor_bytes(name: &str, dtype: &str, n: usize) -> (DType, Vec<u8>) {
     }
 }
 
-fn tokenizer_json(vocab: &str) -> Vec<u8> {
-    let path = golden_dir()
-        .join("tokenizers")
-        .join(format!("{vocab}.json.xz"));
-    let xz = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+fn unxz(path: &Path) -> Vec<u8> {
+    let xz = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     lzma_rs::xz_decompress(&mut &xz[..], &mut out).expect("valid xz");
     out
+}
+
+fn tokenizer_json(vocab: &str) -> Vec<u8> {
+    unxz(
+        &golden_dir()
+            .join("tokenizers")
+            .join(format!("{vocab}.json.xz")),
+    )
 }
 
 struct Fixture {
@@ -100,12 +105,27 @@ fn load_fixture(name: &str) -> Fixture {
         if fname == "expected.json" || fname == "weights.json" {
             continue;
         }
+        if let Some(plain) = fname.strip_suffix(".xz") {
+            // a fixture's own tokenizer.json (SentencePiece fixtures), compressed
+            files.insert(plain.to_string(), unxz(&p));
+            continue;
+        }
         files.insert(fname, std::fs::read(&p).expect("read"));
     }
-    files.insert(
-        "tokenizer.json".into(),
-        tokenizer_json(expected["vocab"].as_str().expect("vocab")),
-    );
+    if let Some(vocab) = expected["vocab"].as_str() {
+        files.insert("tokenizer.json".into(), tokenizer_json(vocab));
+    }
+    if let Some(spm) = expected["spm"].as_str() {
+        // a SentencePiece model shared between fixtures
+        files.insert(
+            "tokenizer.model".into(),
+            unxz(
+                &golden_dir()
+                    .join("tokenizers")
+                    .join(format!("{spm}.model.xz")),
+            ),
+        );
+    }
     let mut wfs = Vec::new();
     for f in weights["files"].as_array().expect("files") {
         let mut tensors = Vec::new();
@@ -240,10 +260,14 @@ fn check_fixture(fx: &Fixture, model: &HfModel, label: &str) {
             .unwrap_or_else(|e| panic!("{}/{label} {outtype}: {e}", fx.name));
         assert_eq!(report.file_size, out.len() as u64);
         assert_eq!(report.pre, fx.expected["pre"].as_str().unwrap());
+        let want_source = if fx.expected["chkhsh"].is_null() {
+            PreSource::Fixed
+        } else {
+            PreSource::Hash
+        };
         assert_eq!(
-            report.pre_source,
-            PreSource::Hash,
-            "{}: pre from the hash",
+            report.pre_source, want_source,
+            "{}: where pre comes from",
             fx.name
         );
         assert_eq!(
@@ -473,4 +497,75 @@ fn phi3_with_a_bpe_tokenizer_json_of_another_class_converts_as_bpe() {
         serde_json::to_vec_pretty(&tc).unwrap(),
     );
     check_fixture(&fx, &model, "tokenizer_class PreTrainedTokenizerFast");
+}
+
+// ---- archs: SentencePiece, llama 3.2, gemma family
+
+#[test]
+fn tinyllama_sentencepiece_matches_reference() {
+    // tokenizer.model (Llama 2's) next to tokenizer.json: the reference reads tokenizer.model.
+    let fx = load_fixture("tinyllama");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn mistral_v03_sentencepiece_matches_reference() {
+    // tokenizer.model only, 768 control pieces after Llama 2's, added_tokens_decoder.
+    let fx = load_fixture("mistral-spm");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn llama_hf_tokenizer_json_only_matches_reference() {
+    // no tokenizer.model: an SPM-style tokenizer.json (BPE + byte fallback), _set_vocab_llama_hf.
+    let fx = load_fixture("llama-hf");
+    assert!(!fx.model.files.contains_key("tokenizer.model"));
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn llama32_tied_rope_scaling_matches_reference() {
+    // rope_type llama3 (rope_freqs), head_dim != hidden/heads, tied embeddings.
+    let fx = load_fixture("llama32");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn gemma_matches_reference() {
+    // tokenizer.model (a small trained Gemma-style BPE model), norms + 1, no lm_head, eot 107.
+    let fx = load_fixture("gemma");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn gemma_lm_head_is_dropped_silently() {
+    // AutoAWQ exports carry an unused lm_head.weight; the reference skips it: same output.
+    let fx = load_fixture("gemma");
+    let mut model = fx.model.clone();
+    let emb = model.weights[0]
+        .tensors
+        .iter()
+        .find(|t| t.name == "model.embed_tokens.weight")
+        .expect("embedding")
+        .clone();
+    model.weights[0].tensors.push(Tensor {
+        name: "lm_head.weight".into(),
+        ..emb
+    });
+    check_fixture(&fx, &model, "with lm_head");
+}
+
+#[test]
+fn gemma2_matches_reference() {
+    // post-norms, soft-capping and sliding window KVs, F16 weights (norm + 1 rounded in F16).
+    let fx = load_fixture("gemma2");
+    check_fixture(&fx, &fx.model, "as generated");
+}
+
+#[test]
+fn gemma3_matches_reference() {
+    // text-only Gemma3ForCausalLM: q/k norms, linear rope scaling, local rope base, config
+    // vocab_size larger than tokenizer.model ([PAD] tokens), BF16 weights.
+    let fx = load_fixture("gemma3");
+    check_fixture(&fx, &fx.model, "as generated");
 }

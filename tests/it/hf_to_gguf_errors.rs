@@ -341,19 +341,92 @@ fn unsupported_architecture_fails_up_front_listing_supported_ones() {
     );
 }
 
+/// A tiny Llama folder on disk (zero weights, 300-token vocabulary) with `tokenizer_model`
+/// as its `tokenizer.model`.
+fn tiny_llama_dir(dir: &Path, arch: &str, model_type: &str, tokenizer_model: &[u8]) {
+    let mut t: Vec<(String, Vec<usize>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![300, 8]),
+        ("model.norm.weight".into(), vec![8]),
+        ("lm_head.weight".into(), vec![300, 8]),
+    ];
+    for (n, shape) in [
+        ("input_layernorm.weight", vec![8]),
+        ("post_attention_layernorm.weight", vec![8]),
+        ("self_attn.q_proj.weight", vec![8, 8]),
+        ("self_attn.k_proj.weight", vec![8, 8]),
+        ("self_attn.v_proj.weight", vec![8, 8]),
+        ("self_attn.o_proj.weight", vec![8, 8]),
+        ("mlp.gate_proj.weight", vec![16, 8]),
+        ("mlp.up_proj.weight", vec![16, 8]),
+        ("mlp.down_proj.weight", vec![8, 16]),
+    ] {
+        t.push((format!("model.layers.0.{n}"), shape));
+    }
+    let refs: Vec<(&str, Vec<usize>)> = t.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+    let config = json!({
+        "architectures": [arch], "model_type": model_type, "hidden_size": 8,
+        "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "num_key_value_heads": 2, "head_dim": 4, "vocab_size": 300, "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-6
+    });
+    write_dir(
+        dir,
+        &config,
+        &[
+            ("model.safetensors", safetensors(&refs)),
+            ("tokenizer.model", tokenizer_model.to_vec()),
+        ],
+    );
+}
+
 #[test]
-fn sentencepiece_tokenizers_fail_clearly() {
-    // The reference converts tokenizer.model with sentencepiece; tinylm does not (yet) and must
-    // say so instead of writing a BPE vocabulary that would tokenize differently.
-    let mut m = tiny_gpt2(gpt2_config(), 300);
-    m.files
-        .insert("tokenizer.model".into(), b"\x0a\x00".to_vec());
+fn corrupt_tokenizer_model_fails_with_the_file_named_and_exit_1() {
+    // A SentencePiece vocabulary is read from tokenizer.model; a damaged one must not panic or
+    // leave an output, and the message must say which file and what is wrong with it.
+    for (arch, model_type) in [("LlamaForCausalLM", "llama"), ("GemmaForCausalLM", "gemma")] {
+        for (what, bytes) in [
+            ("truncated", b"\x0a\x0b\x0a\x05<unk>".to_vec()),
+            ("not protobuf", b"\xff\xff\xff\xff".to_vec()),
+            // one NORMAL piece "a": decodes, but sentencepiece refuses a model without <unk>
+            ("no unknown piece", b"\x0a\x03\x0a\x01a".to_vec()),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let model = tmp.path().join("model");
+            std::fs::create_dir(&model).unwrap();
+            tiny_llama_dir(&model, arch, model_type, &bytes);
+            let out = tmp.path().join("out.gguf");
+            let o = std::process::Command::new(crate::support::bin())
+                .args(["convert", model.to_str().unwrap(), "--to", "gguf", "-o"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            let stderr = crate::support::assert_no_panic(&o, &format!("{arch} {what}"));
+            assert_eq!(o.status.code(), Some(1), "{arch} {what}: {stderr}");
+            assert!(
+                stderr.contains("tokenizer.model"),
+                "{arch} {what}: {stderr}"
+            );
+            assert!(
+                stderr.contains("SentencePiece") || stderr.contains("unknown piece"),
+                "{arch} {what}: {stderr}"
+            );
+            assert!(!out.exists(), "{arch} {what}: no output on failure");
+        }
+    }
+}
+
+#[test]
+fn gemma_without_tokenizer_model_says_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_llama_dir(tmp.path(), "GemmaForCausalLM", "gemma", b"");
+    std::fs::remove_file(tmp.path().join("tokenizer.model")).unwrap();
+    let m = HfModel::open(tmp.path()).unwrap();
     let e = hf_to_gguf::plan(&m, &GgufOptions::default())
         .err()
         .unwrap()
         .to_string();
     assert!(
-        e.contains("SentencePiece") && e.contains("tokenizer.model") && e.contains("not supported"),
+        e.contains("tokenizer.model") && e.contains("missing"),
         "{e}"
     );
 }

@@ -50,7 +50,29 @@ HF_CASES = {
                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
                   max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
                   vocab_size=768, bos_token_id=766, eos_token_id=765, torch_dtype="float32"),
+    # Gemma family (issue 15): the small trained Gemma SentencePiece model of the HF→GGUF goldens,
+    # sliding windows shorter than the token sequence so the window masks, gemma3 with six layers
+    # so both its sliding (local rope base) and global (linear-scaled rope) layers run. These
+    # run from GGUF only (HF stores Gemma norms as w for 1 + w), so no HF-direct check.
+    "gemma": dict(architectures=["GemmaForCausalLM"], model_type="gemma", hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                  max_position_embeddings=64, rms_norm_eps=1e-6, vocab_size=1200, hidden_act="gelu_pytorch_tanh",
+                  hidden_activation="gelu_pytorch_tanh", bos_token_id=2, eos_token_id=1, pad_token_id=0,
+                  torch_dtype="float32"),
+    "gemma2": dict(architectures=["Gemma2ForCausalLM"], model_type="gemma2", hidden_size=64, intermediate_size=128,
+                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                   max_position_embeddings=64, rms_norm_eps=1e-6, vocab_size=1200, query_pre_attn_scalar=16,
+                   sliding_window=8, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
+                   bos_token_id=2, eos_token_id=1, pad_token_id=0, torch_dtype="float32"),
+    "gemma3": dict(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", hidden_size=64,
+                   intermediate_size=128, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2,
+                   head_dim=16, max_position_embeddings=64, rms_norm_eps=1e-6, vocab_size=1200,
+                   query_pre_attn_scalar=16, sliding_window=8, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                   rope_scaling={"factor": 8.0, "rope_type": "linear"}, bos_token_id=2, eos_token_id=1,
+                   pad_token_id=0, torch_dtype="float32"),
 }
+GEMMA = {"gemma", "gemma2", "gemma3"}
+HF_GOLD = ROOT / "tests" / "golden" / "hf_to_gguf"
 
 
 def sha256(p: Path) -> str:
@@ -82,8 +104,14 @@ def make_hf(case: str, work: Path) -> Path:
     if hf.exists():
         shutil.rmtree(hf)
     hf.mkdir(parents=True)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(tok_dir / name, hf / name)
+    if case in GEMMA:
+        import lzma
+        (hf / "tokenizer.model").write_bytes(lzma.decompress((HF_GOLD / "tokenizers" / "gemma.model.xz").read_bytes()))
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copy(HF_GOLD / "gemma" / name, hf / name)
+    else:
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copy(tok_dir / name, hf / name)
     (hf / "config.json").write_text(json.dumps(HF_CASES[case], indent=2))
     cfg = AutoConfig.from_pretrained(hf)
     torch.manual_seed(20261129)
@@ -123,6 +151,7 @@ def run_case(case: str, work: Path, tool: Path) -> None:
         ref = hf_logits(hf, ids)
         ref.astype("<f4").tofile(d / "transformers.bin")
         info["source"] = "hf"
+        info["hf_direct"] = case not in GEMMA
     else:
         fixture = {"gpt2": "tinylm-gpt2", "llama": "tinylm-llama3"}[case]
         ids = tokens_of(fixture)

@@ -59,6 +59,7 @@ fn tokenizer_class(tc: Option<&Map<String, Json>>, hp: &Hparams) -> TokenizerCla
 pub struct HfTokenizer {
     tok: Tokenizer,
     clean_up_spaces: bool,
+    special_strings: Vec<String>,
 }
 
 impl HfTokenizer {
@@ -295,6 +296,7 @@ impl HfTokenizer {
         Ok(HfTokenizer {
             tok,
             clean_up_spaces,
+            special_strings,
         })
     }
 
@@ -322,6 +324,11 @@ impl HfTokenizer {
         );
         let digest = sha2::Sha256::digest(text.as_bytes());
         Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// transformers' `all_special_tokens`: the named special tokens and the additional ones.
+    pub fn all_special_tokens(&self) -> &[String] {
+        &self.special_strings
     }
 
     /// The underlying engine.

@@ -26,6 +26,7 @@ mod metadata;
 mod model_card;
 mod pretok;
 mod special_vocab;
+mod spm_vocab;
 mod tensors;
 
 use std::io::Write;
@@ -40,6 +41,7 @@ pub use error::ConvertError;
 pub use hparams::Hparams;
 pub use metadata::{id_to_title, model_id_components, size_label};
 pub use pretok::{LLAMA_CPP_PRE_NAMES, PreSource, check_pre_name, pre_for_hash, structural_pre};
+pub use spm_vocab::SpmVocab;
 pub use tensors::{PlannedTensor, Source, Transform};
 
 use self::arch::Skip;
@@ -266,6 +268,7 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
     };
 
     let mut planned: Vec<PlannedTensor> = arch.extra_tensors(&hp)?;
+    let embedding_rows = arch.embedding_rows(model, &hp)?;
     let mut dropped: Vec<String> = Vec::new();
     let mut dropped_what = "";
     for t in order {
@@ -276,10 +279,14 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
         {
             continue;
         }
-        if let Skip::Drop { what } = arch.skip(&name) {
-            dropped.push(name);
-            dropped_what = what;
-            continue;
+        match arch.skip(&name) {
+            Skip::Keep => {}
+            Skip::Ignore => continue,
+            Skip::Drop { what } => {
+                dropped.push(name);
+                dropped_what = what;
+                continue;
+            }
         }
         if let Some(stripped) = name.strip_prefix("language_model.") {
             name = stripped.to_string();
@@ -343,11 +350,20 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
         if shape.iter().product::<usize>() == 0 && n_dims == 0 {
             shape = vec![1];
         }
+        let mut source = t.clone();
+        if gguf_name == "token_embd.weight"
+            && let Some(rows) = embedding_rows
+            && shape.len() == 2
+            && rows < shape[0]
+        {
+            source = first_rows(t, rows);
+            shape[0] = rows;
+        }
         planned.push(PlannedTensor {
             name: gguf_name,
             shape,
             ggml_type: ty,
-            source: Source::Hf(t.clone(), transform),
+            source: Source::Hf(source, transform),
             src_dtype: Some(t.dtype),
         });
     }
@@ -426,6 +442,28 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
     })
 }
 
+/// The first `rows` rows of a 2-D tensor (a view of the same bytes when memory-mapped).
+fn first_rows(t: &Tensor, rows: usize) -> Tensor {
+    use crate::formats::tensor::TensorBytes;
+    let row_bytes = t.shape.get(1).copied().unwrap_or(1) * t.dtype.size();
+    let len = rows * row_bytes;
+    let data = match &t.data {
+        TensorBytes::Mapped { map, range } => TensorBytes::Mapped {
+            map: map.clone(),
+            range: range.start..range.start + len,
+        },
+        TensorBytes::Owned(buf) => TensorBytes::Owned(Arc::from(&buf[..len])),
+    };
+    let mut shape = t.shape.clone();
+    shape[0] = rows;
+    Tensor {
+        name: t.name.clone(),
+        dtype: t.dtype,
+        shape,
+        data,
+    }
+}
+
 fn write_vocab(
     model: &HfModel,
     hp: &Hparams,
@@ -435,13 +473,45 @@ fn write_vocab(
     warnings: &mut Vec<String>,
 ) -> Result<(String, PreSource, Option<String>)> {
     arch.before_vocab(model, w)?;
-    match arch.vocab_kind(model) {
-        VocabKind::Bpe => {}
+    let spm = match arch.vocab_kind(model)? {
+        VocabKind::Bpe => None,
         VocabKind::SentencePiece => {
-            return Err(ConvertError::Tokenizer(
-                "SentencePiece tokenizers (tokenizer.model) are not supported yet; tinylm converts byte-level BPE tokenizer.json".into(),
-            ));
+            let sp = spm_vocab::load_model(model)?.ok_or_else(|| {
+                file_err(
+                    "tokenizer.model",
+                    format!(
+                        "missing: architecture '{}' needs the SentencePiece model",
+                        arch.gguf_name()
+                    ),
+                )
+            })?;
+            Some(spm_vocab::from_model(model, hp, &sp)?)
         }
+        VocabKind::Phi3SentencePiece => {
+            let sp = spm_vocab::load_model(model)?.ok_or_else(|| {
+                file_err(
+                    "tokenizer.model",
+                    "missing: Phi-3 needs the SentencePiece model (or tokenizer_class GPT2Tokenizer)",
+                )
+            })?;
+            Some(spm_vocab::phi3_from_model(model, hp, &sp)?)
+        }
+        VocabKind::LlamaHf => {
+            let tj = json::parse_json_file(model, "tokenizer.json")?
+                .ok_or_else(|| file_err("tokenizer.json", "missing"))?;
+            Some(spm_vocab::from_tokenizer_json(model, hp, &tj)?)
+        }
+    };
+    if let Some(v) = spm {
+        if opts.pre_override.is_some() {
+            warnings.push(
+                "`pre` is ignored: SentencePiece vocabularies have no pre-tokenizer (llama.cpp uses \"default\")"
+                    .into(),
+            );
+        }
+        spm_vocab::write(&v, model, w)?;
+        arch.after_vocab(model, hp, w)?;
+        return Ok(("default".into(), PreSource::Fixed, None));
     }
     let tokenizer_json = json::parse_json_file(model, "tokenizer.json")?;
     if let Some(tj) = &tokenizer_json {
@@ -498,7 +568,7 @@ fn write_vocab(
         warnings.push("the tokenizer has no merges: output may be non-functional".into());
     }
     sv.add_to(w);
-    arch.after_vocab(hp, w);
+    arch.after_vocab(model, hp, w)?;
     Ok((pre, source, chkhsh))
 }
 

@@ -15,6 +15,8 @@ pub enum PreSource {
     Approximation(String),
     /// Set by the caller (`pre_override` / manifest `pre = "…"`).
     Override,
+    /// Fixed by the vocabulary type: SentencePiece vocabularies are always `default`.
+    Fixed,
 }
 
 /// chkhsh → `tokenizer.ggml.pre`, in the reference's order; on duplicates the last entry wins,

@@ -26,6 +26,9 @@ pub enum Transform {
     /// GPT-NeoX's fused QKV rows `(n_head, 3, head_dim)` regrouped as `(3, n_head, head_dim)`
     /// (`GPTNeoXModel.modify_tensors`).
     QkvByPart(usize),
+    /// `x + 1` (Gemma's RMS norm weights), computed as the reference does: F16 sources add in
+    /// F16 (torch keeps the type), BF16 ones arrive upcast to F32 and add there.
+    AddOne,
 }
 
 impl Transform {
@@ -34,7 +37,7 @@ impl Transform {
         match self {
             Transform::Permute(n_head) => Some(permute_src(r, rows, n_head)),
             Transform::QkvByPart(n_head) => Some(qkv_by_part_src(r, rows, n_head)),
-            Transform::None | Transform::Transpose => None,
+            Transform::None | Transform::Transpose | Transform::AddOne => None,
         }
     }
 }
@@ -154,6 +157,21 @@ fn fill_rows(p: &PlannedTensor, first: usize, row_len: usize, out: &mut [f32]) {
             out.copy_from_slice(&v[start..start + out.len()]);
         }
         Source::Hf(t, Transform::None) => decode(t, first * row_len, out),
+        Source::Hf(t, Transform::AddOne) => {
+            decode(t, first * row_len, out);
+            // F16: f32 addition then F16 rounding equals torch's F16 addition (double rounding
+            // is innocuous with 24 ≥ 2·11 + 2 bits). BF16: the reference's loader upcasts to
+            // F32 before modify_tensors (verified against its Gemma 3 output), so no rounding.
+            if t.dtype == DType::F16 {
+                for v in out.iter_mut() {
+                    *v = f16::from_f32(*v + 1.0).to_f32();
+                }
+            } else {
+                for v in out.iter_mut() {
+                    *v += 1.0;
+                }
+            }
+        }
         Source::Hf(t, tr @ (Transform::Permute(_) | Transform::QkvByPart(_))) => {
             // Rows are along axis 0; for a 1-D bias a "row" is one element.
             let rows = t.shape.first().copied().unwrap_or(1);
@@ -303,7 +321,9 @@ fn write_same_type(
     let Source::Hf(t, transform) = &p.source else {
         return Ok(false);
     };
-    if !same_encoding(t.dtype, p.ggml_type) || matches!(transform, Transform::Transpose) {
+    if !same_encoding(t.dtype, p.ggml_type)
+        || matches!(transform, Transform::Transpose | Transform::AddOne)
+    {
         return Ok(false);
     }
     let bytes = t.data.as_bytes();

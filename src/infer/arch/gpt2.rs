@@ -34,6 +34,7 @@ fn from_gguf(m: &GgufMeta) -> Result<ModelConfig, String> {
         ffn: FfnKind::Gelu,
         qk_norm: false,
         variant: Default::default(),
+        extras: Default::default(),
     })
 }
 
@@ -68,6 +69,7 @@ fn from_hf(c: &HfConfig) -> Result<ModelConfig, String> {
         ffn: FfnKind::Gelu,
         qk_norm: false,
         variant: Default::default(),
+        extras: Default::default(),
     })
 }
 

@@ -50,6 +50,7 @@ fn from_gguf(m: &GgufMeta) -> Result<ModelConfig, String> {
         }),
         ffn: FfnKind::Gelu,
         qk_norm: false,
+        extras: Default::default(),
         variant: BlockVariant {
             parallel_residual: parallel,
             ..Default::default()
@@ -106,6 +107,7 @@ fn from_hf(c: &HfConfig) -> Result<ModelConfig, String> {
         }),
         ffn: FfnKind::Gelu,
         qk_norm: false,
+        extras: Default::default(),
         variant: BlockVariant {
             parallel_residual: parallel,
             qkv_per_head: true,

@@ -6,6 +6,9 @@
 //! pass itself is shared ([`super::model`]); adding an architecture that fits the pre-norm
 //! decoder template is one new file plus a line in [`REGISTRY`].
 
+mod gemma;
+mod gemma2;
+mod gemma3;
 mod gpt2;
 mod gptneox;
 mod llama;
@@ -54,6 +57,9 @@ pub static REGISTRY: &[&ArchSpec] = &[
     &olmo2::SPEC,
     &smollm3::SPEC,
     &phi3::SPEC,
+    &gemma::SPEC,
+    &gemma2::SPEC,
+    &gemma3::SPEC,
 ];
 
 /// The architecture named `name` in GGUF metadata.
@@ -231,6 +237,7 @@ pub(crate) fn llama_like_gguf(
         ffn: FfnKind::SiluGated,
         qk_norm,
         variant: Default::default(),
+        extras: Default::default(),
     })
 }
 
@@ -271,6 +278,7 @@ pub(crate) fn llama_like_hf(
         ffn: FfnKind::SiluGated,
         qk_norm,
         variant: Default::default(),
+        extras: Default::default(),
     })
 }
 

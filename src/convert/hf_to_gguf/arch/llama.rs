@@ -13,9 +13,10 @@ use super::super::error::{ConvertError, Result, cfg, tensor_err};
 use super::super::hparams::{self, Hparams, as_u32};
 use super::super::json::{parse_json_file, truthy as json_truthy};
 use super::super::layout::{self, Layout, QueryWidth};
+use super::super::spm_vocab;
 use super::super::tensors::{PlannedTensor, Source, Transform};
 use super::text::{self, map_with_suffix};
-use super::{Architecture, ConfigClass, TokenizerClass};
+use super::{Architecture, ConfigClass, TokenizerClass, VocabKind};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::{GgmlType, GgufWriter, Value};
 
@@ -204,37 +205,38 @@ impl Architecture for Llama {
         Ok(())
     }
 
-    fn check_bpe_tokenizer(&self, tj: &Map<String, Json>) -> Result<()> {
-        let m = tj.get("model").cloned().unwrap_or(Json::Null);
-        let is_bpe = m.get("type").and_then(Json::as_str) == Some("BPE");
-        let byte_fallback = m
-            .get("byte_fallback")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        let seq_decoder = tj
-            .get("decoder")
-            .and_then(|d| d.get("type"))
-            .and_then(Json::as_str)
-            == Some("Sequence");
-        let llama3 = is_bpe
-            && m.get("ignore_merges")
-                .and_then(Json::as_bool)
-                .unwrap_or(false)
-            && !byte_fallback;
-        if !llama3 && is_bpe && byte_fallback && seq_decoder {
-            return Err(ConvertError::Tokenizer(
-                "SentencePiece-style tokenizer.json (BPE with byte_fallback) is not supported yet"
-                    .into(),
-            ));
-        }
-        Ok(())
+    fn vocab_kind(&self, model: &HfModel) -> Result<VocabKind> {
+        llama_vocab_kind(model)
     }
 
-    fn after_vocab(&self, hp: &Hparams, w: &mut GgufWriter) {
-        // SmolLM's vocabulary size: the reference turns BOS off for it.
-        if hp.get("vocab_size").and_then(as_u32).unwrap_or(32000) == 49152 {
-            w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
-        }
+    fn after_vocab(&self, _model: &HfModel, hp: &Hparams, w: &mut GgufWriter) -> Result<()> {
+        llama_after_vocab(hp, w);
+        Ok(())
+    }
+}
+
+/// `LlamaModel.set_vocab`'s choice: `tokenizer.model`, else an SPM-style `tokenizer.json`,
+/// else byte-level BPE.
+pub(super) fn llama_vocab_kind(model: &HfModel) -> Result<VocabKind> {
+    if model.files.contains_key("tokenizer.model") {
+        return Ok(VocabKind::SentencePiece);
+    }
+    match parse_json_file(model, "tokenizer.json")? {
+        Some(tj) if spm_vocab::is_llama_hf(&tj) => Ok(VocabKind::LlamaHf),
+        _ => Ok(VocabKind::Bpe),
+    }
+}
+
+/// The end of `LlamaModel.set_vocab`: CodeLlama's infill ids, SmolLM's BOS.
+pub(super) fn llama_after_vocab(hp: &Hparams, w: &mut GgufWriter) {
+    let vocab_size = hp.get("vocab_size").and_then(as_u32).unwrap_or(32000);
+    if vocab_size == 32016 {
+        // CodeLlama: prefix/suffix/middle have no gguf-py handler; only eot is written.
+        w.add_kv("tokenizer.ggml.eot_token_id", Value::U32(32010));
+    }
+    // SmolLM's vocabulary size: the reference turns BOS off for it.
+    if vocab_size == 49152 {
+        w.add_kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
     }
 }
 

@@ -12,6 +12,9 @@
 //! from the reference converter (`scripts/golden/make_hf_goldens.py`,
 //! `tests/it/golden_hf_to_gguf.rs`).
 
+mod gemma;
+mod gemma2;
+mod gemma3;
 mod gpt2;
 mod gptneox;
 mod llama;
@@ -41,15 +44,22 @@ pub static REGISTRY: &[&dyn Architecture] = &[
     &olmo2::Olmo2,
     &smollm3::SmolLm3,
     &phi3::Phi3,
+    &gemma::Gemma,
+    &gemma2::Gemma2,
+    &gemma3::Gemma3,
 ];
 
-/// The tokenizer model of the GGUF vocabulary (`tokenizer.ggml.model`).
+/// Which of the reference's vocabulary readers an architecture uses for a model folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VocabKind {
-    /// Byte-level BPE from `tokenizer.json` (`gpt2`).
+    /// Byte-level BPE from `tokenizer.json` (`_set_vocab_gpt2`, model `gpt2`).
     Bpe,
-    /// A SentencePiece `tokenizer.model` (`llama`); not converted yet.
+    /// A SentencePiece `tokenizer.model` (`_set_vocab_sentencepiece`, model `llama`).
     SentencePiece,
+    /// Phi-3's own reading of `tokenizer.model` (`Phi3MiniModel.set_vocab`).
+    Phi3SentencePiece,
+    /// A SentencePiece-style `tokenizer.json`: BPE with byte fallback (`_set_vocab_llama_hf`).
+    LlamaHf,
 }
 
 /// The transformers tokenizer class `AutoTokenizer` builds for a config class, by the
@@ -86,6 +96,8 @@ pub struct ConfigClass {
 pub enum Skip {
     /// Converted.
     Keep,
+    /// Dropped without a warning: the reference skips it by design (Gemma's unused `lm_head`).
+    Ignore,
     /// Dropped; the warning names how many, like "dropped 2 {what} (…): they are not weights".
     Drop {
         /// What the dropped tensors are, plural.
@@ -156,13 +168,9 @@ pub trait Architecture: Sync {
     /// Writes the `<arch>.*` hyperparameters and `general.file_type` (`set_gguf_parameters`).
     fn write_params(&self, hp: &Hparams, file_type: u32, w: &mut GgufWriter) -> Result<()>;
 
-    /// The tokenizer model of the vocabulary.
-    fn vocab_kind(&self, model: &HfModel) -> VocabKind {
-        if model.files.contains_key("tokenizer.model") {
-            VocabKind::SentencePiece
-        } else {
-            VocabKind::Bpe
-        }
+    /// The vocabulary reader for this folder (`set_vocab`); `TextModel`'s is byte-level BPE.
+    fn vocab_kind(&self, _model: &HfModel) -> Result<VocabKind> {
+        Ok(VocabKind::Bpe)
     }
 
     /// Tokenizer KVs and checks before the vocabulary (`set_vocab`'s preamble).
@@ -176,7 +184,14 @@ pub trait Architecture: Sync {
     }
 
     /// Tokenizer KVs after the vocabulary and special tokens.
-    fn after_vocab(&self, _hp: &Hparams, _w: &mut GgufWriter) {}
+    fn after_vocab(&self, _model: &HfModel, _hp: &Hparams, _w: &mut GgufWriter) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rows of `token_embd.weight` to keep (Gemma 3 drops rows beyond the tokenizer).
+    fn embedding_rows(&self, _model: &HfModel, _hp: &Hparams) -> Result<Option<usize>> {
+        Ok(None)
+    }
 }
 
 /// Every HF architecture name the converter accepts, in registry order.

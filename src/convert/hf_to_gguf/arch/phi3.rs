@@ -352,11 +352,13 @@ impl Architecture for Phi3 {
         Ok(())
     }
 
-    fn vocab_kind(&self, model: &HfModel) -> VocabKind {
-        if gpt2_tokenizer(model) || !model.files.contains_key("tokenizer.model") {
-            VocabKind::Bpe
-        } else {
-            VocabKind::SentencePiece
-        }
+    fn vocab_kind(&self, model: &HfModel) -> Result<VocabKind> {
+        Ok(
+            if gpt2_tokenizer(model) || !model.files.contains_key("tokenizer.model") {
+                VocabKind::Bpe
+            } else {
+                VocabKind::Phi3SentencePiece
+            },
+        )
     }
 }

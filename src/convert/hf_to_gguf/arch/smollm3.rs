@@ -112,7 +112,7 @@ impl Architecture for SmolLm3 {
         Llama.check_bpe_tokenizer(tj)
     }
 
-    fn after_vocab(&self, hp: &Hparams, w: &mut GgufWriter) {
-        Llama.after_vocab(hp, w)
+    fn after_vocab(&self, model: &HfModel, hp: &Hparams, w: &mut GgufWriter) -> Result<()> {
+        Llama.after_vocab(model, hp, w)
     }
 }
