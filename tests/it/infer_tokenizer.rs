@@ -64,6 +64,7 @@ fn ids_equal_llama_tokenize_for_every_pre_tokenizer() {
     let tl = tinylm_vocab(tmp.path());
     let (mut total, mut equal, mut tokens) = (0, 0, 0);
     let mut failures = Vec::new();
+    let mut skipped = Vec::new();
     for case in g["cases"].as_array().unwrap() {
         let pre = case["pre"].as_str().unwrap();
         let file = match case["vocab"].as_str().unwrap() {
@@ -71,6 +72,11 @@ fn ids_equal_llama_tokenize_for_every_pre_tokenizer() {
             _ => &tl,
         };
         let tok = Tokenizer::from_gguf(file, Some(pre)).unwrap();
+        if case["ids"].is_null() {
+            // llama-tokenize aborts (a SentencePiece-style pre on a byte-level vocabulary).
+            skipped.push(pre.to_string());
+            continue;
+        }
         let parse_special = case["parse_special"].as_bool().unwrap();
         for (text, want) in texts.iter().zip(case["ids"].as_array().unwrap()) {
             let want: Vec<u32> = want
@@ -92,7 +98,10 @@ fn ids_equal_llama_tokenize_for_every_pre_tokenizer() {
             }
         }
     }
-    eprintln!("{equal}/{total} texts ({tokens} tokens) equal llama-tokenize");
+    eprintln!(
+        "{equal}/{total} texts ({tokens} tokens) equal llama-tokenize; no golden for {skipped:?}"
+    );
+    assert!(skipped.len() <= 4, "{skipped:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

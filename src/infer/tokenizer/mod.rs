@@ -68,7 +68,7 @@ pub struct Tokenizer {
     scores: Vec<f32>,
     ids: HashMap<String, u32>,
     ranks: HashMap<(String, String), u32>,
-    regexes: Vec<fancy_regex::Regex>,
+    regexes: Vec<pre::Pass>,
     ignore_merges: bool,
     /// A word made only of newlines is one token if the vocabulary has it (Gemma 4).
     newline_runs: bool,
@@ -211,12 +211,8 @@ impl Tokenizer {
                 ))
             })?,
         };
-        let regexes = pre
-            .regexes
-            .iter()
-            .map(|r| fancy_regex::Regex::new(r).map_err(Box::new))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(format!("pre-tokenizer regex: {e}")))?;
+        let regexes = pre::compile(&pre.regexes)
+            .map_err(|e| err(format!("pre-tokenizer '{pre_name}' regex: {e}")))?;
         let n = tokens.len();
         let id = |k: &str, default: Option<u32>| -> Option<u32> {
             match file.get(k).and_then(Value::as_u64) {
@@ -230,11 +226,7 @@ impl Tokenizer {
             Model::Spm => (Some(1), Some(2)),
             Model::Bpe => (None, None),
         };
-        let bos = if pre.no_bos {
-            None
-        } else {
-            id("tokenizer.ggml.bos_token_id", bos_default)
-        };
+        let bos = id("tokenizer.ggml.bos_token_id", bos_default);
         let eos = id("tokenizer.ggml.eos_token_id", eos_default);
         let mut ids = HashMap::with_capacity(n);
         for (i, t) in tokens.iter().enumerate() {
@@ -263,7 +255,8 @@ impl Tokenizer {
             Model::Bpe => (pre.add_bos, false),
         };
         Ok(Tokenizer {
-            add_bos: flag("tokenizer.ggml.add_bos_token", add_bos_default) && bos.is_some(),
+            add_bos: (pre.force_bos || flag("tokenizer.ggml.add_bos_token", add_bos_default))
+                && bos.is_some(),
             add_eos: flag("tokenizer.ggml.add_eos_token", false) && eos.is_some(),
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix", add_space_prefix_default),
             escape_whitespaces: model == Model::Spm || pre.escape_whitespaces,
