@@ -122,18 +122,18 @@ impl Tokenizer {
             .and_then(Value::as_str)
             .unwrap_or("");
         let model = match model_name {
-            "gpt2" => Model::Bpe,
+            "gpt2" | "gemma4" => Model::Bpe,
             "llama" => Model::Spm,
             "" => {
                 return Err(err(
                     "tokenizer.ggml.model is missing: the file has no tokenizer; \
-                     tinylm tokenizes 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+                     tinylm tokenizes 'gpt2'/'gemma4' (BPE) and 'llama' (SentencePiece)"
                         .into(),
                 ));
             }
             other => {
                 return Err(err(format!(
-                    "tokenizer.ggml.model is '{other}'; tinylm tokenizes 'gpt2' (byte-level BPE) \
+                    "tokenizer.ggml.model is '{other}'; tinylm tokenizes 'gpt2'/'gemma4' (BPE) \
                      and 'llama' (SentencePiece) only"
                 )));
             }
@@ -192,8 +192,10 @@ impl Tokenizer {
                     .or_insert(i as u32);
             }
         }
-        let pre_name = pre_override
-            .map(str::to_string)
+        // llama.cpp's "gemma4" model is BPE with the gemma4 pre-tokenizer, whatever the key says.
+        let forced_pre = (model_name == "gemma4").then(|| "gemma4".to_string());
+        let pre_name = forced_pre
+            .or_else(|| pre_override.map(str::to_string))
             .or_else(|| {
                 file.get("tokenizer.ggml.pre")
                     .and_then(Value::as_str)
