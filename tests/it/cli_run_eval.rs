@@ -538,3 +538,71 @@ fn unsupported_architecture_is_a_clear_error() {
         assert!(e.contains("gpt2, llama, qwen2, qwen3"), "{e}");
     }
 }
+
+/// A llama with a real SentencePiece vocabulary (trained by sentencepiece, converted by
+/// convert_hf_to_gguf.py; scripts/golden/infer/make_spm_run_golden.py): the prompt's ids
+/// equal llama-tokenize's and greedy output equals llama-completion --temp 0, byte tokens
+/// included.
+#[test]
+fn run_greedy_on_a_sentencepiece_model_equals_llama_completion() {
+    let p = support::Project::new();
+    let dir = root().join("tests/golden/infer/llama-spm");
+    let g: Json = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let path = dir.join("model.gguf");
+    assert_eq!(sha(&path), g["sha256"].as_str().unwrap());
+    let file = tinylm::formats::gguf::GgufFile::open(&path).unwrap();
+    let tok = tinylm::infer::Tokenizer::from_gguf(&file, None).unwrap();
+    assert_eq!(tok.model(), tinylm::infer::tokenizer::Model::Spm);
+    let mut checked = 0;
+    for case in g["run"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let want: Vec<u32> = case["prompt_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tok.encode(prompt, true, true), want, "{prompt:?}");
+        let n = case["n"].as_u64().unwrap().to_string();
+        let out = p.run(&[
+            "--json",
+            "run",
+            path.to_str().unwrap(),
+            "-p",
+            prompt,
+            "-n",
+            &n,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Json = serde_json::from_slice(&out.stdout).unwrap();
+        let ours: Vec<u8> = r["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|v| tok.token_bytes(v.as_u64().unwrap() as u32, false))
+            .collect();
+        let theirs = unhex(case["stdout_hex"].as_str().unwrap());
+        let theirs = theirs.strip_suffix(b"\n\n").unwrap_or(&theirs).to_vec();
+        assert_eq!(
+            ours,
+            theirs,
+            "{prompt:?}: tinylm {:?} vs llama-completion {:?}",
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+        // The plain-text output is the same bytes.
+        let plain = p.run(&["run", path.to_str().unwrap(), "-p", prompt, "-n", &n]);
+        assert!(plain.status.success());
+        assert!(
+            plain.stdout.windows(ours.len().max(1)).any(|w| w == ours),
+            "{:?}",
+            String::from_utf8_lossy(&plain.stdout)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}

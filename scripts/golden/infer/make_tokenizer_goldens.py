@@ -96,7 +96,14 @@ def main() -> int:
     for pre in pre_names():
         g = work / f"gpt2-{pre}.gguf"
         with_pre(vocab, g, pre)
-        ids = [tokenize(g, tf, True) for tf in text_files]
+        try:
+            ids = [tokenize(g, tf, True) for tf in text_files]
+        except subprocess.CalledProcessError:
+            # SentencePiece-style pre-tokenizers (gemma4, whitespace, ...) need <0xXX> byte
+            # tokens, which GPT-2's vocabulary lacks: llama-tokenize aborts. Not a golden.
+            print(pre, "llama-tokenize aborts on the gpt-2 vocabulary", flush=True)
+            cases.append({"vocab": "gpt-2", "pre": pre, "parse_special": True, "ids": None})
+            continue
         cases.append({"vocab": "gpt-2", "pre": pre, "parse_special": True, "ids": ids})
         print(pre, sum(map(len, ids)), flush=True)
     subprocess.run(["cargo", "build", "--quiet", "--bin", "tinylm"], cwd=ROOT, check=True)

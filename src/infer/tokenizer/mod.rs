@@ -68,7 +68,7 @@ pub struct Tokenizer {
     scores: Vec<f32>,
     ids: HashMap<String, u32>,
     ranks: HashMap<(String, String), u32>,
-    regexes: Vec<fancy_regex::Regex>,
+    regexes: Vec<pre::Pass>,
     ignore_merges: bool,
     /// A word made only of newlines is one token if the vocabulary has it (Gemma 4).
     newline_runs: bool,
@@ -122,18 +122,18 @@ impl Tokenizer {
             .and_then(Value::as_str)
             .unwrap_or("");
         let model = match model_name {
-            "gpt2" => Model::Bpe,
+            "gpt2" | "gemma4" => Model::Bpe,
             "llama" => Model::Spm,
             "" => {
                 return Err(err(
                     "tokenizer.ggml.model is missing: the file has no tokenizer; \
-                     tinylm tokenizes 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)"
+                     tinylm tokenizes 'gpt2'/'gemma4' (BPE) and 'llama' (SentencePiece)"
                         .into(),
                 ));
             }
             other => {
                 return Err(err(format!(
-                    "tokenizer.ggml.model is '{other}'; tinylm tokenizes 'gpt2' (byte-level BPE) \
+                    "tokenizer.ggml.model is '{other}'; tinylm tokenizes 'gpt2'/'gemma4' (BPE) \
                      and 'llama' (SentencePiece) only"
                 )));
             }
@@ -192,8 +192,10 @@ impl Tokenizer {
                     .or_insert(i as u32);
             }
         }
-        let pre_name = pre_override
-            .map(str::to_string)
+        // llama.cpp's "gemma4" model is BPE with the gemma4 pre-tokenizer, whatever the key says.
+        let forced_pre = (model_name == "gemma4").then(|| "gemma4".to_string());
+        let pre_name = forced_pre
+            .or_else(|| pre_override.map(str::to_string))
             .or_else(|| {
                 file.get("tokenizer.ggml.pre")
                     .and_then(Value::as_str)
@@ -211,12 +213,8 @@ impl Tokenizer {
                 ))
             })?,
         };
-        let regexes = pre
-            .regexes
-            .iter()
-            .map(|r| fancy_regex::Regex::new(r).map_err(Box::new))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(format!("pre-tokenizer regex: {e}")))?;
+        let regexes = pre::compile(&pre.regexes)
+            .map_err(|e| err(format!("pre-tokenizer '{pre_name}' regex: {e}")))?;
         let n = tokens.len();
         let id = |k: &str, default: Option<u32>| -> Option<u32> {
             match file.get(k).and_then(Value::as_u64) {
@@ -230,11 +228,7 @@ impl Tokenizer {
             Model::Spm => (Some(1), Some(2)),
             Model::Bpe => (None, None),
         };
-        let bos = if pre.no_bos {
-            None
-        } else {
-            id("tokenizer.ggml.bos_token_id", bos_default)
-        };
+        let bos = id("tokenizer.ggml.bos_token_id", bos_default);
         let eos = id("tokenizer.ggml.eos_token_id", eos_default);
         let mut ids = HashMap::with_capacity(n);
         for (i, t) in tokens.iter().enumerate() {
@@ -263,7 +257,8 @@ impl Tokenizer {
             Model::Bpe => (pre.add_bos, false),
         };
         Ok(Tokenizer {
-            add_bos: flag("tokenizer.ggml.add_bos_token", add_bos_default) && bos.is_some(),
+            add_bos: (pre.force_bos || flag("tokenizer.ggml.add_bos_token", add_bos_default))
+                && bos.is_some(),
             add_eos: flag("tokenizer.ggml.add_eos_token", false) && eos.is_some(),
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix", add_space_prefix_default),
             escape_whitespaces: model == Model::Spm || pre.escape_whitespaces,
