@@ -21,23 +21,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Memory-maps an input file read-only; tensor readers hand out slices of this mapping.
+///
+/// Pages are not pre-faulted (that would make the whole file resident): streaming readers map
+/// windows with [`tensor::TensorBytes::prefetch`] and drop them with
+/// [`tensor::TensorBytes::release`].
 pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    map(path, false)
-}
-
-/// Like [`map_file`], but pre-faults every page: for inputs that will be read in full (weights
-/// being converted), one sequential read-ahead replaces hundreds of thousands of page faults.
-pub(crate) fn map_file_populated(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    map(path, true)
-}
-
-fn map(path: &Path, populate: bool) -> std::io::Result<Arc<memmap2::Mmap>> {
     let file = std::fs::File::open(path)?;
-    let mut opts = memmap2::MmapOptions::new();
-    if populate {
-        opts.populate();
-    }
-    // SAFETY: the mapping is read-only and private to this process; tinylm never writes its
+    let opts = memmap2::MmapOptions::new();
+    // SAFETY: the mapping is read-only (shared with the page cache, never written); tinylm never writes its
     // inputs. Like every mmap-based model reader, we rely on the user not truncating the file
     // while tinylm runs; readers bounds-check every offset against the mapping's length.
     let map = unsafe { opts.map(&file)? };

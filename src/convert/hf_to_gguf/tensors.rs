@@ -185,19 +185,19 @@ fn encode(t: GgmlType, src: &[f32], dst: &mut [u8]) {
 
 /// Elements processed per parallel work item.
 const ITEM_ELEMS: usize = 1 << 16;
-/// Elements buffered before a write.
+/// Elements per chunk: converted in parallel, written, and then (for mapped sources) dropped
+/// from memory, so the resident set stays a couple of chunks whatever the model size.
 const CHUNK_ELEMS: usize = 1 << 22;
 
-/// Streams the encoded bytes of `p` into `out`.
+/// Streams the encoded bytes of `p` into `out`, chunk by chunk: each chunk's source pages are
+/// mapped in one call, converted in parallel straight from bytes to bytes when the dtype pair
+/// allows it ([`crate::quant::convert_run`]), written, and released.
 pub fn write_tensor(
     p: &PlannedTensor,
     out: &mut dyn Write,
     cancel: Option<&AtomicBool>,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<()> {
-    if write_same_type(p, out, cancel)? {
-        return Ok(());
-    }
     let row_len = p.shape.last().copied().unwrap_or(1).max(1);
     let n_rows = p.n_elements() / row_len;
     let rb = row_bytes(p.ggml_type, row_len);
@@ -207,14 +207,26 @@ pub fn write_tensor(
             format!("cannot encode {}", p.ggml_type),
         ));
     }
+    // Chunks whose output rows read exactly the same source rows: any rows for a plain copy,
+    // whole heads for the Q/K permutation, everything for a transpose (and for layouts this
+    // function does not know, which release their pages only at the end).
+    let mapped = match &p.source {
+        Source::Hf(t, tr) => Some((t, tr)),
+        Source::Values(_) => None,
+    };
+    let (align, whole) = match mapped {
+        Some((t, Transform::Permute(n_head))) if t.shape.len() == 2 => {
+            ((n_rows / (*n_head).max(1)).max(1), false)
+        }
+        Some((_, Transform::None)) | None => (1, false),
+        _ => (n_rows.max(1), true),
+    };
     let rows_per_item = (ITEM_ELEMS / row_len).max(1);
     let rows_per_chunk = ((CHUNK_ELEMS / row_len).max(1) / rows_per_item).max(1) * rows_per_item;
-    // Transposes read the whole input per chunk: use bigger chunks to keep that cheap.
-    let rows_per_chunk = if matches!(p.source, Source::Hf(_, Transform::Transpose)) {
-        n_rows.max(1)
-    } else {
-        rows_per_chunk
-    };
+    let rows_per_chunk = rows_per_chunk.div_ceil(align) * align;
+    // A transpose reads the whole input per chunk: one chunk, one work item.
+    let item_rows = if whole { rows_per_chunk } else { rows_per_item };
+    let elem = mapped.map_or(4, |(t, _)| t.dtype.size());
     let mut buf: Vec<u8> = Vec::new();
     let mut first = 0;
     while first < n_rows {
@@ -222,22 +234,15 @@ pub fn write_tensor(
             return Err(ConvertError::Cancelled);
         }
         let rows = rows_per_chunk.min(n_rows - first);
+        let window = first * row_len * elem..(first + rows) * row_len * elem;
+        if let Some((t, _)) = mapped {
+            t.data.prefetch(window.clone());
+        }
         buf.resize(rows * rb, 0);
-        let item_rows = if matches!(p.source, Source::Hf(_, Transform::Transpose)) {
-            rows
-        } else {
-            rows_per_item
-        };
         let work = |buf: &mut Vec<u8>| {
             buf.par_chunks_mut(item_rows * rb)
                 .enumerate()
-                .for_each(|(i, dst)| {
-                    let r0 = first + i * item_rows;
-                    let nr = dst.len() / rb;
-                    let mut tmp = vec![0f32; nr * row_len];
-                    fill_rows(p, r0, row_len, &mut tmp);
-                    encode(p.ggml_type, &tmp, dst);
-                });
+                .for_each(|(i, dst)| fill_encoded(p, first + i * item_rows, row_len, dst));
         };
         match pool {
             Some(pool) => pool.install(|| work(&mut buf)),
@@ -245,78 +250,51 @@ pub fn write_tensor(
         }
         out.write_all(&buf)
             .map_err(|e| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}"))))?;
+        if let Some((t, _)) = mapped {
+            t.data.release(window);
+        }
         first += rows;
     }
     Ok(())
 }
 
-/// Whether the output encoding of `t` is its source dtype, bit for bit.
-fn same_encoding(dtype: DType, t: GgmlType) -> bool {
-    matches!(
-        (dtype, t),
-        (DType::F32, GgmlType::F32) | (DType::F16, GgmlType::F16) | (DType::BF16, GgmlType::BF16)
-    )
-}
-
-/// A BF16 value that f32 → bf16 rounding would change: a NaN without the quiet bit.
-fn bf16_needs_rounding(bytes: &[u8]) -> bool {
-    // Branch-free per block so the scan vectorizes; blocks are checked in parallel.
-    bytes.par_chunks(1 << 16).any(|blk| {
-        let mut bad = false;
-        for c in blk.chunks_exact(2) {
-            let w = u16::from_le_bytes([c[0], c[1]]);
-            bad |= ((w & 0x7fff) > 0x7f80) & ((w & 0x40) == 0);
-        }
-        bad
-    })
-}
-
-/// Fast path: the output bytes are the source bytes (possibly with rows permuted), because
-/// decoding to f32 and encoding back is the identity. Returns `false` when it does not apply.
-fn write_same_type(
-    p: &PlannedTensor,
-    out: &mut dyn Write,
-    cancel: Option<&AtomicBool>,
-) -> Result<bool> {
-    let Source::Hf(t, transform) = &p.source else {
-        return Ok(false);
-    };
-    if !same_encoding(t.dtype, p.ggml_type) || matches!(transform, Transform::Transpose) {
-        return Ok(false);
-    }
-    let bytes = t.data.as_bytes();
-    if t.dtype == DType::BF16 && bf16_needs_rounding(bytes) {
-        return Ok(false);
-    }
-    let werr =
-        |e: std::io::Error| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}")));
-    let check = || -> Result<()> {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(ConvertError::Cancelled);
-        }
-        Ok(())
-    };
-    match transform {
-        Transform::Permute(n_head) => {
-            let rows = t.shape.first().copied().unwrap_or(1);
-            let row_bytes = bytes.len() / rows.max(1);
-            for r in 0..rows {
-                if r % 4096 == 0 {
-                    check()?;
+/// Encodes output rows `first..` of `p` into `dst` (whole rows): bytes to bytes when the dtype
+/// pair has a direct conversion, else through f32.
+fn fill_encoded(p: &PlannedTensor, first: usize, row_len: usize, dst: &mut [u8]) {
+    let n = dst.len() / row_bytes(p.ggml_type, row_len).max(1) * row_len;
+    if let Source::Hf(t, transform) = &p.source {
+        let sz = t.dtype.size();
+        let bytes = t.data.as_bytes();
+        match transform {
+            Transform::None => {
+                let src = &bytes[first * row_len * sz..(first * row_len + n) * sz];
+                if crate::quant::convert_run(t.dtype, p.ggml_type, src, dst) {
+                    return;
                 }
-                let src = permute_src(r, rows, *n_head);
-                out.write_all(&bytes[src * row_bytes..(src + 1) * row_bytes])
-                    .map_err(werr)?;
             }
-        }
-        _ => {
-            for chunk in bytes.chunks(CHUNK_ELEMS * 4) {
-                check()?;
-                out.write_all(chunk).map_err(werr)?;
+            Transform::Permute(n_head) if t.shape.len() == 2 && n > 0 => {
+                let rows = t.shape[0];
+                let (src_row, dst_row) = (row_len * sz, dst.len() / (n / row_len));
+                let mut converted = true;
+                for (j, d) in dst.chunks_mut(dst_row).enumerate() {
+                    let r = permute_src(first + j, rows, *n_head);
+                    let src = &bytes[r * src_row..(r + 1) * src_row];
+                    // The pair is the same for every row: only the first can refuse.
+                    if !crate::quant::convert_run(t.dtype, p.ggml_type, src, d) {
+                        converted = false;
+                        break;
+                    }
+                }
+                if converted {
+                    return;
+                }
             }
+            _ => {}
         }
     }
-    Ok(true)
+    let mut tmp = vec![0f32; n];
+    fill_rows(p, first, row_len, &mut tmp);
+    encode(p.ggml_type, &tmp, dst);
 }
 
 #[cfg(test)]
