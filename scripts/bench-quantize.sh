@@ -2,11 +2,15 @@
 # Benchmark: llama-quantize vs `tinylm quantize` on the ~500M-param Llama, side by side.
 # Same input, same thread count; checks the outputs are byte-identical and prints wall times.
 #
-#   scripts/bench-quantize.sh [TYPE...]        (default: Q4_K_M Q8_0)
+#   scripts/bench-quantize.sh [TYPE[:imat]...]
+#       (default: Q4_K_M Q8_0 IQ4_XS:imat IQ3_S:imat IQ2_XXS:imat Q4_K_M:imat)
+#
+# TYPE:imat quantizes with an importance matrix (--imatrix for both tools).
 #
 # Env: THREADS (default 2), MODEL (default /work/bench/llama-500m-f16.gguf, made by
 # scripts/bench/make_llama_500m.py), OUT (scratch dir, default /work/bench/quant-out),
-# RUNS (default 1: best of N for each tool).
+# RUNS (default 1: best of N for each tool), IMATRIX (default MODEL with .imatrix.gguf; made
+# with llama-imatrix on tests/golden/quant_imatrix/calib.txt, 8 chunks of 128, if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1090
@@ -16,15 +20,21 @@ MODEL=${MODEL:-/work/bench/llama-500m-f16.gguf}
 OUT=${OUT:-/work/bench/quant-out}
 RUNS=${RUNS:-1}
 TYPES=("$@")
-[ ${#TYPES[@]} -eq 0 ] && TYPES=(Q4_K_M Q8_0)
+[ ${#TYPES[@]} -eq 0 ] && TYPES=(Q4_K_M Q8_0 IQ4_XS:imat IQ3_S:imat IQ2_XXS:imat Q4_K_M:imat)
+IMATRIX=${IMATRIX:-${MODEL%-f16.gguf}.imatrix.gguf}
 
 if [ ! -f "$MODEL" ]; then
   echo "missing $MODEL: run \$REFKIT_PY scripts/bench/make_llama_500m.py first" >&2
   exit 1
 fi
 cargo build --release --quiet
-TINYLM=target/release/tinylm
+TINYLM=${CARGO_TARGET_DIR:-target}/release/tinylm
 mkdir -p "$OUT"
+if printf '%s\n' "${TYPES[@]}" | grep -q ':imat$' && [ ! -f "$IMATRIX" ]; then
+  echo "making $IMATRIX with llama-imatrix" >&2
+  "$LLAMA_BIN/llama-imatrix" -m "$MODEL" -f tests/golden/quant_imatrix/calib.txt -o "$IMATRIX" \
+    -c 128 -b 128 --chunks 8 --no-ppl -t "$THREADS" >/dev/null 2>&1
+fi
 
 # "wall cpu" seconds of a command (best wall time of RUNS; cpu = user + sys of that run).
 measure() {
@@ -48,17 +58,20 @@ measure() {
 # Warm the page cache so both tools read from memory.
 cat "$MODEL" >/dev/null
 
-printf "%-8s %16s %16s %10s %9s  %s\n" type "llama-quantize" "tinylm" "wall ratio" "cpu ratio" identical
-printf "%-8s %16s %16s\n" "" "wall / cpu (s)" "wall / cpu (s)"
+printf "%-13s %16s %16s %10s %9s  %s\n" type "llama-quantize" "tinylm" "wall ratio" "cpu ratio" identical
+printf "%-13s %16s %16s\n" "" "wall / cpu (s)" "wall / cpu (s)"
 status=0
-for T in "${TYPES[@]}"; do
-  ref="$OUT/ref.$T.gguf"
-  ours="$OUT/tinylm.$T.gguf"
+for spec in "${TYPES[@]}"; do
+  T=${spec%:imat}
+  flags=()
+  [ "$spec" != "$T" ] && flags=(--imatrix "$IMATRIX")
+  ref="$OUT/ref.$spec.gguf"
+  ours="$OUT/tinylm.$spec.gguf"
   rm -f "$ref" "$ours"
-  read -r rw rc < <(measure "$LLAMA_BIN/llama-quantize" "$MODEL" "$ref" "$T" "$THREADS")
-  read -r ow oc < <(measure "$TINYLM" -q quantize "$MODEL" "$ours" "$T" -j "$THREADS")
+  read -r rw rc < <(measure "$LLAMA_BIN/llama-quantize" "${flags[@]}" "$MODEL" "$ref" "$T" "$THREADS")
+  read -r ow oc < <(measure "$TINYLM" -q quantize "$MODEL" "$ours" "$T" "${flags[@]}" -j "$THREADS")
   if cmp -s "$ref" "$ours"; then same=yes; else same=NO; status=1; fi
-  printf "%-8s %7.2f / %6.2f %7.2f / %6.2f %9.2fx %8.2fx  %s\n" "$T" "$rw" "$rc" "$ow" "$oc" \
+  printf "%-13s %7.2f / %6.2f %7.2f / %6.2f %9.2fx %8.2fx  %s\n" "$spec" "$rw" "$rc" "$ow" "$oc" \
     "$(echo "$rw / $ow" | bc -l)" "$(echo "$rc / $oc" | bc -l)" "$same"
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the cores; compare ratios)"

@@ -33,7 +33,7 @@ pub enum FileKind {
 /// Decides the kind of `path` from its magic bytes.
 pub fn detect(path: &Path) -> Result<FileKind> {
     let mut head = [0u8; 16];
-    let mut f = std::fs::File::open(path).with_path(path)?;
+    let mut f = crate::fsutil::input::open(path).with_path(path)?;
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..]).with_path(path)? {
@@ -210,7 +210,7 @@ fn describe_safetensors(path: &Path) -> Result<Report> {
 }
 
 fn describe_pickle(path: &Path) -> Result<Report> {
-    let bytes = std::fs::read(path).with_path(path)?;
+    let bytes = crate::fsutil::input::read(path).with_path(path)?;
     // The legacy torch format also starts with a pickle; let the checkpoint reader explain it.
     const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
     if bytes.starts_with(TORCH_LEGACY_MAGIC) {

@@ -17,11 +17,13 @@ pub mod error;
 pub mod exec;
 pub mod formats;
 pub(crate) mod fsutil;
+pub mod infer;
 pub mod inspect;
 pub mod install;
 pub mod manifest;
 pub mod plan;
 pub mod quant;
+pub(crate) mod suggest;
 pub mod template;
 pub mod workspace;
 

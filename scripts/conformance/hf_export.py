@@ -150,7 +150,10 @@ def reference_tokenizer(fx, ctx):
         tokenizer_object=tok,
         bos_token=st["bos"], eos_token=st["eos"], unk_token=st["unk"], pad_token=st["pad"],
         model_max_length=ctx, add_bos_token=True, add_eos_token=False,
-        clean_up_tokenization_spaces=False)
+        clean_up_tokenization_spaces=False,
+        # What GPT2TokenizerFast / LlamaTokenizerFast declare: no token_type_ids, which GPT-2
+        # would add to its embeddings and Llama's generate() rejects.
+        model_input_names=["input_ids", "attention_mask"])
     ids = {k: enc._special_tokens[v] for k, v in st.items()}
     return fast, ids
 
@@ -461,6 +464,40 @@ def check_fixture(name, binary, update_golden, work):
             else:
                 failures.append(f"greedy generation differs for prompt {prompt.tolist()}: {hf_gen} vs {ref_gen}")
 
+    # The way users call it: model(**tok(text)), generate(**tok(text)), pipeline(...). These
+    # pass whatever the tokenizer returns, so a stray token_type_ids changes GPT-2's logits
+    # and makes Llama's generate raise.
+    from transformers import pipeline
+    users_ok = 0
+    with torch.no_grad():
+        for text in ("The ", "def sort(items):", "Return a new list"):
+            batch = tok(text, return_tensors="pt")
+            if sorted(batch.keys()) != ["attention_mask", "input_ids"]:
+                failures.append(f"tok({text!r}) returns {sorted(batch.keys())}, not input_ids + attention_mask")
+            try:
+                kw = model(**batch).logits
+                plain = model(batch["input_ids"]).logits
+                d = (kw - plain).abs().max().item()
+                if d > 1e-5:
+                    failures.append(f"model(**tok({text!r})) logits differ from model(input_ids) by {d:.3g}")
+                out = model.generate(**batch, max_new_tokens=10, min_new_tokens=10, do_sample=False,
+                                     pad_token_id=tok.pad_token_id)
+                ids = batch["input_ids"]
+                want = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10,
+                                      min_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id)
+                if out.tolist() != want.tolist():
+                    failures.append(f"generate(**tok({text!r})) differs from generate(input_ids)")
+                pipe = pipeline("text-generation", model=ours["f32"], tokenizer=ours["f32"], device="cpu")
+                got = pipe(text, max_new_tokens=10, min_new_tokens=10, do_sample=False,
+                           pad_token_id=tok.pad_token_id)[0]["generated_text"]
+                expect = tok.decode(want[0], skip_special_tokens=True)
+                if got != expect:
+                    failures.append(f"pipeline({text!r}) gave {got!r}, generate gave {expect!r}")
+                else:
+                    users_ok += 1
+            except Exception as e:  # noqa: BLE001 - any exception is the finding
+                failures.append(f"calling the model the way users do failed for {text!r}: {e!r}")
+
     against = ("reference_logits.npy (pure-torch tiny-lm vs it: %.3g)" % ref_impl_diff
                if ref_impl_diff is not None else "pure-torch tiny-lm forward")
     print(f"{name}: logits max|diff| {diff:.3g} vs {against}; "
@@ -468,6 +505,7 @@ def check_fixture(name, binary, update_golden, work):
           f"({sum(len(i) for i in torture_ids)} ids), BOS added: {bos_first}; "
           f"greedy 20 tokens identical for {gen_same}/{len(prompts)} prompts "
           f"({len(distinct)} distinct tokens generated, e.g. {sample}); "
+          f"model(**tok)/generate(**tok)/pipeline consistent for {users_ok}/3 texts; "
           f"f32/f16/bf16 folders byte-identical to reference: "
           f"{not any('export vs reference' in f for f in failures)}")
     return failures

@@ -73,7 +73,8 @@ impl Action for ExportHfAction {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: tokenizer_config.json declares model_input_names (no token_type_ids).
+        2
     }
 
     fn params(&self) -> serde_json::Value {

@@ -23,7 +23,7 @@ impl Action for LintAction {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn params(&self) -> serde_json::Value {

@@ -15,11 +15,14 @@
 //! a `mod`/`pub use` line below; output-name constants if it has new outputs; the node(s) that
 //! use it in `plan`; and tests in `tests/it/`.
 
+mod eval;
 mod export_hf;
 mod gguf;
+mod imatrix;
 mod import;
 mod lint;
 mod modelfile;
+mod parity;
 mod quantize;
 mod release;
 
@@ -27,13 +30,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use eval::{EvalAction, EvalRecord, QualityAction, QualityBudget, QualityRecord, read_eval};
 pub use export_hf::{ExportHfAction, HF_FILES};
 pub use gguf::{GgufAction, GgufSource};
+pub use imatrix::ImatrixAction;
 pub use import::ImportGguf;
 pub use lint::LintAction;
 pub use modelfile::{ModelfileAction, ModelfileTemplate, TemplateChoice};
+pub use parity::{ParityAction, ParitySource};
 pub use quantize::QuantizeAction;
-pub use release::{ReleaseAction, ReleaseItem};
+pub use release::{ReleaseAction, ReleaseImatrix, ReleaseItem};
 
 use serde::Serialize;
 
@@ -44,6 +50,16 @@ use crate::{Error, Result};
 pub const MODEL_GGUF: &str = "model.gguf";
 /// Output: a conversion or quantization report (`gguf`, `quantize`).
 pub const REPORT_JSON: &str = "report.json";
+/// Output: an importance matrix in llama.cpp's GGUF imatrix format (`imatrix`).
+pub const IMATRIX_GGUF: &str = "imatrix.gguf";
+/// Output: perplexity and KL-divergence of a GGUF ([`EvalRecord`], `eval`).
+pub const EVAL_JSON: &str = "eval.json";
+/// Output: a quality gate's verdict ([`QualityRecord`], `quality`).
+pub const QUALITY_JSON: &str = "quality.json";
+/// Output: conversion parity of a base GGUF (`parity`).
+pub const PARITY_JSON: &str = "parity.json";
+/// Output: a release's model card (`release`).
+pub const README_MD: &str = "README.md";
 /// Output: an Ollama Modelfile (`modelfile`).
 pub const MODELFILE: &str = "Modelfile";
 /// Output: the template a Modelfile uses and why ([`TemplateChoice`], `modelfile`).

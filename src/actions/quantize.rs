@@ -1,26 +1,39 @@
 //! `quantize`: a GGUF in one of llama-quantize's file types, made from a float GGUF.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::json;
 
 use super::{Action, MODEL_GGUF, REPORT_JSON, RunCtx, to_params, write_json};
 use crate::formats::gguf::GgufFile;
 use crate::fsutil::reflink_or_copy;
-use crate::quant::{FileType, QuantizeOptions, quantize_file};
+use crate::quant::{FileType, Imatrix, QuantizeOptions, Recipe, quantize_file};
 use crate::{Error, Result};
 
-/// Quantizes its `source` input to `quant` (a llama-quantize file type).
+/// Quantizes its `source` input to `quant` (a llama-quantize file type), with the importance
+/// matrix of input `imatrix` when `imatrix_file` is set.
 #[derive(Debug)]
 pub struct QuantizeAction {
     /// Target file type.
     pub quant: FileType,
+    /// Per-tensor overrides.
+    pub recipe: Recipe,
+    /// With an `imatrix` input: the name recorded as `quantize.imatrix.file` in the output
+    /// (llama-quantize records the path it was given).
+    pub imatrix_file: Option<String>,
 }
 
-/// The key parameters of [`QuantizeAction`].
+/// The key parameters of [`QuantizeAction`]. The defaults serialize to nothing, so plain
+/// quantizations keep the keys they had before recipes and imatrices existed.
 #[derive(Serialize)]
-struct Params {
+struct Params<'a> {
     /// The file type's lower-case name (`q4_k_m`).
     quant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe: Option<&'a Recipe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imatrix_file: Option<&'a str>,
 }
 
 impl Action for QuantizeAction {
@@ -36,6 +49,8 @@ impl Action for QuantizeAction {
     fn params(&self) -> serde_json::Value {
         to_params(&Params {
             quant: self.quant.name().to_ascii_lowercase(),
+            recipe: (!self.recipe.is_default()).then_some(&self.recipe),
+            imatrix_file: self.imatrix_file.as_deref(),
         })
     }
 
@@ -52,15 +67,25 @@ impl Action for QuantizeAction {
         let src_type = GgufFile::open(src)?
             .get("general.file_type")
             .and_then(|v| v.as_u64());
-        let report = if src_type == Some(u64::from(ftype.id())) {
+        let plain = self.recipe.is_default() && self.imatrix_file.is_none();
+        let report = if plain && src_type == Some(u64::from(ftype.id())) {
             reflink_or_copy(src, &out)?;
             json!({ "ftype": ftype.name(), "identity": true })
         } else {
+            let imatrix = match &self.imatrix_file {
+                Some(name) => {
+                    let mut m = Imatrix::load(&ctx.input("imatrix")?.path)?;
+                    m.file = name.clone();
+                    Some(Arc::new(m))
+                }
+                None => None,
+            };
             let opts = QuantizeOptions {
-                ftype,
                 threads: rayon::current_num_threads(),
-                allow_requantize: false,
                 cancel: Some(ctx.cancel.clone()),
+                recipe: self.recipe.clone(),
+                imatrix,
+                ..QuantizeOptions::new(ftype)
             };
             serde_json::to_value(quantize_file(src, &out, &opts)?)
                 .map_err(|e| Error::Build(e.to_string()))?

@@ -62,7 +62,9 @@ pub(super) fn read(store: &Store, key: &Digest) -> Option<ActionRecord> {
 pub(super) fn write(store: &Store, rec: &ActionRecord) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| crate::Error::Build(format!("serializing action record: {e}")))?;
-    crate::fsutil::write_atomic(&store.record_path(&rec.key), &bytes)
+    // Staged in tmp/: a killed writer's temp file is then found by the next build's cleanup
+    // instead of staying among the records until a gc.
+    crate::fsutil::write_atomic_via(&store.record_path(&rec.key), &bytes, &store.tmp_dir())
 }
 
 /// Deletes a record (its outputs were found missing or corrupt).

@@ -13,11 +13,23 @@ use crate::{Error, IoContext, Result};
 /// If an intact object with the same digest already exists, the new file is simply dropped.
 pub(super) fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Digest, u64)> {
     let digest = hash_file(file)?;
+    let size = insert_verified(store, stat, file, digest)?;
+    Ok((digest, size))
+}
+
+/// Like [`insert`] for a file whose blake3 the caller has just computed (a verified download);
+/// returns its size.
+pub(super) fn insert_verified(
+    store: &Store,
+    stat: &StatCache,
+    file: &Path,
+    digest: Digest,
+) -> Result<u64> {
     let size = std::fs::metadata(file).with_path(file)?.len();
     let dest = store.object_path(&digest);
     if stat.verify(&dest, &digest, size)? {
         std::fs::remove_file(file).with_path(file)?;
-        return Ok((digest, size));
+        return Ok(size);
     }
     let f = std::fs::File::open(file).with_path(file)?;
     f.sync_all().with_path(file)?;
@@ -33,7 +45,7 @@ pub(super) fn insert(store: &Store, stat: &StatCache, file: &Path) -> Result<(Di
         return Err(Error::io(&dest, e));
     }
     sync_dir(dir);
-    Ok((digest, size))
+    Ok(size)
 }
 
 /// Removes an object (e.g. found corrupt).

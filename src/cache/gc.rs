@@ -15,6 +15,8 @@ pub struct GcRoots {
     pub keys: BTreeSet<Digest>,
     /// Objects to keep.
     pub objects: BTreeSet<Digest>,
+    /// Other projects sharing the cache whose needs are included (for the report).
+    pub other_projects: Vec<PathBuf>,
 }
 
 /// What a collection did (the `--json` output of `tinylm gc`).
@@ -28,6 +30,8 @@ pub struct GcStats {
     pub records_deleted: usize,
     /// Size of all objects before the collection.
     pub bytes_before: u64,
+    /// Other projects sharing the cache whose lock files were honoured.
+    pub other_projects: Vec<PathBuf>,
 }
 
 impl Store {
@@ -48,6 +52,20 @@ impl Store {
             .max_depth(2)
         {
             let entry = entry.map_err(|e| Error::Build(format!("scanning cache: {e}")))?;
+            // Only objects: a file named by its digest in the directory of its first two
+            // digits. Anything else in `cas/` is not ours to delete.
+            let is_object = entry.file_type().is_file()
+                && entry.file_name().to_str().is_some_and(|n| {
+                    entry
+                        .path()
+                        .parent()
+                        .and_then(|d| d.file_name())
+                        .and_then(|d| d.to_str())
+                        .is_some_and(|d| super::marker::is_digest_name(d, n))
+                });
+            if !is_object {
+                continue;
+            }
             let meta = entry
                 .metadata()
                 .map_err(|e| Error::Build(format!("scanning cache: {e}")))?;
@@ -107,6 +125,7 @@ impl Store {
             bytes_freed: freed,
             records_deleted: records,
             bytes_before: total,
+            other_projects: roots.other_projects.clone(),
         })
     }
 }

@@ -27,6 +27,9 @@ pub struct BuildArgs {
     /// Report lint errors (template, stops, tokenizer) as warnings instead of failing.
     #[arg(long)]
     pub allow_lint: bool,
+    /// Report quants over their `quality` budgets as warnings instead of failing.
+    #[arg(long)]
+    pub allow_quality: bool,
     /// Worker threads (default: number of cores).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -38,6 +41,8 @@ struct Output<'a> {
     #[serde(flatten)]
     report: &'a BuildReport,
     installed: &'a [Installed],
+    /// Exceeded quality budgets that `--allow-quality` let through.
+    quality_warnings: &'a [String],
 }
 
 /// Runs `tinylm build`.
@@ -45,6 +50,7 @@ pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
     let ws = open(g)?;
     let plan = ws.plan(PlanOptions {
         allow_lint: args.allow_lint,
+        allow_quality: args.allow_quality,
     })?;
     let req = BuildRequest {
         targets: args.targets,
@@ -62,10 +68,22 @@ pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
     } else {
         Vec::new()
     };
+    // Quants over budget that --allow-quality let through, whether their gate ran now or before.
+    let quality_warnings = if report.failed == 0 && !args.dry_run {
+        ws.quality_warnings(&plan, &req.targets)?
+    } else {
+        Vec::new()
+    };
+    if !g.quiet {
+        for w in &quality_warnings {
+            eprintln!("warning: quality budget exceeded (allowed by --allow-quality): {w}");
+        }
+    }
     if g.json {
         print_json(&Output {
             report: &report,
             installed: &installed,
+            quality_warnings: &quality_warnings,
         });
     } else {
         if args.dry_run {

@@ -64,7 +64,9 @@ pub struct ConvertArgs {
 /// `name` next to the input, if it exists.
 fn beside(input: &Path, name: &str) -> Option<PathBuf> {
     let p = input.parent().unwrap_or(Path::new(".")).join(name);
-    p.is_file().then_some(p)
+    // `exists`, not `is_file`: a side file that is a FIFO or a device is named in the reader's
+    // error rather than reported as missing.
+    p.exists().then_some(p)
 }
 
 /// Resolves the tiny-lm side files, defaulting to the ones next to the checkpoint.
@@ -125,6 +127,9 @@ fn to_gguf(g: &GlobalOpts, args: &ConvertArgs) -> Result<ExitCode> {
             "-o {}: is a directory; `--to gguf` writes a file",
             args.output.display()
         )));
+    }
+    if let Some(p) = &args.pre {
+        hf_to_gguf::check_pre_name(p).map_err(|msg| Error::Usage(format!("--pre: {msg}")))?;
     }
     let model = if args.input.is_dir() {
         HfModel::open(&args.input)?

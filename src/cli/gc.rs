@@ -37,6 +37,18 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// Runs `tinylm gc`.
 pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
     let stats = open(g)?.gc(args.max_size)?;
+    let left = stats.bytes_before - stats.bytes_freed;
+    if let Some(max) = args.max_size
+        && left > max
+        && !g.quiet
+    {
+        eprintln!(
+            "warning: the cache is still {:.1} MiB, above --max-size ({:.1} MiB): the rest is \
+             needed by tinylm.lock; `tinylm clean --all` empties it",
+            left as f64 / 1048576.0,
+            max as f64 / 1048576.0
+        );
+    }
     if g.json {
         println!("{}", serde_json::to_string(&stats).unwrap_or_default());
     } else if !g.quiet {
@@ -47,6 +59,12 @@ pub fn run(g: &GlobalOpts, args: GcArgs) -> Result<ExitCode> {
             stats.records_deleted,
             (stats.bytes_before - stats.bytes_freed) as f64 / 1048576.0
         );
+        if !stats.other_projects.is_empty() {
+            eprintln!(
+                "kept what {} other project(s) sharing this cache need",
+                stats.other_projects.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,13 +9,18 @@ use crate::plan::graph::GraphFormat;
 /// Arguments of `tinylm graph`.
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value = "dot")]
-    pub format: GraphFormat,
+    /// Output format (default dot; json with --json).
+    #[arg(long, value_enum)]
+    pub format: Option<GraphFormat>,
 }
 
 /// Runs `tinylm graph`.
 pub fn run(g: &GlobalOpts, args: GraphArgs) -> Result<ExitCode> {
-    print!("{}", open(g)?.graph()?.render(args.format));
+    let format = args.format.unwrap_or(if g.json {
+        GraphFormat::Json
+    } else {
+        GraphFormat::Dot
+    });
+    print!("{}", open(g)?.graph()?.render(format));
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use super::{GlobalOpts, open, print_json};
 use crate::install::{Runtime, lmstudio, ollama};
 use crate::plan::PlanOptions;
 use crate::template::modelfile::Modelfile;
-use crate::workspace::BuildRequest;
+use crate::workspace::{BuildRequest, LmStudioOptions};
 use crate::{Error, IoContext, Result};
 
 /// Arguments of `tinylm install`.
@@ -40,12 +40,14 @@ pub enum InstallTarget {
     Lmstudio {
         /// A built `MODEL` or `MODEL:QUANT` of the manifest, or a GGUF file.
         target: String,
-        /// Model name (folder `<name>-GGUF`); required for a GGUF file.
+        /// Model name (folder `<name>-GGUF`); required for a GGUF file, default the model's
+        /// name for a manifest model.
         #[arg(long)]
         name: Option<String>,
-        /// Publisher folder.
-        #[arg(long, default_value = "tinylm")]
-        publisher: String,
+        /// Publisher folder (default `tinylm` for a GGUF file, the project name for a manifest
+        /// model).
+        #[arg(long)]
+        publisher: Option<String>,
         /// Models folder (default $LMSTUDIO_MODELS or ~/.lmstudio/models).
         #[arg(long, value_name = "DIR")]
         models_dir: Option<PathBuf>,
@@ -67,10 +69,25 @@ pub fn run(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
                      (a manifest model uses the Modelfile tinylm built)"
                 )));
             }
-            manifest_install(g, Runtime::Ollama, &target, name.as_deref())
+            manifest_install(
+                g,
+                Runtime::Ollama,
+                &target,
+                name.as_deref(),
+                &LmStudioOptions::default(),
+            )
         }
-        InstallTarget::Lmstudio { target, .. } if !is_file(&target) => {
-            manifest_install(g, Runtime::Lmstudio, &target, None)
+        InstallTarget::Lmstudio {
+            target,
+            name,
+            publisher,
+            models_dir,
+        } if !is_file(&target) => {
+            let lms = LmStudioOptions {
+                models_dir,
+                publisher,
+            };
+            manifest_install(g, Runtime::Lmstudio, &target, name.as_deref(), &lms)
         }
         InstallTarget::Ollama {
             target,
@@ -95,7 +112,7 @@ pub fn run(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mf = match &modelfile {
-                Some(p) => Modelfile::parse(&std::fs::read(p).with_path(p)?)
+                Some(p) => Modelfile::parse(&crate::fsutil::input::read(p).with_path(p)?)
                     .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?,
                 None => Modelfile::new(gguf.display().to_string()),
             };
@@ -139,6 +156,7 @@ pub fn run(g: &GlobalOpts, args: InstallArgs) -> Result<ExitCode> {
                 Some(d) => d,
                 None => lmstudio::models_dir()?,
             };
+            let publisher = publisher.unwrap_or_else(|| "tinylm".into());
             let (path, linked) = lmstudio::install(&dir, &gguf, &publisher, &name, None)?;
             if !g.quiet {
                 println!(
@@ -166,6 +184,7 @@ fn manifest_install(
     runtime: Runtime,
     target: &str,
     name: Option<&str>,
+    lms: &LmStudioOptions,
 ) -> Result<ExitCode> {
     let ws = open(g)?;
     let plan = ws.plan(PlanOptions::default())?;
@@ -190,7 +209,7 @@ fn manifest_install(
         }
         return Ok(ExitCode::from(1));
     }
-    let done = ws.install(&plan, runtime, &which, name)?;
+    let done = ws.install_with(&plan, runtime, &which, name, lms)?;
     if g.json {
         print_json(&done);
     } else if !g.quiet {

@@ -45,7 +45,7 @@ pub fn run(g: &GlobalOpts, args: LintArgs) -> Result<ExitCode> {
     let gguf = PathBuf::from(file);
     let v = Vocab::open_gguf(&gguf)?;
     let report = if let Some(path) = &args.modelfile {
-        let text = std::fs::read(path).with_path(path)?;
+        let text = crate::fsutil::input::read(path).with_path(path)?;
         lint_modelfile_text(&v, &text)
     } else {
         let name = args.template.as_deref().unwrap_or("auto");

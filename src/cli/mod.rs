@@ -9,23 +9,30 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Result;
-use crate::manifest::manifest_path;
-use crate::workspace::Workspace;
+use crate::manifest::find_manifest;
+use crate::workspace::{RemoteOverride, Workspace};
 
 mod build;
+mod cache;
 mod clean;
+mod completions;
 mod convert;
+mod eval;
 mod gc;
 mod graph;
+mod imatrix;
 mod init;
 mod inspect;
 mod install;
 mod lint;
+mod log;
 mod quantize;
+mod run;
 mod schema;
 mod status;
 mod template;
 mod uninstall;
+mod verify;
 
 /// tinylm: build small language models into GGUFs, quants, Modelfiles and releases.
 #[derive(Debug, Parser)]
@@ -58,6 +65,23 @@ pub(crate) struct GlobalOpts {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour diagnostics: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: log::ColorChoice,
+    /// Remote cache: http(s)://host/prefix, s3://, gs:// or az:// (overrides [cache] remote;
+    /// `none` turns it off).
+    #[arg(long, global = true, value_name = "URL", env = "TINYLM_REMOTE_CACHE")]
+    pub remote_cache: Option<String>,
+    /// Upload what this machine builds to the remote cache (overrides [cache] upload).
+    #[arg(long, global = true, value_name = "BOOL", env = "TINYLM_REMOTE_UPLOAD",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub remote_upload: Option<bool>,
 }
 
 /// The subcommands.
@@ -69,10 +93,12 @@ pub(crate) enum Command {
     Status(status::StatusArgs),
     /// Print the build graph.
     Graph(graph::GraphArgs),
-    /// Remove the output directory.
+    /// Remove the outputs tinylm placed (with --all, the cache too).
     Clean(clean::CleanArgs),
-    /// Drop cache objects not reachable from the lockfile.
+    /// Drop cache objects no project's lock file needs.
     Gc(gc::GcArgs),
+    /// Sync with the remote cache (push, pull) and show cache statistics.
+    Cache(cache::CacheArgs),
     /// Write a starter tinylm.toml.
     Init(init::InitArgs),
     /// Print the JSON schema of tinylm.toml.
@@ -83,6 +109,12 @@ pub(crate) enum Command {
     Inspect(inspect::InspectArgs),
     /// Quantize a GGUF file.
     Quantize(quantize::QuantizeArgs),
+    /// Perplexity of a GGUF on a text, and KL-divergence against a base GGUF.
+    Eval(eval::EvalArgs),
+    /// Generate text with a GGUF (greedy by default; --chat renders the chat template).
+    Run(run::RunArgs),
+    /// Compute an importance matrix (llama-imatrix's GGUF or .dat format).
+    Imatrix(imatrix::ImatrixArgs),
     /// Chat template library: list, show, detect.
     Template(template::TemplateArgs),
     /// Check templates, stop tokens and tokenizers of built models.
@@ -91,10 +123,17 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Remove a model installed by tinylm.
     Uninstall(uninstall::UninstallArgs),
+    /// Rehash every cache object and placed output; exit 1 if any is corrupt.
+    Verify(verify::VerifyArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write every page into a directory.
+    Man(completions::ManArgs),
 }
 
 /// Entry point of the `tinylm` binary.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -110,10 +149,19 @@ pub fn main() -> ExitCode {
         eprintln!("error: cannot change to {}: {e}", dir.display());
         return ExitCode::from(2);
     }
+    let json = cli.global.json;
+    let ansi = cli.global.color.enabled();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}: {e}", log::paint("error", ansi));
+            if json {
+                // Machines reading stdout learn why there is no report.
+                print_json(&serde_json::json!({
+                    "error": e.to_string(),
+                    "exit_code": e.exit_code(),
+                }));
+            }
             ExitCode::from(e.exit_code())
         }
     }
@@ -127,21 +175,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => graph::run(g, a),
         Command::Clean(a) => clean::run(g, a),
         Command::Gc(a) => gc::run(g, a),
+        Command::Cache(a) => cache::run(g, a),
         Command::Init(a) => init::run(g, a),
         Command::Schema(a) => schema::run(g, a),
         Command::Convert(a) => convert::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Quantize(a) => quantize::run(g, a),
+        Command::Eval(a) => eval::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::Imatrix(a) => imatrix::run(g, a),
         Command::Template(a) => template::run(g, a),
         Command::Lint(a) => lint::run(g, a),
         Command::Install(a) => install::run(g, a),
         Command::Uninstall(a) => uninstall::run(g, a),
+        Command::Verify(a) => verify::run(g, a),
+        Command::Completions(a) => completions::run(g, a),
+        Command::Man(a) => completions::run_man(g, a),
     }
 }
 
 /// Opens the project named by `--manifest` (default `tinylm.toml`) with the `--cache` override.
 fn open(g: &GlobalOpts) -> Result<Workspace> {
-    Workspace::open(&manifest_path(g.manifest.as_deref()), g.cache.as_deref())
+    let remote = RemoteOverride {
+        url: g.remote_cache.clone(),
+        upload: g.remote_upload,
+    };
+    Workspace::open_with(
+        &find_manifest(g.manifest.as_deref()),
+        g.cache.as_deref(),
+        &remote,
+    )
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -150,6 +213,17 @@ fn print_json<T: serde::Serialize>(value: &T) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`tinylm … | head`) is an error and
+/// `println!` panics on it. Restore the default, as other Unix tools have it: the process ends
+/// quietly when its reader is gone. Builds stay safe: a kill at any point is (see `exec`).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(g: &GlobalOpts) {
@@ -165,8 +239,8 @@ fn init_logging(g: &GlobalOpts) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::exec::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
+        .event_format(log::HumanFormat {
+            ansi: g.color.enabled(),
+        })
         .try_init();
 }

@@ -14,15 +14,25 @@ pub struct StatusArgs {
     /// Say why each stale action must run (which input or parameter changed).
     #[arg(long)]
     pub explain: bool,
+    /// Exit with 1 when anything is stale or must be restored (for CI), like `git diff
+    /// --exit-code`.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 /// Runs `tinylm status`.
 pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
     let ws = open(g)?;
     let status = ws.status(args.targets, args.explain || g.json)?;
+    let b = &status.build;
+    let code = if args.exit_code && b.would_run + b.from_cache > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if g.json {
         print_json(&status);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut fresh = 0;
     for a in &status.actions {
@@ -46,10 +56,9 @@ pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
             println!("{:>10}{}", "", t.describe());
         }
     }
-    let b = &status.build;
     println!(
         "{} actions: {} stale, {} to restore from cache, {fresh} up to date",
         b.actions, b.would_run, b.from_cache
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -75,8 +75,11 @@ impl HfModel {
         let mut files = BTreeMap::new();
         for name in SMALL_FILES {
             let p = dir.join(name);
-            if p.is_file() {
-                files.insert((*name).to_string(), std::fs::read(&p).with_path(&p)?);
+            if p.exists() {
+                files.insert(
+                    (*name).to_string(),
+                    crate::fsutil::input::read(&p).with_path(&p)?,
+                );
             }
         }
         let extra_templates = dir.join("additional_chat_templates");
@@ -94,7 +97,7 @@ impl HfModel {
                         .map(|n| n.to_string_lossy())
                         .unwrap_or_default()
                 );
-                files.insert(key, std::fs::read(&p).with_path(&p)?);
+                files.insert(key, crate::fsutil::input::read(&p).with_path(&p)?);
             }
         }
         if !files.contains_key("config.json") {
@@ -206,7 +209,7 @@ fn read_weights(dir: &Path) -> Result<Vec<WeightFile>> {
 
 fn read_sharded(dir: &Path, index_path: &Path, format: WeightFormat) -> Result<Vec<WeightFile>> {
     let index_name = format.index_name();
-    let bytes = std::fs::read(index_path).with_path(index_path)?;
+    let bytes = crate::fsutil::input::read(index_path).with_path(index_path)?;
     let index: Json = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(index_path, format!("invalid JSON: {e}")))?;
     let Some(map) = index.get("weight_map").and_then(Json::as_object) else {

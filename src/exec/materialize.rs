@@ -66,44 +66,50 @@ impl State {
     }
 }
 
-/// Marker in the names of files being placed; a crash can leave one behind.
-const TEMP_MARKER: &str = ".tinylm-tmp-";
-
-/// Removes temp files a crashed placement left in the output directory.
+/// Removes temp files a killed placement left in the output directory: only names of the
+/// form `.<file>.tinylm-tmp-<pid>` whose process is gone (see [`fsutil::temp`]).
 pub fn remove_leftover_temps(out: &Path) {
     for e in walkdir::WalkDir::new(out)
         .max_depth(4)
         .into_iter()
         .flatten()
     {
-        if e.file_type().is_file() && e.file_name().to_string_lossy().contains(TEMP_MARKER) {
-            tracing::debug!("removing leftover {}", e.path().display());
-            let _ = std::fs::remove_file(e.path());
+        if e.file_type().is_dir() {
+            fsutil::temp::remove_stale_in(e.path(), false, &|_| false);
         }
     }
 }
 
 /// Places `object` at `dest` (replacing whatever is there) and returns the new file's stat.
+///
+/// Errors name `dest`, and never leave the temp file behind.
 pub fn place(object: &Path, dest: &Path) -> Result<FileStat> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_path(dir)?;
-    let tmp = dir.join(format!(
-        ".{}{TEMP_MARKER}{}",
-        dest.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
+    let tmp = dir.join(fsutil::temp::temp_name(
+        dest.file_name().unwrap_or_default(),
     ));
     let _ = std::fs::remove_file(&tmp);
-    if fsutil::link_or_copy(object, &tmp)? != Linked::Hardlink {
+    let cleanup = |e: Error| {
+        let _ = std::fs::remove_file(&tmp);
+        match e {
+            Error::Io { source, .. } => Error::io(dest, source),
+            other => other,
+        }
+    };
+    let linked = fsutil::link_or_copy(object, &tmp).map_err(cleanup)?;
+    fault::io_point("place", &dest.to_string_lossy()).map_err(|e| cleanup(Error::io(&tmp, e)))?;
+    if linked != Linked::Hardlink {
         // A hard link shares the object's read-only inode; copies get their own protection.
-        fsutil::set_readonly(&tmp)?;
+        fsutil::set_readonly(&tmp).map_err(cleanup)?;
     }
     fault::point("mid-materialize", &dest.to_string_lossy());
-    std::fs::rename(&tmp, dest).map_err(|e| {
+    std::fs::rename(&tmp, dest).map_err(|e| cleanup(Error::io(&tmp, e)))?;
+    // Renaming a hard link onto another link to the same inode succeeds without doing
+    // anything (POSIX), leaving the temp name in place: drop it.
+    if std::fs::symlink_metadata(&tmp).is_ok() {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(dest, e)
-    })?;
+    }
     FileStat::of(dest).with_path(dest)
 }
 

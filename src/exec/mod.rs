@@ -16,6 +16,7 @@
 //! The executor knows nothing of the manifest: it sees a plan and a [`ProjectLayout`].
 
 mod fault;
+mod job;
 pub(crate) mod lockfile;
 pub(crate) mod materialize;
 mod progress;
@@ -91,6 +92,18 @@ impl ProjectLayout {
     }
 }
 
+/// Removes temp files killed builds left in the project: in the output directory, in
+/// `.tinylm/` and next to `tinylm.lock` (only tinylm's own names, only of processes that are
+/// gone; see [`crate::fsutil::temp`]). Call with the project lock held.
+pub fn remove_leftovers(layout: &ProjectLayout) {
+    use crate::fsutil::temp::remove_stale_in;
+    materialize::remove_leftover_temps(&layout.out);
+    remove_stale_in(&layout.state_dir(), false, &|_| true);
+    // Before 0.2, temp copies of the lock file were `.tmp-XXXXXX` next to it: recognised by
+    // their content, since the project directory is not tinylm's.
+    remove_stale_in(&layout.root, false, &lockfile::is_lock_text);
+}
+
 /// A cancellation flag set by Ctrl-C; a second Ctrl-C exits at once.
 pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -105,6 +118,27 @@ pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
         );
     });
     flag
+}
+
+/// Registers the project in the cache with what its lock needs, so `gc` from another project
+/// sharing the cache keeps it.
+fn register_root(layout: &ProjectLayout, lock: &LockFile) {
+    let keys = lock.actions.values().map(|e| e.key).collect();
+    let objects = lock
+        .actions
+        .values()
+        .flat_map(|e| e.outputs.values().map(|o| o.digest))
+        .collect();
+    let r = crate::cache::roots::register(
+        &layout.store,
+        &layout.root,
+        &layout.lock_path(),
+        keys,
+        objects,
+    );
+    if let Err(e) = r {
+        tracing::warn!("cannot register the project in the cache: {e}");
+    }
 }
 
 /// Builds the selected targets of `plan`.
@@ -143,6 +177,8 @@ pub fn build(
     .run(&pool, &mut progress);
     let (states, mut details) = (outcome.states, outcome.details);
     progress.finish();
+    // Background uploads finish before the build reports success.
+    report.remote = layout.store.finish_remote();
     stat.save()?;
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
@@ -206,8 +242,11 @@ pub fn build(
             }
         }
         report.lock_changed = lock.write_if_changed(&layout.lock_path())?;
+        register_root(layout, &lock);
     }
 
+    // Execution order depends on thread timing; machines diffing reports need a stable one.
+    details.sort_by(|a, b| a.id.cmp(&b.id));
     report.details = details;
     report.count_details();
     report.hashed_files = stat.hashed_files.load(Ordering::Relaxed);

@@ -48,6 +48,16 @@ impl Progress {
         self.refresh();
     }
 
+    /// An action was restored from the remote cache instead of running.
+    pub fn downloaded(&mut self, id: &str, secs: f64, lines: bool) {
+        self.running.retain(|r| r != id);
+        self.line(lines.then(|| format!("{:>12} {id} ({secs:.2}s)", "Downloaded")));
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        self.refresh();
+    }
+
     /// An action was satisfied from the cache.
     pub fn done(&mut self, _id: &str) {
         if let Some(b) = &self.bar {

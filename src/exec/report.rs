@@ -109,8 +109,11 @@ pub struct BuildReport {
     pub seconds: f64,
     /// Error messages of failed actions.
     pub errors: Vec<String>,
-    /// Per-action details in execution order.
+    /// Per-action details, sorted by action id (execution order varies between runs).
     pub details: Vec<ActionReport>,
+    /// Remote cache counters, when a remote cache is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::cache::remote::RemoteReport>,
 }
 
 impl BuildReport {
@@ -129,7 +132,11 @@ impl BuildReport {
                 s += &format!(", {n} {what}");
             }
         }
-        s + &format!(" ({:.2}s)", self.seconds)
+        s += &format!(" ({:.2}s)", self.seconds);
+        if let Some(r) = self.remote.as_ref().filter(|r| r.contacted) {
+            s += &format!("; {}", r.summary());
+        }
+        s
     }
 
     /// Counts the per-action outcomes into the summary fields.

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
+use super::job::{Job, JobResult};
 use super::lockfile::LockFile;
 use super::progress::Progress;
 use super::report::{ActionReport, Status};
@@ -32,14 +32,6 @@ pub(super) enum NodeState {
     WouldRun,
     Failed,
     Skipped,
-}
-
-struct JobResult {
-    node: NodeIndex,
-    result: Result<BTreeMap<String, OutputEntry>>,
-    seconds: f64,
-    key: Digest,
-    inputs: Vec<ResolvedInput>,
 }
 
 /// Everything one build's scheduling reads.
@@ -196,17 +188,23 @@ impl Scheduler<'_> {
                         continue;
                     }
                     progress.start(&node.id, opts.verbose_lines);
-                    let tx = tx.clone();
+                    let job = Job::new(tx.clone(), n, k, inputs);
                     in_flight += 1;
                     scope.spawn(move |_| {
-                        let t0 = Instant::now();
-                        let result = self.run_node(n, &inputs, &k, preimage);
-                        let _ = tx.send(JobResult {
-                            node: n,
-                            result,
-                            seconds: t0.elapsed().as_secs_f64(),
-                            key: k,
-                            inputs,
+                        job.run(|inputs| {
+                            let action = &g[n].action;
+                            let fetched = self.layout.store.fetch_remote(
+                                self.stat,
+                                &k,
+                                action.kind(),
+                                &preimage,
+                                &action.outputs(),
+                                self.cancel,
+                            );
+                            match fetched {
+                                Some(outputs) => Ok((outputs, true)),
+                                None => self.run_node(n, inputs, &k, preimage).map(|o| (o, false)),
+                            }
                         });
                     });
                 }
@@ -218,14 +216,23 @@ impl Scheduler<'_> {
                 let node = &g[done.node];
                 match done.result {
                     Ok(outputs) => {
+                        let status = if done.remote {
+                            Status::FromCache
+                        } else {
+                            Status::Run
+                        };
                         details.push(ActionReport::new(
                             node,
-                            Status::Run,
+                            status,
                             Some(&done.key),
                             done.seconds,
                             None,
                         ));
-                        progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                        if done.remote {
+                            progress.downloaded(&node.id, done.seconds, opts.verbose_lines);
+                        } else {
+                            progress.finished(&node.id, done.seconds, opts.verbose_lines);
+                        }
                         states[done.node.index()] = NodeState::Done {
                             outputs,
                             key: done.key,
@@ -234,7 +241,8 @@ impl Scheduler<'_> {
                     }
                     Err(e) => {
                         let msg = format!("{} failed: {e}", node.id);
-                        progress.failed(&msg);
+                        // The reason is printed once, in the build's error at the end.
+                        progress.failed(&node.id);
                         details.push(ActionReport::new(
                             node,
                             Status::Failed,
@@ -330,17 +338,16 @@ impl Scheduler<'_> {
         // innermost matters.
         let _span = tracing::warn_span!(parent: None, "action", id = %node.id).entered();
         tracing::info!("running (key {})", &key.to_hex()[..12]);
-        let tmp_root = store.tmp_dir();
-        let staging = tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
-            .tempdir_in(&tmp_root)
-            .map_err(|e| Error::io(&tmp_root, e))?;
+        let staging = store.staging_dir()?;
         let ctx = RunCtx {
             inputs,
             out_dir: staging.path(),
             cancel: self.cancel,
         };
-        node.action.run(&ctx)?;
+        fault::point("in-action", &node.id);
+        node.action
+            .run(&ctx)
+            .map_err(|e| staging_error(e, staging.path(), store.root()))?;
         fault::point("after-run", &node.id);
         let mut outputs = BTreeMap::new();
         for name in node.action.outputs() {
@@ -355,7 +362,7 @@ impl Scheduler<'_> {
             outputs.insert(name, OutputEntry { digest, size });
         }
         fault::point("before-record", &node.id);
-        store.write_record(&ActionRecord::new(
+        store.write_record_and_upload(&ActionRecord::new(
             *key,
             node.action.kind(),
             preimage,
@@ -368,4 +375,33 @@ impl Scheduler<'_> {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+/// An I/O error on a file in the staging directory `staging` named as the output it was
+/// (`model.gguf`, written into the cache at `cache`): the staging path means nothing to users,
+/// and a full disk must say which disk.
+fn staging_error(e: Error, staging: &std::path::Path, cache: &std::path::Path) -> Error {
+    match e {
+        Error::Io { path, source } if path.starts_with(staging) => {
+            let rel = path.strip_prefix(staging).unwrap_or(&path);
+            let name = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // `.model.gguf.tinylm-tmp-<pid>-<rand>` is the temp file of `model.gguf`.
+            let name = match name.rfind(crate::fsutil::temp::MARKER) {
+                Some(i) if name.starts_with('.') && i > 1 => name[1..i].to_string(),
+                _ => name,
+            };
+            // tempfile appends " at path <temp file>" to its errors: drop it with the path.
+            let msg = source.to_string();
+            let msg = msg.split(" at path ").next().unwrap_or(&msg);
+            Error::Build(format!(
+                "writing its output `{name}` into the cache {}: {msg}",
+                cache.display()
+            ))
+        }
+        other => other,
+    }
 }

@@ -9,6 +9,7 @@
 pub mod dtype;
 mod error;
 pub mod gguf;
+pub mod guard;
 pub mod pytorch;
 pub mod safetensors;
 pub mod tensor;
@@ -26,11 +27,5 @@ use std::sync::Arc;
 /// windows with [`tensor::TensorBytes::prefetch`] and drop them with
 /// [`tensor::TensorBytes::release`].
 pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    let file = std::fs::File::open(path)?;
-    let opts = memmap2::MmapOptions::new();
-    // SAFETY: the mapping is read-only (shared with the page cache, never written); tinylm never writes its
-    // inputs. Like every mmap-based model reader, we rely on the user not truncating the file
-    // while tinylm runs; readers bounds-check every offset against the mapping's length.
-    let map = unsafe { opts.map(&file)? };
-    Ok(Arc::new(map))
+    crate::fsutil::input::map(path, false)
 }

@@ -30,7 +30,7 @@ pub struct TiktokenEncoding {
 impl TiktokenEncoding {
     /// Reads a pickled `tiktoken.core.Encoding` (or its `__getstate__` dict).
     pub fn load(path: &Path) -> Result<Self, TiktokenError> {
-        let bytes = std::fs::read(path).map_err(|source| TiktokenError::Io {
+        let bytes = crate::fsutil::input::read(path).map_err(|source| TiktokenError::Io {
             path: path.to_owned(),
             source,
         })?;

@@ -4,8 +4,11 @@
 //! They live in one place so that the crash-safety rules (temp file in the destination
 //! directory, fsync, rename; never a partial file under the final name) are written once.
 
+pub mod input;
 pub mod lock;
+pub mod temp;
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,34 +17,50 @@ use crate::{Error, IoContext, Result};
 /// Writes `bytes` to `path` atomically (readers see the old file or the new one, never a mix).
 ///
 /// For tinylm's own state (action records, the stat cache, the lock file, project state): the
-/// file keeps the temp file's private mode and the directory is fsynced after the rename.
+/// file gets the permissions of a normally created file (0666 less the umask) and the directory
+/// is fsynced after the rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, bytes, ".tmp-", None, true)
+    write_atomic_with(path, bytes, None, true)
+}
+
+/// Like [`write_atomic`], with the temp file in `tmp_dir` (on the same filesystem as `path`),
+/// so a crash leaves its temp file where the next run looks for leftovers, not beside `path`.
+pub fn write_atomic_via(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).with_path(dir)?;
+    let mut tmp = temp_file_named(tmp_dir, path.file_name().unwrap_or_default()).with_path(path)?;
+    // Through the File: NamedTempFile's own Write appends "at path <temp file>" to errors.
+    tmp.as_file_mut().write_all(bytes).with_path(path)?;
+    tmp.as_file().sync_all().with_path(path)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir);
+    Ok(())
 }
 
 /// Like [`write_atomic`], for files other programs read (the Ollama store): mode 0644, like a
 /// file created normally.
 pub fn write_atomic_shared(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, bytes, ".tinylm-", Some(0o644), false)
+    write_atomic_with(path, bytes, Some(0o644), false)
 }
 
 fn write_atomic_with(
     path: &Path,
     bytes: &[u8],
-    prefix: &str,
     mode: Option<u32>,
     sync_parent: bool,
 ) -> Result<()> {
     let dir = parent(path);
     std::fs::create_dir_all(dir).with_path(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempfile_in(dir)
-        .with_path(dir)?;
-    tmp.write_all(bytes).with_path(tmp.path())?;
-    tmp.as_file().sync_all().with_path(tmp.path())?;
+    // Errors name the file being written, never the temp file (which is removed on error).
+    let mut tmp = public_temp_file_for(path).with_path(path)?;
+    // Through the File: NamedTempFile's own Write appends "at path <temp file>" to errors.
+    tmp.as_file_mut().write_all(bytes).with_path(path)?;
+    tmp.as_file().sync_all().with_path(path)?;
     if let Some(mode) = mode {
-        set_mode(tmp.path(), mode)?;
+        set_mode(tmp.path(), mode).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(path, source),
+            other => other,
+        })?;
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     if sync_parent {
@@ -50,16 +69,28 @@ fn write_atomic_with(
     Ok(())
 }
 
-/// A temporary file in `dir` that becomes world-readable (0644) like a normally created file
-/// once persisted (tempfile's default is 0600). The caller writes it and persists it over the
-/// final name.
+/// A temporary file in `dir` that gets the permissions of a normally created file (0666 less
+/// the umask) once persisted (tempfile's default is 0600). The caller writes it and persists
+/// it over the final name.
 pub fn public_temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    temp_file_named(dir, OsStr::new(""))
+}
+
+/// Like [`public_temp_file_in`], in the directory of `path` and named after it
+/// (`.<name>.tinylm-tmp-<pid>-<random>`), so a leftover says what it was.
+pub fn public_temp_file_for(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    temp_file_named(parent(path), path.file_name().unwrap_or_default())
+}
+
+fn temp_file_named(dir: &Path, name: &OsStr) -> std::io::Result<tempfile::NamedTempFile> {
     let mut b = tempfile::Builder::new();
-    b.prefix(".tinylm-tmp-");
+    let prefix = temp::temp_prefix(name);
+    b.prefix(&prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
+        // Passed to open(2), so the umask applies, as for any new file.
+        b.permissions(std::fs::Permissions::from_mode(0o666));
     }
     b.tempfile_in(dir)
 }
@@ -171,15 +202,6 @@ fn same_inode(a: &Path, b: &Path) -> bool {
 #[cfg(not(unix))]
 fn same_inode(_: &Path, _: &Path) -> bool {
     false
-}
-
-/// Removes a file or a whole directory tree.
-pub fn remove_path(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
 }
 
 /// `p` relative to `root` with `/` separators when it is inside it, else as given: how paths

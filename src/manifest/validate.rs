@@ -4,10 +4,15 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{InstallSelection, Loaded, Message, Model, Sp, closest, quant_name};
+use super::locations;
+use super::{
+    Defaults, EvalSection, ImatrixDef, InstallSelection, Loaded, Message, Model, QualityDef,
+    QuantEntry, QuantTable, Sp, closest, quant_name,
+};
 use crate::convert::hf_to_gguf::OutType;
 use crate::convert::tinylm_to_hf::{HfDtype, TinyLmArch};
-use crate::quant::FileType;
+use crate::quant::recipe::{parse_ggml_type, parse_tensor_type};
+use crate::quant::{FileType, Recipe, TensorTypeRule};
 use crate::template::families::{builtin, builtin_names};
 use crate::template::lint;
 use crate::template::params::{self, ParamValue};
@@ -28,14 +33,20 @@ pub struct Project {
     pub out: PathBuf,
     /// Cache directory from the manifest (absolute), if set.
     pub cache_dir: Option<PathBuf>,
+    /// Remote cache URL from the manifest, if set (checked).
+    pub remote: Option<String>,
+    /// `[cache] upload`, if set.
+    pub upload: Option<bool>,
     /// Models by name.
     pub models: BTreeMap<String, ModelSpec>,
     /// Releases by name.
     pub releases: BTreeMap<String, ReleaseSpec>,
-    /// Artifacts to install into Ollama after a build.
-    pub install_ollama: Vec<(String, Option<FileType>)>,
-    /// Artifacts to install into LM Studio after a build.
-    pub install_lmstudio: Vec<(String, Option<FileType>)>,
+    /// `[eval]`: what every quant is scored on.
+    pub eval: Option<EvalSpec>,
+    /// Artifacts (model, quant name) to install into Ollama after a build.
+    pub install_ollama: Vec<(String, Option<String>)>,
+    /// Artifacts (model, quant name) to install into LM Studio after a build.
+    pub install_lmstudio: Vec<(String, Option<String>)>,
 }
 
 /// A model with defaults applied.
@@ -46,7 +57,9 @@ pub struct ModelSpec {
     /// Where it comes from.
     pub source: SourceSpec,
     /// Quantizations to build, in manifest order; empty for a GGUF used as is.
-    pub quants: Vec<FileType>,
+    pub quants: Vec<QuantSpec>,
+    /// The importance matrix of the quants that use one.
+    pub imatrix: Option<ImatrixSpec>,
     /// Template, system prompt and parameters for its Modelfiles; `None` writes a bare `FROM`.
     pub template: Option<TemplateSpec>,
     /// Name for Ollama installs.
@@ -57,6 +70,107 @@ pub struct ModelSpec {
     pub pre: Option<String>,
     /// Whether to put the exported HF folder in the output.
     pub export_hf: bool,
+    /// Quality budgets, checked after each quant's eval.
+    pub quality: Vec<Budget>,
+}
+
+/// `[eval]` with an absolute path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSpec {
+    /// Absolute path of the text.
+    pub text: PathBuf,
+    /// The path as written in the manifest.
+    pub text_given: String,
+    /// Tokens per chunk.
+    pub ctx: usize,
+    /// At most this many chunks.
+    pub chunks: Option<usize>,
+}
+
+/// A quality metric a budget limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Mean KL-divergence against the base (an upper bound).
+    MaxKld,
+    /// Same-top-token rate (a lower bound).
+    MinSameTop,
+    /// Perplexity over the base's perplexity (an upper bound).
+    MaxPplRatio,
+}
+
+impl Metric {
+    /// The manifest key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::MaxKld => "max_kld",
+            Metric::MinSameTop => "min_same_top",
+            Metric::MaxPplRatio => "max_ppl_ratio",
+        }
+    }
+}
+
+/// One budget: `metric` of quant `quant` must stay within `limit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Quant name.
+    pub quant: String,
+    /// What is limited.
+    pub metric: Metric,
+    /// The limit.
+    pub limit: f64,
+}
+
+/// One quantized artifact of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantSpec {
+    /// Artifact name (`q4_k_m`, `q4_k_m-imat`): file names, targets, releases, Ollama tags.
+    pub name: String,
+    /// llama-quantize file type.
+    pub ftype: FileType,
+    /// Whether it is quantized with the model's importance matrix.
+    pub imatrix: bool,
+    /// Per-tensor overrides.
+    pub recipe: Recipe,
+}
+
+impl QuantSpec {
+    /// A quant named after its type, without imatrix or recipe.
+    pub fn plain(ftype: FileType) -> QuantSpec {
+        QuantSpec {
+            name: quant_name(ftype),
+            ftype,
+            imatrix: false,
+            recipe: Recipe::default(),
+        }
+    }
+
+    /// Whether the output depends only on the file type (no imatrix, no recipe).
+    pub fn is_plain(&self) -> bool {
+        !self.imatrix && self.recipe.is_default()
+    }
+}
+
+/// Where a model's importance matrix comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImatrixSpec {
+    /// A given file.
+    File {
+        /// Absolute path.
+        path: PathBuf,
+        /// The path as written in the manifest (recorded as `quantize.imatrix.file`).
+        given: String,
+    },
+    /// Computed from the model's base GGUF on a calibration text.
+    Compute {
+        /// Absolute path of the text.
+        text: PathBuf,
+        /// The path as written in the manifest (recorded in the imatrix's datasets).
+        text_given: String,
+        /// Tokens per chunk.
+        ctx: usize,
+        /// At most this many chunks.
+        chunks: Option<usize>,
+    },
 }
 
 /// A model source with absolute paths.
@@ -115,8 +229,8 @@ pub struct ReleaseSpec {
     pub name: String,
     /// Release version.
     pub version: String,
-    /// (model, quant) pairs in manifest order; quant is `None` for a GGUF used as is.
-    pub items: Vec<(String, Option<FileType>)>,
+    /// (model, quant name) pairs in manifest order; quant is `None` for a GGUF used as is.
+    pub items: Vec<(String, Option<String>)>,
 }
 
 struct Errors<'a> {
@@ -156,23 +270,34 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
     check_safe_component(&mut errs, &m.project.version, "project version");
     let out = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
     let out = root.join(out);
-    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(d));
+    let cache_dir = m.cache.dir.as_ref().map(|d| root.join(&d.value));
+    if let Some(r) = &m.cache.remote
+        && let Err(e) = crate::cache::remote::parse_url(&r.value)
+    {
+        errs.at(&r.span, format!("[cache] remote: {e}"));
+    }
+    let remote = m.cache.remote.as_ref().map(|r| r.value.clone());
 
     let templates = resolve_templates(&mut errs, &root);
-    let default_quants = m.defaults.quants.as_ref();
-    let default_template = m.defaults.template.as_ref();
+    let eval = m.eval.as_ref().map(|e| resolve_eval(&mut errs, &root, e));
+    if eval.is_none() {
+        for q in m
+            .models
+            .values()
+            .filter_map(|m| m.quality.as_ref())
+            .chain(m.defaults.quality.as_ref())
+        {
+            errs.at(
+                &q.span,
+                "quality budgets need an `[eval]` section (`text = \"eval.txt\"`, `ctx`, `chunks`) \
+                 to measure the quants on",
+            );
+        }
+    }
 
     let mut models = BTreeMap::new();
     for (mname, model) in &m.models {
-        if let Some(spec) = resolve_model(
-            &mut errs,
-            &root,
-            mname,
-            model,
-            default_quants,
-            default_template,
-            &templates,
-        ) {
+        if let Some(spec) = resolve_model(&mut errs, &root, mname, model, &m.defaults, &templates) {
             models.insert(mname.clone(), spec);
         }
     }
@@ -189,12 +314,7 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         let rquants: Option<Vec<String>> = rel
             .quants
             .as_ref()
-            .map(|qs| qs.iter().map(|q| q.value.to_lowercase()).collect());
-        if let Some(qs) = &rel.quants {
-            for q in qs {
-                check_quant(&mut errs, q);
-            }
-        }
+            .map(|qs| qs.iter().map(|q| q.value.clone()).collect());
         if rel.models.is_empty() {
             errs.list.push(format!(
                 "{}: release `{rname}` lists no models",
@@ -223,19 +343,23 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
             }
             let wanted = rquants
                 .clone()
-                .unwrap_or_else(|| model.quants.iter().map(|q| quant_name(*q)).collect());
+                .unwrap_or_else(|| model.quants.iter().map(|q| q.name.clone()).collect());
             for q in wanted {
-                if let Some(ft) = model.quants.iter().find(|ft| quant_name(**ft) == q) {
-                    items.push((model.name.clone(), Some(*ft)));
+                if let Some(spec) = model
+                    .quants
+                    .iter()
+                    .find(|s| s.name.eq_ignore_ascii_case(&q))
+                {
+                    items.push((model.name.clone(), Some(spec.name.clone())));
                 } else if let Some(qs) = &rel.quants {
-                    let span = qs
-                        .iter()
-                        .find(|s| s.value.to_lowercase() == q)
-                        .map(|s| s.span.clone());
+                    let span = qs.iter().find(|s| s.value == q).map(|s| s.span.clone());
+                    let hint = closest(&q, model.quants.iter().map(|s| s.name.as_str()))
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
                     errs.at(
                         &span.unwrap_or(mref.span.clone()),
                         format!(
-                            "release `{rname}` wants quant `{q}` of model `{}`, which only builds [{}]",
+                            "release `{rname}` wants quant `{q}` of model `{}`; {hint}it builds [{}]",
                             model.name,
                             quant_names(&model.quants)
                         ),
@@ -260,13 +384,27 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         );
     }
 
+    for (mname, spec) in models.iter_mut() {
+        let (def, is_default) = match (&m.models[mname].quality, &m.defaults.quality) {
+            (Some(q), _) => (q, false),
+            (None, Some(q)) => (q, true),
+            (None, None) => continue,
+        };
+        spec.quality = resolve_quality(&mut errs, spec, def, is_default);
+    }
+    check_locations(&mut errs, &root, &models);
+
     let install_ollama = resolve_install(&mut errs, &models, m.install.ollama.as_ref());
     let install_lmstudio = resolve_install(&mut errs, &models, m.install.lmstudio.as_ref());
 
     if !errs.list.is_empty() {
+        // A bad `[defaults]` value is checked once per model using it: report it once.
+        let mut seen = std::collections::BTreeSet::new();
+        errs.list.retain(|e| seen.insert(e.clone()));
         return Err(Error::Manifest(errs.list.join("\n\n")));
     }
     Ok(Project {
+        eval,
         install_ollama,
         install_lmstudio,
         name,
@@ -275,6 +413,8 @@ pub(super) fn validate(loaded: &Loaded) -> Result<Project> {
         manifest_path: loaded.path.clone(),
         out,
         cache_dir,
+        remote,
+        upload: m.cache.upload,
         models,
         releases,
     })
@@ -314,7 +454,7 @@ fn resolve_templates(errs: &mut Errors<'_>, root: &Path) -> BTreeMap<String, Tem
                 continue;
             }
             (Some(t), None) => Some((t.value.clone(), t.span.clone())),
-            (None, Some(f)) => match std::fs::read_to_string(root.join(&f.value)) {
+            (None, Some(f)) => match crate::fsutil::input::read_to_string(&root.join(&f.value)) {
                 Ok(t) => Some((t, f.span.clone())),
                 Err(e) => {
                     errs.at(
@@ -387,11 +527,24 @@ fn resolve_model(
     root: &Path,
     name: &str,
     model: &Model,
-    default_quants: Option<&Vec<Sp<String>>>,
-    default_template: Option<&Sp<String>>,
+    defaults: &Defaults,
     templates: &BTreeMap<String, TemplateSpec>,
 ) -> Option<ModelSpec> {
     let before = errs.list.len();
+    if name.len() > MAX_MODEL_NAME {
+        let shown: String = name.chars().take(40).collect();
+        errs.at(
+            &model.source.span,
+            format!(
+                "model name `{shown}…` is {} bytes long; at most {MAX_MODEL_NAME} (it names files)",
+                name.len()
+            ),
+        );
+        return None;
+    }
+    let default_quants = defaults.quants.as_ref();
+    let default_template = defaults.template.as_ref();
+    let default_imatrix = defaults.imatrix.as_ref();
     if !is_safe_name(name) {
         errs.at(
             &model.source.span,
@@ -411,16 +564,16 @@ fn resolve_model(
             );
             return None;
         }
-        (Some(p), _, _) => SourceSpec::Gguf(existing(errs, root, p, "GGUF file")),
+        (Some(p), _, _) => SourceSpec::Gguf(existing_file(errs, root, p, "GGUF file")),
         (_, Some(p), _) => SourceSpec::Hf(existing(errs, root, p, "Hugging Face folder")),
         (_, _, Some(t)) => SourceSpec::TinyLm(TinyLmSpec {
-            checkpoint: existing(errs, root, &t.checkpoint, "checkpoint"),
-            config: existing(errs, root, &t.config, "model config"),
-            tokenizer: existing(errs, root, &t.tokenizer, "tokenizer"),
+            checkpoint: existing_file(errs, root, &t.checkpoint, "checkpoint"),
+            config: existing_file(errs, root, &t.config, "model config"),
+            tokenizer: existing_file(errs, root, &t.tokenizer, "tokenizer"),
             tokenizer_config: t
                 .tokenizer_config
                 .as_ref()
-                .map(|p| existing(errs, root, p, "tokenizer config")),
+                .map(|p| existing_file(errs, root, p, "tokenizer config")),
             arch: t.arch,
             dtype: t.dtype.unwrap_or(HfDtype::F32),
         }),
@@ -428,17 +581,25 @@ fn resolve_model(
     };
     let is_gguf = matches!(source, SourceSpec::Gguf(_));
 
+    let imatrix_def = model.imatrix.as_ref().or(default_imatrix);
+    let imatrix = imatrix_def.and_then(|d| resolve_imatrix(errs, root, d));
     let quant_list = model.quants.as_ref().or(default_quants);
-    let mut quants: Vec<FileType> = Vec::new();
+    let mut quants: Vec<QuantSpec> = Vec::new();
     for q in quant_list.into_iter().flatten() {
-        if let Some(ft) = check_quant(errs, q) {
-            if quants.contains(&ft) {
+        if let Some(spec) = resolve_quant(errs, name, q, imatrix_def.is_some()) {
+            if quants
+                .iter()
+                .any(|s| s.name.eq_ignore_ascii_case(&spec.name))
+            {
                 errs.at(
                     &q.span,
-                    format!("quant `{}` is listed twice", quant_name(ft)),
+                    format!(
+                        "quant `{}` is listed twice (names must be unique)",
+                        spec.name
+                    ),
                 );
             } else {
-                quants.push(ft);
+                quants.push(spec);
             }
         }
     }
@@ -451,9 +612,14 @@ fn resolve_model(
             // An unknown outtype is reported below.
             Some(None) => None,
         };
-        quants.extend(base);
+        quants.extend(base.map(QuantSpec::plain));
     }
 
+    if let Some(p) = &model.pre
+        && let Err(msg) = crate::convert::hf_to_gguf::check_pre_name(&p.value)
+    {
+        errs.at(&p.span, format!("model `{name}`: {msg}"));
+    }
     for (field, set) in [
         ("outtype", model.outtype.is_some()),
         ("pre", model.pre.is_some()),
@@ -489,7 +655,7 @@ fn resolve_model(
         // Like the reference's "auto", but a float quant the user asked for wins.
         (None, _) => quants
             .iter()
-            .find_map(|q| match q {
+            .find_map(|q| match q.ftype {
                 FileType::F32 => Some(OutType::F32),
                 FileType::F16 => Some(OutType::F16),
                 FileType::BF16 => Some(OutType::BF16),
@@ -544,24 +710,112 @@ fn resolve_model(
         name: name.to_string(),
         source,
         quants,
+        imatrix,
         template,
         ollama_name,
         outtype,
         pre: model.pre.as_ref().map(|p| p.value.clone()),
         export_hf: model.export_hf.unwrap_or(false),
+        quality: Vec::new(),
     })
+}
+
+/// The source files and folders of `models`.
+pub(super) fn source_paths(models: &BTreeMap<String, ModelSpec>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for m in models.values() {
+        match &m.source {
+            SourceSpec::Gguf(p) | SourceSpec::Hf(p) => v.push(p.clone()),
+            SourceSpec::TinyLm(t) => {
+                v.extend([t.checkpoint.clone(), t.config.clone(), t.tokenizer.clone()]);
+                v.extend(t.tokenizer_config.clone());
+            }
+        }
+    }
+    v
+}
+
+/// `out` and `[cache] dir` must not be the project, each other, `.tinylm/` or hold sources
+/// (see [`locations`]): `clean` and `gc` delete inside them.
+fn check_locations(errs: &mut Errors<'_>, root: &Path, models: &BTreeMap<String, ModelSpec>) {
+    let m = &errs.loaded.manifest;
+    let sources: Vec<PathBuf> = source_paths(models)
+        .iter()
+        .map(|p| locations::resolve(p))
+        .collect();
+    let root = locations::resolve(root);
+    let out_value = m.project.out.as_ref().map_or("dist", |o| o.value.as_str());
+    let out = locations::resolve(&root.join(out_value));
+    let out_span = m.project.out.as_ref().map(|o| o.span.clone());
+    let cache = m
+        .cache
+        .dir
+        .as_ref()
+        .map(|d| (locations::resolve(&root.join(&d.value)), d.span.clone()));
+    let out_bad = locations::out_problem(&root, &out, &sources);
+    if let Some(problem) = &out_bad {
+        let msg = format!("`out = {out_value:?}`: {problem}");
+        match out_span {
+            Some(span) => errs.at(&span, msg),
+            None => errs
+                .list
+                .push(format!("{}: {msg}", errs.loaded.path.display())),
+        }
+    }
+    if let Some((cache, span)) = cache
+        && let Some(problem) = locations::cache_problem(&root, &cache, &out, &sources)
+    {
+        // Once: an out that is wrong is reported on its own.
+        if out_bad.is_none() || !problem.contains("output directory") {
+            errs.at(&span, format!("`[cache] dir`: {problem}"));
+        }
+    }
+}
+
+/// Like [`existing`], for inputs read as files: a FIFO or a device would block or never end.
+fn existing_file(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
+    let path = existing(errs, root, p, what);
+    if let Some(kind) = crate::fsutil::input::non_regular_kind(&path) {
+        errs.at(
+            &p.span,
+            format!("{what} `{}` is {kind}, not a regular file", p.value),
+        );
+    }
+    path
 }
 
 fn existing(errs: &mut Errors<'_>, root: &Path, p: &Sp<String>, what: &str) -> PathBuf {
     let path = root.join(&p.value);
-    if !path.exists() {
-        errs.at(
-            &p.span,
-            format!(
-                "{what} `{}` does not exist (paths are relative to the manifest)",
-                p.value
-            ),
-        );
+    match std::fs::metadata(&path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_ok() => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` is a symlink whose target does not exist",
+                    p.value
+                ),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` does not exist (paths are relative to the manifest)",
+                    p.value
+                ),
+            );
+        }
+        Err(e) => {
+            errs.at(
+                &p.span,
+                format!(
+                    "{what} `{}` cannot be read: {}",
+                    p.value,
+                    super::describe_io(&e)
+                ),
+            );
+        }
     }
     path
 }
@@ -577,19 +831,20 @@ pub fn base_file_type(outtype: OutType) -> Option<FileType> {
     }
 }
 
-fn quant_names(quants: &[FileType]) -> String {
-    let names: Vec<String> = quants.iter().map(|q| quant_name(*q)).collect();
+fn quant_names(quants: &[QuantSpec]) -> String {
+    let names: Vec<&str> = quants.iter().map(|q| q.name.as_str()).collect();
     names.join(", ")
 }
 
-fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> Option<FileType> {
-    match q.value.parse::<FileType>() {
+/// Parses a file type name as the manifest spells it (`q4_k_m`), with a did-you-mean.
+fn check_ftype(errs: &mut Errors<'_>, value: &str, span: &Range<usize>) -> Option<FileType> {
+    match value.parse::<FileType>() {
         // Aliases (`q4_k` = `q4_k_m`) would name files inconsistently; ask for the full name.
-        Ok(t) if t.name().eq_ignore_ascii_case(&q.value) => Some(t),
+        Ok(t) if t.name().eq_ignore_ascii_case(value) => Some(t),
         Ok(t) => {
             errs.at(
-                &q.span,
-                format!("write `{}` for `{}`", t.name().to_lowercase(), q.value),
+                span,
+                format!("write `{}` for `{value}`", t.name().to_lowercase()),
             );
             None
         }
@@ -598,11 +853,11 @@ fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> Option<FileType> {
                 .iter()
                 .map(|t| t.name().to_lowercase())
                 .collect();
-            let hint = closest(&q.value.to_lowercase(), names.iter().map(String::as_str))
+            let hint = closest(&value.to_lowercase(), names.iter().map(String::as_str))
                 .map(|c| format!("did you mean `{c}`? "))
                 .unwrap_or_default();
             errs.at(
-                &q.span,
+                span,
                 format!(
                     "unknown quant `{}`; {hint}expected one of {}",
                     e.given,
@@ -612,6 +867,291 @@ fn check_quant(errs: &mut Errors<'_>, q: &Sp<String>) -> Option<FileType> {
             None
         }
     }
+}
+
+/// One entry of `quants`, checked against whether the model has an imatrix.
+fn resolve_quant(
+    errs: &mut Errors<'_>,
+    model: &str,
+    q: &Sp<QuantEntry>,
+    has_imatrix: bool,
+) -> Option<QuantSpec> {
+    let before = errs.list.len();
+    let (name, name_span, ftype, imatrix_flag, recipe) = match &q.value {
+        QuantEntry::Name(n) => {
+            let ft = check_ftype(errs, n, &q.span)?;
+            (quant_name(ft), q.span.clone(), ft, None, Recipe::default())
+        }
+        QuantEntry::Table(t) => {
+            let (ft, span) = match (&t.ftype, &t.name) {
+                (Some(ty), _) => (check_ftype(errs, &ty.value, &ty.span)?, ty.span.clone()),
+                (None, Some(n)) => (check_ftype(errs, &n.value, &n.span)?, n.span.clone()),
+                (None, None) => {
+                    errs.at(
+                        &q.span,
+                        "a quant table needs `type` (the file type, e.g. \"q4_k_m\") and usually \
+                         `name` (the artifact's name)",
+                    );
+                    return None;
+                }
+            };
+            let name = t
+                .name
+                .as_ref()
+                .map_or_else(|| quant_name(ft), |n| n.value.clone());
+            let name_span = t.name.as_ref().map_or(span, |n| n.span.clone());
+            let recipe = resolve_recipe(errs, t, &q.span);
+            (name, name_span, ft, t.imatrix.as_ref(), recipe)
+        }
+    };
+    if !is_quant_name(&name) {
+        errs.at(
+            &name_span,
+            format!(
+                "quant name `{name}` may only contain letters, digits, `.`, `_` and `-` and must \
+                 not start with `.` (it names files and Ollama tags)"
+            ),
+        );
+    }
+    let wants = imatrix_flag.map(|f| f.value);
+    let how = format!(
+        "add `imatrix = {{ file = \"{model}.imatrix.gguf\" }}` or `imatrix = {{ text = \"calib.txt\" }}` \
+         to [models.{model}] or [defaults], or compute one with `tinylm imatrix`"
+    );
+    if ftype.needs_imatrix() && wants == Some(false) {
+        errs.at(
+            &imatrix_flag.map_or(q.span.clone(), |f| f.span.clone()),
+            format!(
+                "quant `{name}`: type `{}` cannot be made without an importance matrix \
+                 (llama-quantize refuses it too); remove `imatrix = false`",
+                quant_name(ftype)
+            ),
+        );
+    } else if ftype.needs_imatrix() && !has_imatrix {
+        errs.at(
+            &q.span,
+            format!(
+                "quant `{name}`: type `{}` needs an importance matrix, and model `{model}` has \
+                 none; {how}",
+                quant_name(ftype)
+            ),
+        );
+    } else if wants == Some(true) && !has_imatrix {
+        errs.at(
+            &imatrix_flag.map_or(q.span.clone(), |f| f.span.clone()),
+            format!(
+                "quant `{name}` wants an importance matrix, and model `{model}` has none; {how}"
+            ),
+        );
+    }
+    (errs.list.len() == before).then(|| QuantSpec {
+        name,
+        ftype,
+        imatrix: wants.unwrap_or(ftype.needs_imatrix()),
+        recipe,
+    })
+}
+
+/// The per-tensor recipe of a quant table.
+fn resolve_recipe(errs: &mut Errors<'_>, t: &QuantTable, span: &Range<usize>) -> Recipe {
+    let mut recipe = Recipe {
+        pure: t.pure.unwrap_or(false),
+        leave_output_tensor: t.leave_output.unwrap_or(false),
+        ..Recipe::default()
+    };
+    let ty = |errs: &mut Errors<'_>, key: &str, v: &Option<Sp<String>>| {
+        v.as_ref().and_then(|v| match parse_ggml_type(&v.value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errs.at(&v.span, format!("`{key}`: {e}"));
+                None
+            }
+        })
+    };
+    recipe.token_embedding_type = ty(errs, "token_embedding", &t.token_embedding);
+    recipe.output_tensor_type = ty(errs, "output", &t.output);
+    for (pattern, ty) in t.tensor_types.iter().flat_map(|tt| tt.0.iter()) {
+        match parse_tensor_type(&format!("{pattern}={}", ty.value)) {
+            Ok(TensorTypeRule {
+                pattern: _,
+                ggml_type,
+            }) => recipe.tensor_types.push(TensorTypeRule {
+                pattern: pattern.clone(),
+                ggml_type,
+            }),
+            Err(e) => errs.at(&ty.span, format!("`tensor_types`: {e}")),
+        }
+    }
+    if let Err(e) = recipe.compile() {
+        errs.at(span, e.to_string());
+    }
+    recipe
+}
+
+/// An `imatrix = { … }` table: exactly one of `file` and `text`.
+fn resolve_imatrix(errs: &mut Errors<'_>, root: &Path, d: &Sp<ImatrixDef>) -> Option<ImatrixSpec> {
+    let def = &d.value;
+    match (&def.file, &def.text) {
+        (Some(f), None) => {
+            for (key, v) in [("ctx", &def.ctx), ("chunks", &def.chunks)] {
+                if let Some(v) = v {
+                    errs.at(
+                        &v.span,
+                        format!(
+                            "`{key}` applies to a computed imatrix (`text = …`), not to `file`"
+                        ),
+                    );
+                }
+            }
+            Some(ImatrixSpec::File {
+                path: existing(errs, root, f, "imatrix file"),
+                given: f.value.clone(),
+            })
+        }
+        (None, Some(t)) => {
+            let ctx = def.ctx.as_ref().map_or(512, |c| c.value);
+            if let Some(c) = &def.ctx
+                && !(4..=1 << 20).contains(&c.value)
+            {
+                errs.at(&c.span, "`ctx` must be between 4 and 1048576 tokens");
+            }
+            if let Some(c) = &def.chunks
+                && c.value == 0
+            {
+                errs.at(&c.span, "`chunks` must be at least 1");
+            }
+            Some(ImatrixSpec::Compute {
+                text: existing(errs, root, t, "calibration text"),
+                text_given: t.value.clone(),
+                ctx: ctx as usize,
+                chunks: def.chunks.as_ref().map(|c| c.value as usize),
+            })
+        }
+        _ => {
+            errs.at(
+                &d.span,
+                "`imatrix` needs exactly one of `file = \"m.imatrix.gguf\"` (a given imatrix) or \
+                 `text = \"calib.txt\"` (computed from the base GGUF)",
+            );
+            None
+        }
+    }
+}
+
+/// `[eval]`.
+fn resolve_eval(errs: &mut Errors<'_>, root: &Path, e: &Sp<EvalSection>) -> EvalSpec {
+    let e = &e.value;
+    if let Some(c) = &e.ctx
+        && !(4..=1 << 20).contains(&c.value)
+    {
+        errs.at(&c.span, "`ctx` must be between 4 and 1048576 tokens");
+    }
+    if let Some(c) = &e.chunks
+        && c.value == 0
+    {
+        errs.at(&c.span, "`chunks` must be at least 1");
+    }
+    EvalSpec {
+        text: existing(errs, root, &e.text, "eval text"),
+        text_given: e.text.value.clone(),
+        ctx: e.ctx.as_ref().map_or(512, |c| c.value as usize),
+        chunks: e.chunks.as_ref().map(|c| c.value as usize),
+    }
+}
+
+/// A model's `quality` budgets. Budgets from `[defaults]` apply to the quants a model has;
+/// a model's own must name its quants.
+fn resolve_quality(
+    errs: &mut Errors<'_>,
+    model: &ModelSpec,
+    def: &Sp<QualityDef>,
+    is_default: bool,
+) -> Vec<Budget> {
+    let mut out = Vec::new();
+    let d = &def.value;
+    for (metric, map) in [
+        (Metric::MaxKld, &d.max_kld),
+        (Metric::MinSameTop, &d.min_same_top),
+        (Metric::MaxPplRatio, &d.max_ppl_ratio),
+    ] {
+        for (quant, limit) in map.iter().flatten() {
+            let Some(spec) = model
+                .quants
+                .iter()
+                .find(|q| q.name.eq_ignore_ascii_case(quant))
+            else {
+                if !is_default {
+                    let hint = closest(quant, model.quants.iter().map(|q| q.name.as_str()))
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    errs.at(
+                        &limit.span,
+                        format!(
+                            "`quality.{}` names quant `{quant}`, which model `{}` does not build; \
+                             {hint}it builds [{}]",
+                            metric.key(),
+                            model.name,
+                            quant_names(&model.quants)
+                        ),
+                    );
+                }
+                continue;
+            };
+            // Every metric compares with the base GGUF, which has nothing to compare with.
+            let base = match model.source {
+                SourceSpec::Gguf(_) => None,
+                _ => base_file_type(model.outtype),
+            };
+            if spec.is_plain() && Some(spec.ftype) == base {
+                if !is_default {
+                    errs.at(
+                        &limit.span,
+                        format!(
+                            "`quality.{}`: quant `{}` is model `{}`'s base GGUF, which the other \
+                             quants are measured against; it has no budget",
+                            metric.key(),
+                            spec.name,
+                            model.name
+                        ),
+                    );
+                }
+                continue;
+            }
+            let v = limit.value;
+            let ok = match metric {
+                Metric::MaxKld => v.is_finite() && v >= 0.0,
+                Metric::MinSameTop => (0.0..=1.0).contains(&v),
+                Metric::MaxPplRatio => v.is_finite() && v >= 1.0,
+            };
+            if !ok {
+                let want = match metric {
+                    Metric::MaxKld => "a KL-divergence of 0 or more",
+                    Metric::MinSameTop => "a rate between 0 and 1",
+                    Metric::MaxPplRatio => "a ratio of 1 or more",
+                };
+                errs.at(
+                    &limit.span,
+                    format!("`quality.{}`: expected {want}", metric.key()),
+                );
+                continue;
+            }
+            out.push(Budget {
+                quant: spec.name.clone(),
+                metric,
+                limit: v,
+            });
+        }
+    }
+    out
+}
+
+/// Whether `s` can name a quant artifact (a file name part and an Ollama tag).
+fn is_quant_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
@@ -625,6 +1165,10 @@ fn check_safe_component(errs: &mut Errors<'_>, v: &Sp<String>, what: &str) {
         );
     }
 }
+
+/// Longest model name: it names files (`<name>-<quant>.Modelfile`, release entries) and
+/// Ollama models, which must stay well within the 255-byte file name limit.
+const MAX_MODEL_NAME: usize = 64;
 
 /// Whether `s` is safe as a single path component everywhere we use it.
 fn is_safe_name(s: &str) -> bool {
@@ -653,14 +1197,14 @@ fn resolve_install(
     errs: &mut Errors<'_>,
     models: &BTreeMap<String, ModelSpec>,
     sel: Option<&Sp<InstallSelection>>,
-) -> Vec<(String, Option<FileType>)> {
-    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<FileType>)> {
+) -> Vec<(String, Option<String>)> {
+    let artifacts = |m: &ModelSpec| -> Vec<(String, Option<String>)> {
         if m.quants.is_empty() {
             vec![(m.name.clone(), None)]
         } else {
             m.quants
                 .iter()
-                .map(|q| (m.name.clone(), Some(*q)))
+                .map(|q| (m.name.clone(), Some(q.name.clone())))
                 .collect()
         }
     };
@@ -687,8 +1231,8 @@ fn resolve_install(
                 };
                 match quant {
                     None => out.extend(artifacts(spec)),
-                    Some(q) => match spec.quants.iter().find(|ft| quant_name(**ft) == q) {
-                        Some(ft) => out.push((model.to_string(), Some(*ft))),
+                    Some(q) => match spec.quants.iter().find(|s| s.name.eq_ignore_ascii_case(&q)) {
+                        Some(s) => out.push((model.to_string(), Some(s.name.clone()))),
                         None => errs.at(
                             &sel.span,
                             format!(

@@ -59,6 +59,9 @@ impl Graph {
         // Source files are nodes too, so the picture shows where everything comes from.
         let mut files: BTreeSet<String> = BTreeSet::new();
         let mut edges = Vec::new();
+        // An action can read one source under one name through several of its parts (a
+        // release lists a model's sources once per quant): one edge each.
+        let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
         for ix in plan.graph.node_indices() {
             let node = &plan.graph[ix];
             for (name, input) in &node.inputs {
@@ -69,19 +72,28 @@ impl Graph {
                         format!("file:{f}")
                     }
                     Input::Output { node: up, output } => {
-                        edges.push(GraphEdge {
-                            from: plan.graph[*up].id.clone(),
-                            to: node.id.clone(),
-                            label: format!("{output} → {name}"),
-                        });
+                        let e = (
+                            plan.graph[*up].id.clone(),
+                            node.id.clone(),
+                            format!("{output} → {name}"),
+                        );
+                        if seen.insert(e.clone()) {
+                            edges.push(GraphEdge {
+                                from: e.0,
+                                to: e.1,
+                                label: e.2,
+                            });
+                        }
                         continue;
                     }
                 };
-                edges.push(GraphEdge {
-                    from,
-                    to: node.id.clone(),
-                    label: name.clone(),
-                });
+                if seen.insert((from.clone(), node.id.clone(), name.clone())) {
+                    edges.push(GraphEdge {
+                        from,
+                        to: node.id.clone(),
+                        label: name.clone(),
+                    });
+                }
             }
         }
         let nodes = files
@@ -111,21 +123,29 @@ impl Graph {
                 for f in files {
                     let _ = writeln!(
                         out,
-                        "  {:?} [shape=note, label={:?}];",
-                        format!("file:{f}"),
-                        f
+                        "  {} [shape=note, label={}];",
+                        dot_quote(&format!("file:{f}")),
+                        dot_quote(f)
                     );
                 }
                 for a in actions {
+                    // `\n` is dot's line break inside a label: written raw, not escaped.
                     let _ = writeln!(
                         out,
-                        "  {:?} [shape=box, label={:?}];",
-                        a.id,
-                        format!("{}\\n({})", a.id, a.kind)
+                        "  {} [shape=box, label=\"{}\\n({})\"];",
+                        dot_quote(&a.id),
+                        dot_escape(&a.id),
+                        dot_escape(&a.kind)
                     );
                 }
                 for e in &self.edges {
-                    let _ = writeln!(out, "  {:?} -> {:?} [label={:?}];", e.from, e.to, e.label);
+                    let _ = writeln!(
+                        out,
+                        "  {} -> {} [label={}];",
+                        dot_quote(&e.from),
+                        dot_quote(&e.to),
+                        dot_quote(&e.label)
+                    );
                 }
                 out.push_str("}\n");
             }
@@ -160,4 +180,23 @@ impl Graph {
         }
         out
     }
+}
+
+/// `s` escaped for a double-quoted dot string (quotes, backslashes, newlines).
+fn dot_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as a double-quoted dot string.
+fn dot_quote(s: &str) -> String {
+    format!("\"{}\"", dot_escape(s))
 }

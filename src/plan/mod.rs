@@ -7,8 +7,13 @@
 //! Node ids and output paths, per model `m` and quant `q`:
 //! - `export_hf:m` → `m/hf/*` (tiny-lm sources with `export_hf = true`)
 //! - `gguf:m` (converted base GGUF) · `import:m` (a source GGUF used as is)
-//! - `quantize:m:q` → `m/m-q.gguf`
+//! - `imatrix:m` → `m/m.imatrix.gguf` (an imatrix computed from the base GGUF, when a quant
+//!   uses one)
+//! - `quantize:m:q` → `m/m-q.gguf` (`q` is the quant's name)
 //! - `modelfile:m:q` → `m/m-q.Modelfile` (`m/m.gguf` and `m/m.Modelfile` without quants)
+//! - with `[eval]`: `eval:m:q` (scores the artifact, against the base GGUF unless it is the
+//!   base), `quality:m:q` (its budgets, if any) and `parity:m` (source weights vs a float base
+//!   GGUF, for `hf`/`tinylm` sources); their records feed the release
 //! - `release:r` → `releases/r-version/{GGUFs, Modelfiles, SHA256SUMS, release.json}`
 
 pub mod dirty;
@@ -22,12 +27,16 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 
 use crate::actions::{
-    Action, ExportHfAction, GgufAction, GgufSource, HF_FILES, ImportGguf, LINT_JSON, LintAction,
-    MODEL_GGUF, MODELFILE, ModelfileAction, ModelfileTemplate, QuantizeAction, RELEASE_JSON,
-    REPORT_JSON, ReleaseAction, ReleaseItem, SHA256SUMS, TEMPLATE_JSON,
+    Action, EVAL_JSON, EvalAction, ExportHfAction, GgufAction, GgufSource, HF_FILES, IMATRIX_GGUF,
+    ImatrixAction, ImportGguf, LINT_JSON, LintAction, MODEL_GGUF, MODELFILE, ModelfileAction,
+    ModelfileTemplate, PARITY_JSON, ParityAction, ParitySource, QUALITY_JSON, QualityAction,
+    QualityBudget, QuantizeAction, README_MD, RELEASE_JSON, REPORT_JSON, ReleaseAction,
+    ReleaseImatrix, ReleaseItem, SHA256SUMS, TEMPLATE_JSON,
 };
+use crate::convert::hf_to_gguf::OutType;
 use crate::manifest::{
-    ModelSpec, Project, SourceSpec, TemplateSpec, base_file_type, closest, quant_name,
+    EvalSpec, ImatrixSpec, ModelSpec, Project, SourceSpec, TemplateSpec, base_file_type, closest,
+    quant_name,
 };
 use crate::quant::FileType;
 use crate::{Error, Result};
@@ -92,6 +101,8 @@ pub struct BuildPlan {
 pub struct PlanOptions {
     /// Lint errors become warnings (`--allow-lint`).
     pub allow_lint: bool,
+    /// Quality budgets exceeded become warnings (`--allow-quality`).
+    pub allow_quality: bool,
 }
 
 /// A subset of the plan chosen by targets.
@@ -106,10 +117,11 @@ pub struct Selection {
     pub all: bool,
 }
 
-/// File name stem of a model's artifact: `m-q`, or `m` for a GGUF used as is.
-pub fn artifact_stem(model: &str, quant: Option<FileType>) -> String {
+/// File name stem of a model's artifact: `m-q` (`q` the quant's name), or `m` for a GGUF used
+/// as is.
+pub fn artifact_stem(model: &str, quant: Option<&str>) -> String {
     match quant {
-        Some(q) => format!("{model}-{}", quant_name(q)),
+        Some(q) => format!("{model}-{q}"),
         None => model.to_string(),
     }
 }
@@ -231,7 +243,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
     // Keyed by quant name, so artifacts come out sorted as their names are.
     let mut artifacts: BTreeMap<(String, Option<String>), Artifact> = BTreeMap::new();
     for model in project.models.values() {
-        plan_model(&mut p, model, opts, &mut artifacts)?;
+        plan_model(&mut p, model, project.eval.as_ref(), opts, &mut artifacts)?;
     }
     p.artifacts = artifacts.values().cloned().collect();
     for rel in project.releases.values() {
@@ -242,14 +254,19 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
         let mut links = Vec::new();
         for (model, quant) in &rel.items {
             let a = artifacts
-                .get(&(model.clone(), quant.map(quant_name)))
+                .get(&(model.clone(), quant.clone()))
                 .ok_or_else(|| {
                     Error::Build(format!("internal error: no artifact for {model}:{quant:?}"))
                 })?;
-            let stem = artifact_stem(model, *quant);
+            let stem = artifact_stem(model, quant.as_deref());
             let item = ReleaseItem {
                 model: model.clone(),
-                quant: quant.map(quant_name),
+                quant: quant.clone(),
+                quant_type: a.quant_type.map(quant_name),
+                imatrix: a.imatrix.as_ref().map(|(_, im)| im.clone()),
+                eval: a.eval.map(|_| format!("eval/{stem}")),
+                quality: a.quality.map(|_| format!("quality/{stem}")),
+                parity: a.parity.map(|_| format!("parity/{model}")),
                 gguf_file: format!("{stem}.gguf"),
                 modelfile_file: format!("{stem}.Modelfile"),
                 sources: a
@@ -301,6 +318,28 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
             for (n, input) in &a.sources {
                 inputs.push((format!("source/{model}/{n}"), input.clone()));
             }
+            for (node, input, output) in [
+                (a.eval, item.eval.as_ref(), EVAL_JSON),
+                (a.quality, item.quality.as_ref(), QUALITY_JSON),
+                (a.parity, item.parity.as_ref(), PARITY_JSON),
+            ] {
+                if let (Some(node), Some(input)) = (node, input)
+                    && !inputs.iter().any(|(n, _)| n == input)
+                {
+                    inputs.push((
+                        input.clone(),
+                        Input::Output {
+                            node,
+                            output: output.into(),
+                        },
+                    ));
+                }
+            }
+            if let Some((input, im)) = &a.imatrix
+                && !inputs.iter().any(|(n, _)| *n == im.input)
+            {
+                inputs.push((im.input.clone(), input.clone()));
+            }
             links.push((a.gguf.clone(), dir.join(&item.gguf_file)));
             links.push((
                 (a.modelfile, MODELFILE.to_string()),
@@ -322,7 +361,7 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
         for ((src, out), dest) in links {
             p.materialize(src, &out, dest, node, &group);
         }
-        for out in [SHA256SUMS, RELEASE_JSON] {
+        for out in [SHA256SUMS, RELEASE_JSON, README_MD] {
             p.materialize(node, out, dir.join(out), node, &group);
         }
     }
@@ -334,8 +373,18 @@ pub fn plan(project: &Project, opts: PlanOptions) -> Result<BuildPlan> {
 pub struct Artifact {
     /// Model name.
     pub model: String,
-    /// Quant, or `None` for a GGUF used as is.
-    pub quant: Option<FileType>,
+    /// Quant name, or `None` for a GGUF used as is.
+    pub quant: Option<String>,
+    /// The quant's file type.
+    pub quant_type: Option<FileType>,
+    /// The imatrix it was quantized with, and how the release describes it.
+    pub imatrix: Option<(Input, ReleaseImatrix)>,
+    /// Node scoring it (output `eval.json`), with `[eval]`.
+    pub eval: Option<NodeIndex>,
+    /// Node holding it to its quality budgets (output `quality.json`).
+    pub quality: Option<NodeIndex>,
+    /// Node checking the model's conversion (output `parity.json`), with `[eval]`.
+    pub parity: Option<NodeIndex>,
     /// Node and output name of the GGUF.
     pub gguf: (NodeIndex, String),
     /// Node writing the Modelfile (outputs `Modelfile`, `template.json`).
@@ -351,6 +400,7 @@ pub struct Artifact {
 fn plan_model(
     p: &mut BuildPlan,
     m: &ModelSpec,
+    eval: Option<&EvalSpec>,
     opts: PlanOptions,
     artifacts: &mut BTreeMap<(String, Option<String>), Artifact>,
 ) -> Result<()> {
@@ -434,23 +484,59 @@ fn plan_model(
         }
     };
 
-    let template = m.template.as_ref().map(modelfile_template);
-    let quants: Vec<Option<FileType>> = if m.quants.is_empty() {
-        vec![None]
-    } else {
-        m.quants.iter().copied().map(Some).collect()
-    };
-    for quant in quants {
-        let stem = artifact_stem(name, quant);
-        let suffix = quant
-            .map(|q| format!(":{}", quant_name(q)))
-            .unwrap_or_default();
-        let mut groups = vec![name.clone()];
-        if quant.is_some() {
-            groups.push(format!("{name}{suffix}"));
+    // Conversion parity, with [eval]: source weights vs the converted base GGUF, when that is
+    // a float GGUF (a q8_0 base differs by more than rounding).
+    let parity = match (&m.source, eval) {
+        (SourceSpec::Gguf(_), _) | (_, None) => None,
+        _ if matches!(m.outtype, OutType::Q8_0) => None,
+        (src, Some(_)) => {
+            let source = match src {
+                SourceSpec::TinyLm(t) => ParitySource::TinyLm(ExportHfAction {
+                    arch: t.arch,
+                    dtype: t.dtype,
+                    dir_name: name.clone(),
+                }),
+                _ => ParitySource::Hf,
+            };
+            let mut inputs = sources.clone();
+            inputs.push((
+                "gguf".into(),
+                Input::Output {
+                    node: base.0,
+                    output: base.1.clone(),
+                },
+            ));
+            Some(p.add(
+                format!("parity:{name}"),
+                Box::new(ParityAction {
+                    model: name.clone(),
+                    source,
+                }),
+                inputs,
+                vec![name.clone()],
+            ))
         }
-        let (gguf, report) = if let Some(q) = quant.filter(|q| Some(*q) != base_quant) {
-            let input = match &m.source {
+    };
+
+    // The importance matrix, planned only when a quant uses it.
+    let imatrix: Option<(Input, ReleaseImatrix)> = match &m.imatrix {
+        _ if !m.quants.iter().any(|q| q.imatrix) => None,
+        None => None,
+        Some(ImatrixSpec::File { path, given }) => Some((
+            Input::File(path.clone()),
+            ReleaseImatrix {
+                input: format!("imatrix/{name}"),
+                file: given.clone(),
+                computed: false,
+            },
+        )),
+        Some(ImatrixSpec::Compute {
+            text,
+            text_given,
+            ctx,
+            chunks,
+        }) => {
+            let model_input = match &m.source {
                 SourceSpec::Gguf(path) => Input::File(path.clone()),
                 _ => Input::Output {
                     node: base.0,
@@ -458,9 +544,76 @@ fn plan_model(
                 },
             };
             let node = p.add(
+                format!("imatrix:{name}"),
+                Box::new(ImatrixAction {
+                    dataset: text_given.clone(),
+                    ctx: *ctx,
+                    chunks: *chunks,
+                }),
+                vec![
+                    ("model".into(), model_input),
+                    ("text".into(), Input::File(text.clone())),
+                ],
+                vec![name.clone()],
+            );
+            let file = format!("{name}.imatrix.gguf");
+            p.materialize(
+                node,
+                IMATRIX_GGUF,
+                PathBuf::from(name).join(&file),
+                node,
+                &group,
+            );
+            Some((
+                Input::Output {
+                    node,
+                    output: IMATRIX_GGUF.into(),
+                },
+                ReleaseImatrix {
+                    input: format!("imatrix/{name}"),
+                    file,
+                    computed: true,
+                },
+            ))
+        }
+    };
+
+    let template = m.template.as_ref().map(modelfile_template);
+    let quants: Vec<Option<&crate::manifest::QuantSpec>> = if m.quants.is_empty() {
+        vec![None]
+    } else {
+        m.quants.iter().map(Some).collect()
+    };
+    for quant in quants {
+        let qname = quant.map(|q| q.name.clone());
+        let stem = artifact_stem(name, qname.as_deref());
+        let suffix = qname.as_ref().map(|q| format!(":{q}")).unwrap_or_default();
+        let mut groups = vec![name.clone()];
+        if quant.is_some() {
+            groups.push(format!("{name}{suffix}"));
+        }
+        let used_imatrix = quant.filter(|q| q.imatrix).and(imatrix.as_ref());
+        let reuse_base = quant.is_some_and(|q| q.is_plain() && Some(q.ftype) == base_quant);
+        let (gguf, report) = if let Some(q) = quant.filter(|_| !reuse_base) {
+            let input = match &m.source {
+                SourceSpec::Gguf(path) => Input::File(path.clone()),
+                _ => Input::Output {
+                    node: base.0,
+                    output: base.1.clone(),
+                },
+            };
+            let mut inputs = vec![("source".into(), input)];
+            if let Some((im_input, _)) = used_imatrix {
+                inputs.push(("imatrix".into(), im_input.clone()));
+            }
+            let node = p.add(
                 format!("quantize:{name}{suffix}"),
-                Box::new(QuantizeAction { quant: q }),
-                vec![("source".into(), input)],
+                Box::new(QuantizeAction {
+                    quant: q.ftype,
+                    recipe: q.recipe.clone(),
+                    imatrix_file: used_imatrix.map(|(_, im)| im.file.clone()),
+                }),
+                inputs,
                 groups.clone(),
             );
             (
@@ -489,7 +642,7 @@ fn plan_model(
                 allow: opts.allow_lint,
             }),
             vec![
-                ("gguf".into(), gguf_input),
+                ("gguf".into(), gguf_input.clone()),
                 (
                     "modelfile".into(),
                     Input::Output {
@@ -498,8 +651,67 @@ fn plan_model(
                     },
                 ),
             ],
-            groups,
+            groups.clone(),
         );
+        // Scored against the base GGUF, unless it is the base.
+        let base_input = match &m.source {
+            _ if gguf.0 == base.0 && gguf.1 == base.1 => None,
+            SourceSpec::Gguf(path) => Some(Input::File(path.clone())),
+            _ => Some(Input::Output {
+                node: base.0,
+                output: base.1.clone(),
+            }),
+        };
+        let (eval_node, quality_node) = match eval {
+            None => (None, None),
+            Some(e) => {
+                let mut inputs = vec![
+                    ("model".to_string(), gguf_input.clone()),
+                    ("text".to_string(), Input::File(e.text.clone())),
+                ];
+                inputs.extend(base_input.clone().map(|b| ("base".to_string(), b)));
+                let node = p.add(
+                    format!("eval:{name}{suffix}"),
+                    Box::new(EvalAction {
+                        text: e.text_given.clone(),
+                        ctx: e.ctx,
+                        chunks: e.chunks,
+                        with_base: base_input.is_some(),
+                    }),
+                    inputs,
+                    groups.clone(),
+                );
+                let budgets: Vec<QualityBudget> = m
+                    .quality
+                    .iter()
+                    .filter(|b| Some(&b.quant) == qname.as_ref())
+                    .map(|b| QualityBudget {
+                        metric: b.metric.key().to_string(),
+                        limit: b.limit,
+                    })
+                    .collect();
+                let quality = (!budgets.is_empty()).then(|| {
+                    p.add(
+                        format!("quality:{name}{suffix}"),
+                        Box::new(QualityAction {
+                            model: name.clone(),
+                            quant: qname.clone().unwrap_or_default(),
+                            budgets,
+                            allow: opts.allow_quality,
+                        }),
+                        vec![(
+                            "eval".into(),
+                            Input::Output {
+                                node,
+                                output: EVAL_JSON.into(),
+                            },
+                        )],
+                        groups.clone(),
+                    )
+                });
+                (Some(node), quality)
+            }
+        };
         let dir = PathBuf::from(name);
         p.materialize(
             gguf.0,
@@ -516,10 +728,15 @@ fn plan_model(
             &group,
         );
         artifacts.insert(
-            (name.clone(), quant.map(quant_name)),
+            (name.clone(), qname.clone()),
             Artifact {
                 model: name.clone(),
-                quant,
+                quant: qname,
+                quant_type: quant.map(|q| q.ftype),
+                imatrix: used_imatrix.cloned(),
+                eval: eval_node,
+                quality: quality_node,
+                parity,
                 gguf,
                 modelfile,
                 lint,

@@ -13,10 +13,12 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::block::{dequantize_row, is_supported, le16, quantize_row};
+use super::block::{dequantize_row, is_supported, le16, quantize_row, quantize_rows_weighted};
 use super::error::QuantError;
 use super::ftype::FileType;
-use super::select::{ModelParams, Plan, plan};
+use super::imatrix::{Imatrix, ImatrixFormat};
+use super::recipe::{CompiledRecipe, Recipe};
+use super::select::{ModelParams, Plan, PlanOptions, plan_with};
 use crate::formats::gguf::{GgmlType, GgufFile, GgufWriter, TensorInfo, TensorSpec, Value};
 use crate::{Error, Result};
 
@@ -38,6 +40,10 @@ pub struct QuantizeOptions {
     pub allow_requantize: bool,
     /// Checked between tensors and chunks; when set, quantization stops with `Interrupted`.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Per-tensor overrides (`--tensor-type`, `--pure`, …).
+    pub recipe: Recipe,
+    /// Importance weights (`--imatrix`).
+    pub imatrix: Option<Arc<Imatrix>>,
 }
 
 impl QuantizeOptions {
@@ -48,6 +54,8 @@ impl QuantizeOptions {
             threads: 0,
             allow_requantize: false,
             cancel: None,
+            recipe: Recipe::default(),
+            imatrix: None,
         }
     }
 }
@@ -73,6 +81,32 @@ pub struct TensorReport {
     pub rmse: f64,
     /// Largest absolute error of any element (0 when copied).
     pub max_abs_error: f64,
+    /// Whether importance weights from the imatrix were used for this tensor.
+    #[serde(default)]
+    pub imatrix: bool,
+}
+
+/// Which importance matrix a quantization used (recorded in reports and releases).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct ImatrixUse {
+    /// The file as given (also written to the output as `quantize.imatrix.file`).
+    pub file: String,
+    /// blake3 of the imatrix file.
+    pub digest: String,
+    /// Its format.
+    pub format: ImatrixFormat,
+    /// The calibration datasets it records.
+    pub datasets: Vec<String>,
+    /// Chunks it was computed on (0 if unknown).
+    pub chunk_count: i32,
+    /// Tokens per chunk (0 if unknown).
+    pub chunk_size: u32,
+    /// Entries in the file.
+    pub entries: usize,
+    /// Entries left after `--include-weights` / `--exclude-weights`.
+    pub entries_used: usize,
+    /// Tensors quantized with importance weights.
+    pub tensors_weighted: usize,
 }
 
 /// Summary of a quantization run, serialisable into action records and `release.json`.
@@ -100,6 +134,13 @@ pub struct QuantReport {
     pub max_abs_error: f64,
     /// Output bits per weight over all elements.
     pub bits_per_weight: f64,
+    /// The importance matrix used, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imatrix: Option<ImatrixUse>,
+    /// The per-tensor recipe, if it is not the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub recipe: Option<Recipe>,
 }
 
 /// Quantizes the GGUF at `input` into `output` (written in full; the caller makes it atomic).
@@ -115,10 +156,24 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         QuantError::Interrupted => Error::Interrupted,
         e => Error::format(input, e.to_string()),
     };
+    let recipe = opts
+        .recipe
+        .compile()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let weights = ImatrixWeights::select(opts, &recipe)?;
     let params = ModelParams::from_gguf(&src).map_err(fmt)?;
-    let plan = plan(&src.tensors, &params, opts.ftype).map_err(fmt)?;
-    check_plan(&src, &plan, opts).map_err(fmt)?;
-    let writer = output_writer(&src, &plan, opts.ftype)?;
+    let plan = plan_with(
+        &src.tensors,
+        &params,
+        opts.ftype,
+        PlanOptions {
+            recipe: &recipe,
+            has_imatrix: weights.is_some(),
+        },
+    )
+    .map_err(fmt)?;
+    let tensor_weights = check_plan(&src, &plan, opts, weights.as_ref())?;
+    let writer = output_writer(&src, &plan, opts.ftype, weights.as_ref())?;
 
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -160,8 +215,9 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         }
         let t = &src.tensors[choice.input_index];
         let data = src.tensor_data(t);
+        let qw = tensor_weights[i];
         let stats =
-            pool.install(|| process_tensor(&sink, t, data, choice.target, offsets[i], cancel))?;
+            pool.install(|| process_tensor(&sink, t, data, choice.target, qw, offsets[i], cancel))?;
         tracing::info!(
             "[{:>4}/{n}] {:<40} {:>6} -> {:<6} rmse {:.3e}",
             i + 1,
@@ -180,6 +236,7 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
             fallback: choice.fallback,
             rmse: stats.rmse(),
             max_abs_error: stats.max_abs,
+            imatrix: qw.is_some(),
         });
     }
     // No fsync here: the caller decides about durability (the engine renames into its cache).
@@ -215,6 +272,18 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
         } else {
             0.0
         },
+        imatrix: weights.as_ref().map(|w| ImatrixUse {
+            file: w.imatrix.file.clone(),
+            digest: w.imatrix.digest.clone(),
+            format: w.imatrix.format,
+            datasets: w.imatrix.datasets.clone(),
+            chunk_count: w.imatrix.chunk_count,
+            chunk_size: w.imatrix.chunk_size,
+            entries: w.imatrix.entries.len(),
+            entries_used: w.entries.len(),
+            tensors_weighted: reports.iter().filter(|r| r.imatrix).count(),
+        }),
+        recipe: (!opts.recipe.is_default()).then(|| opts.recipe.clone()),
         tensors: reports,
     };
     if plan.n_fallback > 0 {
@@ -234,43 +303,169 @@ pub fn quantize_file(input: &Path, output: &Path, opts: &QuantizeOptions) -> Res
     Ok(report)
 }
 
-/// Refuses what llama-quantize refuses before writing anything: requantization and types that
-/// cannot be converted.
-fn check_plan(src: &GgufFile, plan: &Plan, opts: &QuantizeOptions) -> Result<(), QuantError> {
+/// The imatrix entries in use after `--include-weights` / `--exclude-weights`.
+struct ImatrixWeights<'a> {
+    imatrix: &'a Imatrix,
+    entries: std::collections::BTreeMap<&'a str, &'a [f32]>,
+}
+
+impl<'a> ImatrixWeights<'a> {
+    /// llama-quantize's `prepare_imatrix` and its checks: metadata present, values finite.
+    /// `None` when no imatrix is given or the filters leave nothing (then it is not used at all).
+    fn select(opts: &'a QuantizeOptions, recipe: &CompiledRecipe) -> Result<Option<Self>> {
+        let Some(m) = opts.imatrix.as_deref() else {
+            return Ok(None);
+        };
+        let path = Path::new(&m.file);
+        if m.format == ImatrixFormat::Gguf && !m.has_metadata {
+            return Err(Error::format(
+                path,
+                "missing imatrix metadata (imatrix.datasets, imatrix.chunk_count, \
+                 imatrix.chunk_size); llama-quantize refuses such files",
+            ));
+        }
+        let r = &recipe.recipe;
+        let entries = m.select(&r.include_weights, &r.exclude_weights);
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        for (name, v) in &entries {
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return Err(Error::format(
+                    path,
+                    format!("imatrix contains non-finite value {x} (entry '{name}')"),
+                ));
+            }
+        }
+        Ok(Some(ImatrixWeights {
+            imatrix: m,
+            entries,
+        }))
+    }
+}
+
+/// How to get an importance matrix, for refusals.
+const IMATRIX_HINT: &str = "compute one with `tinylm imatrix` (or llama.cpp's llama-imatrix) and \
+     pass it with --imatrix FILE (tinylm.toml cannot name one yet)";
+
+/// Refuses what llama-quantize refuses before writing anything (a missing or mismatched
+/// imatrix, requantization, types that cannot be converted), in its order, and returns each
+/// output tensor's importance weights.
+fn check_plan<'a>(
+    src: &GgufFile,
+    plan: &Plan,
+    opts: &QuantizeOptions,
+    weights: Option<&ImatrixWeights<'a>>,
+) -> Result<Vec<Option<&'a [f32]>>> {
+    let usage = |name: &str, msg: String| Error::Usage(QuantError::tensor(name, msg).to_string());
+    if weights.is_none() {
+        for c in &plan.tensors {
+            if c.quantizable && c.requires_imatrix {
+                let t = &src.tensors[c.input_index];
+                return Err(Error::Usage(format!(
+                    "{} needs an importance matrix: tensor '{}' would be {}, which llama-quantize \
+                     refuses to produce without one; {IMATRIX_HINT}",
+                    opts.ftype, t.name, c.target
+                )));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(plan.tensors.len());
     for c in &plan.tensors {
         let t = &src.tensors[c.input_index];
         if c.target == t.ggml_type {
+            out.push(None);
             continue;
         }
-        if t.ggml_type.is_quantized() && !opts.allow_requantize {
-            return Err(QuantError::tensor(
+        let mut qw = None;
+        if let Some(w) = weights
+            && let Some(&v) = w.entries.get(t.name.as_str())
+        {
+            let ne0 = t.ne.first().copied().unwrap_or(0);
+            let ne2 = t.ne.get(2).copied().unwrap_or(1);
+            let want = ne0.saturating_mul(ne2);
+            if v.len() as u64 == want {
+                qw = Some(v);
+            } else if !(t.name == "token_embd.weight" || t.name == "per_layer_token_embd.weight") {
+                return Err(usage(
+                    &t.name,
+                    format!(
+                        "imatrix {} has {} values for it but the tensor needs {want} (ne0 {ne0} × \
+                         {ne2} experts); the imatrix was computed for a different model",
+                        w.imatrix.file,
+                        v.len()
+                    ),
+                ));
+            }
+        }
+        if qw.is_none() && c.requires_imatrix {
+            return Err(usage(
                 &t.name,
                 format!(
-                    "requantizing from type {} is disabled; quantize the f16/bf16/f32 model \
-                     instead, or pass --allow-requantize",
-                    t.ggml_type
+                    "the importance matrix has no entry for it, and {} in a very low-bit \
+                     quantization needs one (llama-quantize: 'Missing importance matrix'); use an \
+                     imatrix computed on this model without --include-weights/--exclude-weights \
+                     dropping it, or {IMATRIX_HINT}",
+                    c.target
                 ),
             ));
         }
-        if !is_supported(t.ggml_type) {
-            return Err(QuantError::tensor(
+        if qw.is_none() && super::block::requires_imatrix(c.target) {
+            // ggml itself asserts here (token embeddings and output are exempt from the check
+            // above, but their quantizer still needs weights).
+            return Err(usage(
                 &t.name,
-                format!("cannot convert tensor type {} to {}", t.ggml_type, c.target),
+                format!(
+                    "type {} cannot be produced without importance weights and the imatrix has \
+                     no entry for this tensor; choose another type for it",
+                    c.target
+                ),
+            ));
+        }
+        if t.ggml_type.is_quantized() && !opts.allow_requantize {
+            return Err(Error::format(
+                &src.path,
+                QuantError::tensor(
+                    &t.name,
+                    format!(
+                        "requantizing from type {} is disabled; quantize the f16/bf16/f32 model \
+                         instead, or pass --allow-requantize",
+                        t.ggml_type
+                    ),
+                )
+                .to_string(),
+            ));
+        }
+        if !is_supported(t.ggml_type) {
+            return Err(Error::format(
+                &src.path,
+                QuantError::tensor(
+                    &t.name,
+                    format!("cannot convert tensor type {} to {}", t.ggml_type, c.target),
+                )
+                .to_string(),
             ));
         }
         if !is_supported(c.target) {
-            return Err(QuantError::tensor(
-                &t.name,
-                format!("tinylm cannot produce type {}", c.target),
+            return Err(Error::format(
+                &src.path,
+                QuantError::tensor(&t.name, format!("tinylm cannot produce type {}", c.target))
+                    .to_string(),
             ));
         }
+        out.push(qw);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Header of the output: the input's KVs in order, split keys removed, then
 /// `general.quantization_version` and `general.file_type` moved to the end.
-fn output_writer(src: &GgufFile, plan: &Plan, ftype: FileType) -> Result<GgufWriter> {
+fn output_writer(
+    src: &GgufFile,
+    plan: &Plan,
+    ftype: FileType,
+    weights: Option<&ImatrixWeights<'_>>,
+) -> Result<GgufWriter> {
     let mut w = GgufWriter::new();
     for (k, v) in &src.metadata {
         w.add_kv(k.clone(), v.clone());
@@ -282,6 +477,25 @@ fn output_writer(src: &GgufFile, plan: &Plan, ftype: FileType) -> Result<GgufWri
     w.set_kv_last("general.file_type", Value::U32(ftype.id()));
     for k in ["split.no", "split.count", "split.tensors.count"] {
         w.remove_kv(k);
+    }
+    if let Some(iw) = weights {
+        // llama-quantize passes these as KV overrides: strings cut to 127 bytes, integers as u32.
+        let m = iw.imatrix;
+        let cut = |s: &str| Value::String(s.as_bytes()[..s.len().min(127)].to_vec());
+        w.set_kv_last("quantize.imatrix.file", cut(&m.file));
+        if let Some(d) = m.datasets.first() {
+            w.set_kv_last("quantize.imatrix.dataset", cut(d));
+        }
+        w.set_kv_last(
+            "quantize.imatrix.entries_count",
+            Value::U32(iw.entries.len() as u32),
+        );
+        if m.chunk_count > 0 {
+            w.set_kv_last(
+                "quantize.imatrix.chunks_count",
+                Value::U32(m.chunk_count as u32),
+            );
+        }
     }
     for c in &plan.tensors {
         let t = &src.tensors[c.input_index];
@@ -366,6 +580,7 @@ fn process_tensor(
     t: &TensorInfo,
     data: &[u8],
     target: GgmlType,
+    qw: Option<&[f32]>,
     offset: u64,
     cancel: Option<&AtomicBool>,
 ) -> Result<Stats> {
@@ -406,8 +621,15 @@ fn process_tensor(
                 }
                 let rows = src.len() / src_row;
                 let dst = &mut scratch.q[..rows * dst_row];
-                let st = convert_chunk(t, target, src, dst, &mut scratch.x, &mut scratch.y)
-                    .map_err(|msg| sink.tensor_error(t, msg))?;
+                let weights = qw.map(|w| RowWeights {
+                    qw: w,
+                    ne0: ne0 as usize,
+                    rows_per_matrix: t.ne.get(1).copied().unwrap_or(1).max(1) as usize,
+                    first_row: k * rows_per_chunk,
+                });
+                let st =
+                    convert_chunk(t, target, weights, src, dst, &mut scratch.x, &mut scratch.y)
+                        .map_err(|msg| sink.tensor_error(t, msg))?;
                 sink.write(dst, offset + (k * dst_chunk) as u64)?;
                 Ok(st)
             },
@@ -489,11 +711,45 @@ fn accumulate_errors_impl(x: &[f32], y: &[f32], st: &mut Stats) -> bool {
 
 const INVALID_INPUT: &str = "has invalid data (NaN or infinity); llama.cpp refuses such files";
 
+/// The importance weights of a chunk's rows: one `ne0` slice per matrix (expert) of
+/// `rows_per_matrix` rows; the chunk starts at global row `first_row`.
+#[derive(Clone, Copy)]
+struct RowWeights<'a> {
+    qw: &'a [f32],
+    ne0: usize,
+    rows_per_matrix: usize,
+    first_row: usize,
+}
+
+/// Encodes rows with importance weights, switching weight slices at expert boundaries.
+fn quantize_weighted_chunk(target: GgmlType, w: RowWeights<'_>, x: &[f32], dst: &mut [u8]) -> bool {
+    let rows = x.len() / w.ne0;
+    let row_bytes = dst.len() / rows.max(1);
+    let mut r = 0;
+    while r < rows {
+        let g = w.first_row + r;
+        let m = g / w.rows_per_matrix;
+        let run = (w.rows_per_matrix - g % w.rows_per_matrix).min(rows - r);
+        let qw = &w.qw[m * w.ne0..(m + 1) * w.ne0];
+        if !quantize_rows_weighted(
+            target,
+            &x[r * w.ne0..(r + run) * w.ne0],
+            qw,
+            &mut dst[r * row_bytes..(r + run) * row_bytes],
+        ) {
+            return false;
+        }
+        r += run;
+    }
+    true
+}
+
 /// Decodes `src`, encodes it as `target` into `dst` and measures the error. Errors are
 /// messages about the tensor.
 fn convert_chunk(
     t: &TensorInfo,
     target: GgmlType,
+    weights: Option<RowWeights<'_>>,
     src: &[u8],
     dst: &mut [u8],
     x: &mut [f32],
@@ -505,7 +761,11 @@ fn convert_chunk(
     if !dequantize_row(t.ggml_type, src, x) {
         return Err(format!("cannot convert tensor type {}", t.ggml_type));
     }
-    if !quantize_row(target, x, dst) {
+    let ok = match weights {
+        Some(w) => quantize_weighted_chunk(target, w, x, dst),
+        None => quantize_row(target, x, dst),
+    };
+    if !ok {
         return Err(format!("tinylm cannot produce type {target}"));
     }
     if !output_is_finite(target, dst) {
@@ -560,6 +820,27 @@ fn output_is_finite(ty: GgmlType, b: &[u8]) -> bool {
         GgmlType::Q4K => (144, &[0, 2]),
         GgmlType::Q5K => (176, &[0, 2]),
         GgmlType::Q6K => (210, &[208]),
+        GgmlType::IQ4NL => (18, &[0]),
+        GgmlType::IQ4XS => (136, &[0]),
+        GgmlType::IQ3XXS => (98, &[0]),
+        GgmlType::IQ3S => (110, &[0]),
+        GgmlType::IQ2XXS => (66, &[0]),
+        GgmlType::IQ2XS => (74, &[0]),
+        GgmlType::IQ2S => (82, &[0]),
+        GgmlType::IQ1S => (50, &[0]),
+        GgmlType::TQ1_0 => (54, &[52]),
+        GgmlType::TQ2_0 => (66, &[64]),
+        GgmlType::IQ1M => {
+            // The fp16 scale is spread over the top nibbles of the four scale words.
+            return b.chunks_exact(56).all(|blk| {
+                let w = |i: usize| le16(blk, 48 + 2 * i);
+                let s = (w(0) >> 12)
+                    | ((w(1) >> 8) & 0x00f0)
+                    | ((w(2) >> 4) & 0x0f00)
+                    | (w(3) & 0xf000);
+                fp16_ok(s)
+            });
+        }
         _ => return true,
     };
     b.chunks_exact(bytes)

@@ -186,7 +186,13 @@ mod tests {
         for bits in (0u32..=u32::MAX).step_by(40_009) {
             f32s.extend(bits.to_le_bytes());
         }
-        for x in [65504.0f32, 65520.0, 5.960_464_5e-8, 2.980_232_2e-8, 1.0 + 1.0 / 2048.0] {
+        for x in [
+            65504.0f32,
+            65520.0,
+            5.960_464_5e-8,
+            2.980_232_2e-8,
+            1.0 + 1.0 / 2048.0,
+        ] {
             f32s.extend(x.to_le_bytes());
             f32s.extend((-x).to_le_bytes());
         }
@@ -217,8 +223,23 @@ mod tests {
     #[test]
     fn unsupported_pairs_and_bad_lengths_are_refused() {
         let mut dst = [0u8; 34];
-        assert!(!convert_run(DType::BF16, GgmlType::Q8_0, &[0; 64], &mut dst));
-        assert!(!convert_run(DType::I64, GgmlType::F32, &[0; 8], &mut [0; 4]));
-        assert!(!convert_run(DType::BF16, GgmlType::F16, &[0; 8], &mut [0; 6]));
+        assert!(!convert_run(
+            DType::BF16,
+            GgmlType::Q8_0,
+            &[0; 64],
+            &mut dst
+        ));
+        assert!(!convert_run(
+            DType::I64,
+            GgmlType::F32,
+            &[0; 8],
+            &mut [0; 4]
+        ));
+        assert!(!convert_run(
+            DType::BF16,
+            GgmlType::F16,
+            &[0; 8],
+            &mut [0; 6]
+        ));
     }
 }

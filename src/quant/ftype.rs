@@ -27,15 +27,31 @@ pub enum FileType {
     Q5_K_S,
     Q5_K_M,
     Q6_K,
+    IQ2_XXS,
+    IQ2_XS,
+    Q2_K_S,
+    IQ3_XS,
+    IQ3_XXS,
+    IQ1_S,
+    IQ4_NL,
+    IQ3_S,
+    IQ3_M,
+    IQ2_S,
+    IQ2_M,
+    IQ4_XS,
+    IQ1_M,
+    TQ1_0,
+    TQ2_0,
 }
 
 impl FileType {
     /// Every file type tinylm produces, in llama-quantize's listing order.
-    pub const ALL: [FileType; 17] = {
+    pub const ALL: [FileType; 32] = {
         use FileType::*;
         [
-            Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M,
-            Q6_K, Q8_0, F16, BF16, F32,
+            Q4_0, Q4_1, Q5_0, Q5_1, IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S, IQ1_M, TQ1_0, TQ2_0,
+            Q2_K, Q2_K_S, IQ3_XXS, IQ3_S, IQ3_M, IQ3_XS, Q3_K_S, Q3_K_M, Q3_K_L, IQ4_NL, IQ4_XS,
+            Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, Q8_0, F16, BF16, F32,
         ]
     };
 
@@ -59,7 +75,22 @@ impl FileType {
             Q5_K_S => 16,
             Q5_K_M => 17,
             Q6_K => 18,
+            IQ2_XXS => 19,
+            IQ2_XS => 20,
+            Q2_K_S => 21,
+            IQ3_XS => 22,
+            IQ3_XXS => 23,
+            IQ1_S => 24,
+            IQ4_NL => 25,
+            IQ3_S => 26,
+            IQ3_M => 27,
+            IQ2_S => 28,
+            IQ2_M => 29,
+            IQ4_XS => 30,
+            IQ1_M => 31,
             BF16 => 32,
+            TQ1_0 => 36,
+            TQ2_0 => 37,
         }
     }
 
@@ -89,6 +120,21 @@ impl FileType {
             Q5_K_S => "Q5_K_S",
             Q5_K_M => "Q5_K_M",
             Q6_K => "Q6_K",
+            IQ2_XXS => "IQ2_XXS",
+            IQ2_XS => "IQ2_XS",
+            Q2_K_S => "Q2_K_S",
+            IQ3_XS => "IQ3_XS",
+            IQ3_XXS => "IQ3_XXS",
+            IQ1_S => "IQ1_S",
+            IQ4_NL => "IQ4_NL",
+            IQ3_S => "IQ3_S",
+            IQ3_M => "IQ3_M",
+            IQ2_S => "IQ2_S",
+            IQ2_M => "IQ2_M",
+            IQ4_XS => "IQ4_XS",
+            IQ1_M => "IQ1_M",
+            TQ1_0 => "TQ1_0",
+            TQ2_0 => "TQ2_0",
         }
     }
 
@@ -104,12 +150,33 @@ impl FileType {
             Q5_0 => GgmlType::Q5_0,
             Q5_1 => GgmlType::Q5_1,
             Q8_0 => GgmlType::Q8_0,
-            Q2_K => GgmlType::Q2K,
+            Q2_K | Q2_K_S => GgmlType::Q2K,
             Q3_K_S | Q3_K_M | Q3_K_L => GgmlType::Q3K,
             Q4_K_S | Q4_K_M => GgmlType::Q4K,
             Q5_K_S | Q5_K_M => GgmlType::Q5K,
             Q6_K => GgmlType::Q6K,
+            IQ2_XXS => GgmlType::IQ2XXS,
+            IQ2_XS | IQ2_S => GgmlType::IQ2XS,
+            IQ2_M => GgmlType::IQ2S,
+            IQ3_XXS => GgmlType::IQ3XXS,
+            IQ3_XS | IQ3_S | IQ3_M => GgmlType::IQ3S,
+            IQ1_S => GgmlType::IQ1S,
+            IQ1_M => GgmlType::IQ1M,
+            IQ4_NL => GgmlType::IQ4NL,
+            IQ4_XS => GgmlType::IQ4XS,
+            TQ1_0 => GgmlType::TQ1_0,
+            TQ2_0 => GgmlType::TQ2_0,
         }
+    }
+
+    /// Whether llama-quantize refuses this file type without an importance matrix (some of
+    /// its tensors get a type that needs one; see `select::requires_imatrix`).
+    pub fn needs_imatrix(self) -> bool {
+        use FileType::*;
+        matches!(
+            self,
+            IQ2_XXS | IQ2_XS | IQ2_S | IQ2_M | IQ1_S | IQ1_M | IQ3_XXS | Q2_K_S
+        )
     }
 
     /// Whether the default type is block-quantized (so mixture rules and fallbacks apply).
@@ -161,12 +228,21 @@ impl FromStr for FileType {
         if let Some(ft) = alias.or_else(|| FileType::ALL.into_iter().find(|f| f.name() == upper)) {
             return Ok(ft);
         }
+        // Compared without separators first, so `q4km` means Q4_K_M (not Q4_0, which is as
+        // many edits away with them).
+        let bare = |n: &str| n.replace(['_', '-', '.', ' '], "");
         let suggestion = FileType::ALL
             .iter()
-            .map(|f| (strsim::levenshtein(f.name(), &upper), f.name()))
-            .filter(|(d, _)| *d <= 2)
+            .map(|f| {
+                (
+                    strsim::levenshtein(&bare(f.name()), &bare(&upper)),
+                    strsim::levenshtein(f.name(), &upper),
+                    f.name(),
+                )
+            })
+            .filter(|(d, _, _)| *d <= 2)
             .min()
-            .map(|(_, n)| n.to_string());
+            .map(|(_, _, n)| n.to_string());
         Err(ParseFileTypeError {
             given: s.to_string(),
             suggestion,
@@ -198,8 +274,15 @@ mod tests {
     fn unknown_names_are_explained() {
         let e = "q4_k_x".parse::<FileType>().unwrap_err();
         assert_eq!(e.suggestion.as_deref(), Some("Q4_K_M"));
+        for typo in ["q4km", "Q4KM", "q4-k-m"] {
+            let e = typo.parse::<FileType>().unwrap_err();
+            assert_eq!(e.suggestion.as_deref(), Some("Q4_K_M"), "{typo}");
+        }
         assert!(e.to_string().contains("Q4_K_M, Q5_K_S"), "{e}");
-        assert!("iq2_xxs".parse::<FileType>().is_err());
-        assert!("19".parse::<FileType>().is_err());
+        assert_eq!("iq2_xxs".parse::<FileType>(), Ok(FileType::IQ2_XXS));
+        assert_eq!("19".parse::<FileType>(), Ok(FileType::IQ2_XXS));
+        assert!("33".parse::<FileType>().is_err());
+        assert!("copy".parse::<FileType>().is_err());
+        assert!("mxfp4_moe".parse::<FileType>().is_err());
     }
 }

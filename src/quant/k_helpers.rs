@@ -272,3 +272,156 @@ pub fn unpack_2bit(qs: &[u8; 64]) -> [u8; QK_K] {
     }
     l
 }
+
+/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)` with importance weights `qw`: the
+/// symmetric search of [`make_qx_quants`] weighting each element by `qw[i]` instead of `x[i]²`.
+/// Fills `l` with quants in `0..2*nmax` and returns the scale.
+pub fn make_qx_quants_w(x: &[f32], nmax: i32, l: &mut [i8], qw: &[f32]) -> f32 {
+    let n = x.len();
+    let (amax, max) = signed_absmax(x);
+    if amax < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let nmaxf = nmax as f32;
+    let mut iscale = -nmaxf / max;
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+        l[i] = (li + nmax) as i8;
+        let w = qw[i];
+        let lf = li as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    for is in -9..=9 {
+        if is == 0 {
+            continue;
+        }
+        iscale = -(nmaxf + 0.1 * is as f32) / max;
+        sumlx = 0.0;
+        suml2 = 0.0;
+        for i in 0..n {
+            let lf = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1) as f32;
+            let w = qw[i];
+            sumlx += w * x[i] * lf;
+            suml2 += w * lf * lf;
+        }
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            for i in 0..n {
+                let li = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+                l[i] = (nmax + li) as i8;
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// `make_qkx3_quants`: the weighted asymmetric (scale, min) search used with importance
+/// matrices. Returns `(scale, the_min)` and fills `l` with quants in `0..=nmax`.
+///
+/// With caller-supplied weights it is [`make_qkx2_quants`] operation for operation; its only
+/// difference, giving up on `max <= min` rather than `max == min`, cannot matter because the
+/// clamped `min` never exceeds `max` for finite input. Sharing the code lets the imatrix
+/// K-quants use the lane-parallel search too.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn make_qkx3_quants(
+    x: &[f32],
+    w: &[f32],
+    nmax: i32,
+    l: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    make_qkx2_quants(x, w, nmax, l, rmin, rdelta, nstep, use_mad)
+}
+
+/// `make_qp_quants`: weighted scale search for non-negative values (the per-sub-block scales
+/// and mins of the imatrix K-quants). Fills `l` with quants and returns the scale.
+///
+/// The reference stores quants in `uint8_t`, so negative inputs wrap to large values and the
+/// wrapped values feed the later sums; that is reproduced.
+pub fn make_qp_quants(x: &[f32], nmax: i32, l: &mut [u8], qw: &[f32]) -> f32 {
+    let n = x.len();
+    let mut max = 0.0f32;
+    for &v in x {
+        max = if max > v { max } else { v };
+    }
+    if max < GROUP_MAX_EPS {
+        l[..n].fill(0);
+        return 0.0;
+    }
+    let nmaxf = nmax as f32;
+    let mut iscale = nmaxf / max;
+    for i in 0..n {
+        l[i] = nearest_int(iscale * x[i]) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for i in 0..n {
+        let diff = x[i] - scale * f32::from(l[i]);
+        best_mse += qw[i] * diff * diff;
+    }
+    for is in -4..=4 {
+        if is == 0 {
+            continue;
+        }
+        let iscale_is = (0.1 * is as f32 + nmaxf) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for i in 0..n {
+            let li = nearest_int(iscale_is * x[i]).min(nmax);
+            let diff = x[i] - scale_is * li as f32;
+            mse += qw[i] * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let li = nearest_int(iscale * x[i]).min(nmax);
+        l[i] = li as u8;
+        let w = qw[i];
+        let lf = li as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..n {
+            let w = qw[i];
+            let li = f32::from(l[i]);
+            let mut slx = sumlx - w * x[i] * li;
+            let mut sl2 = suml2 - w * li * li;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
+                if new_l != i32::from(l[i]) {
+                    let nl = new_l as f32;
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+}

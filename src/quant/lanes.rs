@@ -31,13 +31,13 @@ pub fn available() -> bool {
 pub(crate) use avx2::*;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     /// Loads eight floats.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn load(a: &[f32; 8]) -> __m256 {
+    pub(crate) fn load(a: &[f32; 8]) -> __m256 {
         // SAFETY: `a` is 8 readable f32; loadu has no alignment requirement.
         unsafe { _mm256_loadu_ps(a.as_ptr()) }
     }
@@ -45,7 +45,7 @@ mod avx2 {
     /// Stores eight floats.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn store(v: __m256) -> [f32; 8] {
+    pub(crate) fn store(v: __m256) -> [f32; 8] {
         let mut a = [0f32; 8];
         // SAFETY: `a` is 8 writable f32; storeu has no alignment requirement.
         unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
@@ -55,7 +55,7 @@ mod avx2 {
     /// Stores eight i32.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn store_i(v: __m256i) -> [i32; 8] {
+    pub(crate) fn store_i(v: __m256i) -> [i32; 8] {
         let mut a = [0i32; 8];
         // SAFETY: `a` is 32 writable bytes; storeu has no alignment requirement.
         unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), v) };
@@ -65,7 +65,7 @@ mod avx2 {
     /// ggml's `nearest_int` per lane (the 1.5·2^23 bit trick).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn nearest_int(v: __m256) -> __m256i {
+    pub(crate) fn nearest_int(v: __m256) -> __m256i {
         let t = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
         _mm256_sub_epi32(
             _mm256_and_si256(t, _mm256_set1_epi32(0x007f_ffff)),
@@ -75,7 +75,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn clamp_i(v: __m256i, lo: i32, hi: i32) -> __m256i {
+    pub(crate) fn clamp_i(v: __m256i, lo: i32, hi: i32) -> __m256i {
         _mm256_max_epi32(
             _mm256_min_epi32(v, _mm256_set1_epi32(hi)),
             _mm256_set1_epi32(lo),
@@ -85,13 +85,13 @@ mod avx2 {
     /// `mask ? a : b` per lane.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn sel(mask: __m256, a: __m256, b: __m256) -> __m256 {
+    pub(crate) fn sel(mask: __m256, a: __m256, b: __m256) -> __m256 {
         _mm256_blendv_ps(b, a, mask)
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn sel_i(mask: __m256, a: __m256i, b: __m256i) -> __m256i {
+    pub(crate) fn sel_i(mask: __m256, a: __m256i, b: __m256i) -> __m256i {
         _mm256_castps_si256(_mm256_blendv_ps(
             _mm256_castsi256_ps(b),
             _mm256_castsi256_ps(a),
@@ -101,26 +101,26 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn abs(v: __m256) -> __m256 {
+    pub(crate) fn abs(v: __m256) -> __m256 {
         _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff)))
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn gt(a: __m256, b: __m256) -> __m256 {
+    pub(crate) fn gt(a: __m256, b: __m256) -> __m256 {
         _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn lt(a: __m256, b: __m256) -> __m256 {
+    pub(crate) fn lt(a: __m256, b: __m256) -> __m256 {
         _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)
     }
 
     /// Transposes `G` sub-blocks of `N` values (`x[N*lane + i]`) into `N` lane vectors.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn transpose<const N: usize>(x: &[f32]) -> [__m256; N] {
+    pub(crate) fn transpose<const N: usize>(x: &[f32]) -> [__m256; N] {
         let mut t = [[0f32; 8]; N];
         for lane in 0..8 {
             let sub = &x[N * lane..N * lane + N];
@@ -138,7 +138,7 @@ mod avx2 {
     /// Writes lane quants back in element order: `l[N*lane + i]`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn untranspose<const N: usize>(q: &[__m256i; N], l: &mut [u8]) {
+    pub(crate) fn untranspose<const N: usize>(q: &[__m256i; N], l: &mut [u8]) {
         for i in 0..N {
             let v = store_i(q[i]);
             for lane in 0..8 {
@@ -297,7 +297,7 @@ mod avx2 {
     /// The signed value of largest magnitude per lane (first on ties) and its magnitude.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn signed_absmax<const N: usize>(xt: &[__m256; N]) -> (__m256, __m256) {
+    pub(crate) fn signed_absmax<const N: usize>(xt: &[__m256; N]) -> (__m256, __m256) {
         let mut amax = _mm256_setzero_ps();
         let mut max = _mm256_setzero_ps();
         for x in xt {
@@ -314,16 +314,37 @@ mod avx2 {
     /// Writes quants (already offset by `nmax`) to `l[16*lane + i]`, returns per-lane scales.
     #[target_feature(enable = "avx2")]
     pub(crate) fn make_qx_x8(x: &[f32], nmax: i32, l: &mut [i8]) -> [f32; 8] {
-        const N: usize = 16;
+        make_qx_w_x8::<16>(x, nmax, l, None)
+    }
+
+    /// `make_qx_quants(N, nmax, x, L, rmse_type = 1, qw)` on 8 sub-blocks of `N` at once, with
+    /// importance weights `qw[N*lane + i]` (or `x²` without).
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn make_qx_w_x8<const N: usize>(
+        x: &[f32],
+        nmax: i32,
+        l: &mut [i8],
+        qw: Option<&[f32]>,
+    ) -> [f32; 8] {
         let xt = transpose::<N>(x);
         let zero = _mm256_setzero_ps();
         let (amax, max) = signed_absmax::<N>(&xt);
         let tiny = lt(amax, _mm256_set1_ps(super::super::k_helpers::GROUP_MAX_EPS));
         let nmaxf = nmax as f32;
-        let (w, wx) = weights(&xt);
+        let (w, wx) = match qw {
+            Some(qw) => {
+                let w = transpose::<N>(qw);
+                let mut wx = [zero; N];
+                for i in 0..N {
+                    wx[i] = _mm256_mul_ps(w[i], xt[i]);
+                }
+                (w, wx)
+            }
+            None => weights::<N>(&xt),
+        };
         let mut lq = [_mm256_setzero_si256(); N];
         let iscale = _mm256_div_ps(_mm256_set1_ps(-nmaxf), max);
-        let (sumlx, suml2) = qx_pass(&xt, &w, &wx, nmax, iscale, &mut lq);
+        let (sumlx, suml2) = qx_pass::<N>(&xt, &w, &wx, nmax, iscale, &mut lq);
         let nz = _mm256_cmp_ps::<_CMP_NEQ_UQ>(suml2, zero);
         let mut scale = sel(nz, _mm256_div_ps(sumlx, suml2), zero);
         let mut best = _mm256_mul_ps(scale, sumlx);
@@ -334,7 +355,7 @@ mod avx2 {
             }
             let num = -(nmaxf + 0.1 * is as f32);
             let iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
-            let (sumlx, suml2) = qx_pass(&xt, &w, &wx, nmax, iscale, &mut laux);
+            let (sumlx, suml2) = qx_pass::<N>(&xt, &w, &wx, nmax, iscale, &mut laux);
             let take = _mm256_and_ps(
                 gt(suml2, zero),
                 gt(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2)),
@@ -348,17 +369,17 @@ mod avx2 {
             scale = sel(take, _mm256_div_ps(sumlx, suml2), scale);
             best = sel(take, _mm256_mul_ps(scale, sumlx), best);
         }
-        finish_signed(&lq, nmax, tiny, scale, l)
+        finish_signed::<N>(&lq, nmax, tiny, scale, l)
     }
 
     /// The weights `x²` and `x³` of `make_qx_quants` / `make_q3_quants` (ggml's `w = x*x`,
     /// `w*x`), per element vector.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn weights(xt: &[__m256; 16]) -> ([__m256; 16], [__m256; 16]) {
-        let mut w = [_mm256_setzero_ps(); 16];
-        let mut wx = [_mm256_setzero_ps(); 16];
-        for i in 0..16 {
+    fn weights<const N: usize>(xt: &[__m256; N]) -> ([__m256; N], [__m256; N]) {
+        let mut w = [_mm256_setzero_ps(); N];
+        let mut wx = [_mm256_setzero_ps(); N];
+        for i in 0..N {
             w[i] = _mm256_mul_ps(xt[i], xt[i]);
             wx[i] = _mm256_mul_ps(w[i], xt[i]);
         }
@@ -369,22 +390,23 @@ mod avx2 {
     /// that all-zero (`tiny`) lanes get L = 0 and scale 0, as the reference's early return.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn finish_signed(
-        lq: &[__m256i; 16],
+    fn finish_signed<const N: usize>(
+        lq: &[__m256i; N],
         nmax: i32,
         tiny: __m256,
         scale: __m256,
         l: &mut [i8],
     ) -> [f32; 8] {
         let off = _mm256_set1_epi32(nmax);
-        let mut out = [_mm256_setzero_si256(); 16];
-        for i in 0..16 {
+        let mut out = [_mm256_setzero_si256(); N];
+        for i in 0..N {
             out[i] = sel_i(tiny, _mm256_setzero_si256(), _mm256_add_epi32(lq[i], off));
         }
-        let mut lu = [0u8; 8 * 16];
-        untranspose::<16>(&out, &mut lu);
-        for (d, s) in l.iter_mut().zip(lu) {
-            *d = s as i8;
+        for i in 0..N {
+            let v = store_i(out[i]);
+            for lane in 0..8 {
+                l[N * lane + i] = v[lane] as i8;
+            }
         }
         store(sel(tiny, _mm256_setzero_ps(), scale))
     }
@@ -393,17 +415,17 @@ mod avx2 {
     /// the two weighted sums.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn qx_pass(
-        xt: &[__m256; 16],
-        w: &[__m256; 16],
-        wx: &[__m256; 16],
+    fn qx_pass<const N: usize>(
+        xt: &[__m256; N],
+        w: &[__m256; N],
+        wx: &[__m256; N],
         nmax: i32,
         iscale: __m256,
-        q: &mut [__m256i; 16],
+        q: &mut [__m256i; N],
     ) -> (__m256, __m256) {
         let zero = _mm256_setzero_ps();
         let (mut sumlx, mut suml2) = (zero, zero);
-        for i in 0..16 {
+        for i in 0..N {
             let li = clamp_i(nearest_int(_mm256_mul_ps(iscale, xt[i])), -nmax, nmax - 1);
             q[i] = li;
             let lf = _mm256_cvtepi32_ps(li);
@@ -422,9 +444,9 @@ mod avx2 {
         let (amax, max) = signed_absmax::<N>(&xt);
         let tiny = lt(amax, _mm256_set1_ps(super::super::k_helpers::GROUP_MAX_EPS));
         let iscale = _mm256_div_ps(_mm256_set1_ps(-(nmax as f32)), max);
-        let (w, wx) = weights(&xt);
+        let (w, wx) = weights::<N>(&xt);
         let mut lq = [_mm256_setzero_si256(); N];
-        let (mut sumlx, mut suml2) = qx_pass(&xt, &w, &wx, nmax, iscale, &mut lq);
+        let (mut sumlx, mut suml2) = qx_pass::<N>(&xt, &w, &wx, nmax, iscale, &mut lq);
         // Lanes still iterating; a lane stops after a round without changes, as in the
         // reference's `break`.
         let mut active = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -469,6 +491,6 @@ mod avx2 {
             }
         }
         let scale = sel(gt(suml2, zero), _mm256_div_ps(sumlx, suml2), zero);
-        finish_signed(&lq, nmax, tiny, scale, l)
+        finish_signed::<N>(&lq, nmax, tiny, scale, l)
     }
 }

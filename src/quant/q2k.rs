@@ -177,3 +177,64 @@ fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
         finish(x, &scales, &mins, &mut l).write(out);
     }
 }
+
+impl super::block::WeightedBlock for BlockQ2K {
+    /// `quantize_row_q2_K_impl`: weighted `make_qkx3_quants` per sub-block, then 4-bit scales
+    /// and mins by `make_qp_quants`.
+    fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
+        use super::k_helpers::{make_qkx3_quants, make_qp_quants};
+        let mut sumx2 = 0.0f32;
+        for &v in &x[..QK_K] {
+            sumx2 += v * v;
+        }
+        let sigma2 = sumx2 / QK_K as f32;
+        let mut l = [0u8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut mins = [0f32; 16];
+        let mut sw = [0f32; 16];
+        let mut w = [0f32; 16];
+        for j in 0..16 {
+            let r = 16 * j..16 * j + 16;
+            for (k, wk) in w.iter_mut().enumerate() {
+                let v = x[16 * j + k];
+                *wk = qw[16 * j + k] * (sigma2 + v * v).sqrt();
+            }
+            for &v in &w {
+                sw[j] += v;
+            }
+            let (s, m) = make_qkx3_quants(&x[r.clone()], &w, 3, &mut l[r], -0.9, 0.05, 36, false);
+            scales[j] = s;
+            mins[j] = m;
+        }
+        let mut ls = [0u8; 16];
+        let mut lm = [0u8; 16];
+        let dm = make_qp_quants(&scales, 15, &mut ls, &sw);
+        let mm = make_qp_quants(&mins, 15, &mut lm, &sw);
+        let d = fp16(dm);
+        let dmin = fp16(mm);
+        let (dm, mm) = (f16v(d), f16v(dmin));
+        let mut sc = [0u8; 16];
+        for j in 0..16 {
+            sc[j] = ls[j] | (lm[j] << 4);
+        }
+        for j in 0..16 {
+            let dj = dm * f32::from(sc[j] & 0xf);
+            if dj == 0.0 {
+                continue;
+            }
+            let mj = mm * f32::from(sc[j] >> 4);
+            for ii in 0..16 {
+                let q = nearest_int((x[16 * j + ii] + mj) / dj).clamp(0, 3);
+                l[16 * j + ii] = q as u8;
+            }
+        }
+        let mut qs = [0u8; 64];
+        pack_2bit(&l, &mut qs);
+        BlockQ2K {
+            scales: sc,
+            qs,
+            d,
+            dmin,
+        }
+    }
+}

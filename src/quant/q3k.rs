@@ -55,6 +55,12 @@ pub(crate) fn finish(x: &[f32], scales: &[f32; 16], l: &mut [i8; QK_K]) -> Block
     } else {
         d = fp16(0.0);
     }
+    pack_with_scales(x, sc, d, l)
+}
+
+/// Recomputes the quants from packed 6-bit scales and `d` (sub-blocks with a zero scale keep
+/// `l`) and packs the block.
+pub(crate) fn pack_with_scales(x: &[f32], sc: [u8; 12], d: u16, l: &mut [i8; QK_K]) -> BlockQ3K {
     for j in 0..16 {
         let s = i32::from(scale6(&sc, j)) - 32;
         let dd = f16v(d) * s as f32;
@@ -161,5 +167,44 @@ fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
             scales[8 * g..8 * g + 8].copy_from_slice(&s);
         }
         finish(x, &scales, &mut l).write(out);
+    }
+}
+
+impl super::block::WeightedBlock for BlockQ3K {
+    /// `quantize_row_q3_K_impl` with importance weights: weighted symmetric searches for the
+    /// quants and again for the 6-bit scales.
+    fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
+        use super::k_helpers::make_qx_quants_w;
+        let sigma2 = super::q4k::sigma2_x2(x);
+        let mut l = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        let mut sw = [0f32; 16];
+        let mut w = [0f32; 16];
+        for j in 0..16 {
+            let r = 16 * j..16 * j + 16;
+            for (k, wk) in w.iter_mut().enumerate() {
+                let v = x[16 * j + k];
+                *wk = qw[16 * j + k] * (sigma2 + v * v).sqrt();
+            }
+            let mut sumw = 0.0f32;
+            for &v in &w {
+                sumw += v;
+            }
+            sw[j] = sumw;
+            scales[j] = make_qx_quants_w(&x[r.clone()], 4, &mut l[r], &w);
+        }
+        let mut ls = [0i8; 16];
+        let d_block = make_qx_quants_w(&scales, 32, &mut ls, &sw);
+        let mut sc = [0u8; 12];
+        for (j, &v) in ls.iter().enumerate() {
+            let lv = i32::from(v);
+            if j < 8 {
+                sc[j] = (lv & 0xf) as u8;
+            } else {
+                sc[j - 8] |= ((lv & 0xf) << 4) as u8;
+            }
+            sc[j % 4 + 8] |= ((lv >> 4) << (2 * (j / 4))) as u8;
+        }
+        pack_with_scales(x, sc, fp16(d_block), &mut l)
     }
 }

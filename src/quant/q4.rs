@@ -143,3 +143,54 @@ impl Block for BlockQ4_1 {
         }
     }
 }
+
+/// `weight[j] = qw[j] * sqrt(sigma2 + x[j]²)`, the imatrix weighting of the legacy types.
+#[inline(always)]
+pub(crate) fn legacy_weights(x: &[f32], qw: &[f32], sigma2: f32, w: &mut [f32; 32]) {
+    for j in 0..32 {
+        w[j] = qw[j] * (sigma2 + x[j] * x[j]).sqrt();
+    }
+}
+
+impl super::block::WeightedBlock for BlockQ4_0 {
+    fn row_stat(row: &[f32]) -> f32 {
+        super::block::row_sigma2(row)
+    }
+
+    /// `quantize_row_q4_0_impl`: a weighted symmetric search (`make_qx_quants`, nmax 8).
+    fn quantize_weighted(x: &[f32], qw: &[f32], sigma2: f32) -> Self {
+        let mut w = [0f32; 32];
+        legacy_weights(x, qw, sigma2, &mut w);
+        let mut l = [0i8; 32];
+        let d = super::k_helpers::make_qx_quants_w(&x[..32], 8, &mut l, &w);
+        let mut qs = [0u8; 16];
+        for (j, q) in qs.iter_mut().enumerate() {
+            *q = (l[j] as u8) | ((l[j + 16] as u8) << 4);
+        }
+        BlockQ4_0 { d: fp16(d), qs }
+    }
+}
+
+impl super::block::WeightedBlock for BlockQ4_1 {
+    fn row_stat(row: &[f32]) -> f32 {
+        super::block::row_sigma2(row)
+    }
+
+    /// `quantize_row_q4_1_impl`: a weighted asymmetric search (`make_qkx3_quants`, nmax 15).
+    fn quantize_weighted(x: &[f32], qw: &[f32], sigma2: f32) -> Self {
+        let mut w = [0f32; 32];
+        legacy_weights(x, qw, sigma2, &mut w);
+        let mut l = [0u8; 32];
+        let (d, the_min) =
+            super::k_helpers::make_qkx3_quants(&x[..32], &w, 15, &mut l, -0.9, 0.05, 36, false);
+        let mut qs = [0u8; 16];
+        for (j, q) in qs.iter_mut().enumerate() {
+            *q = l[j] | (l[j + 16] << 4);
+        }
+        BlockQ4_1 {
+            d: fp16(d),
+            m: fp16(-the_min),
+            qs,
+        }
+    }
+}

@@ -67,8 +67,22 @@ pub(crate) fn finish_scales(
     let packed = pack_scale_min_k4(&ls, &lm);
     let d = fp16(max_scale / 63.0);
     let dmin = fp16(max_min / 63.0);
+    requant_k(x, d, dmin, &packed, nmax, l);
+    (d, dmin, packed)
+}
+
+/// Recomputes the quants of a Q4_K/Q5_K super-block from its packed scales and mins (clamped
+/// to `0..=nmax`); sub-blocks whose scale is zero keep their search result.
+pub(crate) fn requant_k(
+    x: &[f32],
+    d: u16,
+    dmin: u16,
+    packed: &[u8; 12],
+    nmax: i32,
+    l: &mut [u8; QK_K],
+) {
     for j in 0..8 {
-        let (sc, m) = get_scale_min_k4(j, &packed);
+        let (sc, m) = get_scale_min_k4(j, packed);
         let dd = f16v(d) * f32::from(sc);
         if dd == 0.0 {
             continue;
@@ -79,7 +93,6 @@ pub(crate) fn finish_scales(
             l[32 * j + ii] = q as u8;
         }
     }
-    (d, dmin, packed)
 }
 
 /// Packs Q4_K nibbles.
@@ -211,4 +224,81 @@ pub(crate) fn superblock_x8(
         super::lanes::make_qkx2_x8::<32>(x, &w, nmax, &mut l, rmin, 0.1, nstep, false);
     let (d, dmin, sc) = finish_scales(x, &scales, &mins, nmax, &mut l);
     (d, dmin, sc, l)
+}
+
+/// The imatrix weighting of Q4_K/Q5_K (and the IQ types): `qw * sqrt(sigma2 + x²)` for one
+/// 32-element sub-block, plus the sum of those weights.
+#[inline(always)]
+pub(crate) fn imatrix_weights32(x: &[f32], qw: &[f32], sigma2: f32, w: &mut [f32; 32]) -> f32 {
+    for l in 0..32 {
+        w[l] = qw[l] * (sigma2 + x[l] * x[l]).sqrt();
+    }
+    let mut sumw = 0.0f32;
+    for &v in w.iter() {
+        sumw += v;
+    }
+    sumw
+}
+
+/// `2 * sum(x²) / 256` over a super-block, the `sigma2` of most imatrix quantizers.
+#[inline(always)]
+pub(crate) fn sigma2_x2(x: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in &x[..QK_K] {
+        sum_x2 += v * v;
+    }
+    2.0 * sum_x2 / QK_K as f32
+}
+
+/// The weighted Q4_K/Q5_K super-block search (`quantize_row_q{4,5}_K_impl`): per sub-block
+/// `make_qkx3_quants`, then 6-bit scales and mins by `make_qp_quants`. `clamp63` is Q5_K's
+/// `MIN(63, ·)` on the packed values, which Q4_K does not apply.
+pub(crate) fn superblock_weighted(
+    x: &[f32],
+    qw: &[f32],
+    nmax: i32,
+    clamp63: bool,
+) -> (u16, u16, [u8; 12], [u8; QK_K]) {
+    use super::k_helpers::{make_qkx3_quants, make_qp_quants};
+    let sigma2 = sigma2_x2(x);
+    let mut l = [0u8; QK_K];
+    let mut w = [0f32; 32];
+    let mut sw = [0f32; 8];
+    let mut scales = [0f32; 8];
+    let mut mins = [0f32; 8];
+    for j in 0..8 {
+        let r = 32 * j..32 * j + 32;
+        sw[j] = imatrix_weights32(&x[r.clone()], &qw[r.clone()], sigma2, &mut w);
+        let (s, m) = make_qkx3_quants(&x[r.clone()], &w, nmax, &mut l[r], -0.9, 0.05, 36, false);
+        scales[j] = s;
+        mins[j] = m;
+    }
+    let mut ls = [0u8; 8];
+    let mut lm = [0u8; 8];
+    let d_block = make_qp_quants(&scales, 63, &mut ls, &sw);
+    let m_block = make_qp_quants(&mins, 63, &mut lm, &sw);
+    if clamp63 {
+        for j in 0..8 {
+            ls[j] = ls[j].min(63);
+            lm[j] = lm[j].min(63);
+        }
+    }
+    let packed = pack_scale_min_k4(&ls, &lm);
+    let d = fp16(d_block);
+    let dmin = fp16(m_block);
+    requant_k(x, d, dmin, &packed, nmax, &mut l);
+    (d, dmin, packed, l)
+}
+
+impl super::block::WeightedBlock for BlockQ4K {
+    /// `quantize_row_q4_K_impl` with importance weights.
+    fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
+        let (d, dmin, scales, l) = superblock_weighted(x, qw, 15, false);
+        BlockQ4K {
+            d,
+            dmin,
+            scales,
+            qs: pack_q4k(&l),
+        }
+    }
 }

@@ -31,7 +31,7 @@ pub struct BlockQ5_1 {
 
 /// Packs 32 five-bit quants: nibbles into `qs`, bit 4 of element j into bit j of `qh`.
 #[inline(always)]
-fn pack5(q: &[u8; 32]) -> (u32, [u8; 16]) {
+pub(crate) fn pack5(q: &[u8; 32]) -> (u32, [u8; 16]) {
     let mut qh = 0u32;
     let mut qs = [0u8; 16];
     for j in 0..16 {
@@ -139,6 +139,45 @@ impl Block for BlockQ5_1 {
             d: le16(b, 0),
             m: le16(b, 2),
             qh: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            qs,
+        }
+    }
+}
+
+impl super::block::WeightedBlock for BlockQ5_0 {
+    fn row_stat(row: &[f32]) -> f32 {
+        super::block::row_sigma2(row)
+    }
+
+    /// `quantize_row_q5_0_impl`: a weighted symmetric search (`make_qx_quants`, nmax 16).
+    fn quantize_weighted(x: &[f32], qw: &[f32], sigma2: f32) -> Self {
+        let mut w = [0f32; 32];
+        super::q4::legacy_weights(x, qw, sigma2, &mut w);
+        let mut l = [0i8; 32];
+        let d = super::k_helpers::make_qx_quants_w(&x[..32], 16, &mut l, &w);
+        let q: [u8; 32] = std::array::from_fn(|j| l[j] as u8);
+        let (qh, qs) = pack5(&q);
+        BlockQ5_0 { d: fp16(d), qh, qs }
+    }
+}
+
+impl super::block::WeightedBlock for BlockQ5_1 {
+    fn row_stat(row: &[f32]) -> f32 {
+        super::block::row_sigma2(row)
+    }
+
+    /// `quantize_row_q5_1_impl`: a weighted asymmetric search (`make_qkx3_quants`, nmax 31).
+    fn quantize_weighted(x: &[f32], qw: &[f32], sigma2: f32) -> Self {
+        let mut w = [0f32; 32];
+        super::q4::legacy_weights(x, qw, sigma2, &mut w);
+        let mut l = [0u8; 32];
+        let (d, the_min) =
+            super::k_helpers::make_qkx3_quants(&x[..32], &w, 31, &mut l, -0.9, 0.05, 36, false);
+        let (qh, qs) = pack5(&l);
+        BlockQ5_1 {
+            d: fp16(d),
+            m: fp16(-the_min),
+            qh,
             qs,
         }
     }

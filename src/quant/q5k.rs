@@ -152,3 +152,18 @@ fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
         .write(out);
     }
 }
+
+impl super::block::WeightedBlock for BlockQ5K {
+    /// `quantize_row_q5_K_impl` with importance weights.
+    fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
+        let (d, dmin, scales, l) = super::q4k::superblock_weighted(x, qw, 31, true);
+        let (qh, qs) = pack_q5k(&l);
+        BlockQ5K {
+            d,
+            dmin,
+            scales,
+            qh,
+            qs,
+        }
+    }
+}

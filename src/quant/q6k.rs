@@ -166,3 +166,17 @@ fn quantize_row_x8(src: &[f32], dst: &mut [u8]) {
         finish(x, &scales, &mut l).write(out);
     }
 }
+
+impl super::block::WeightedBlock for BlockQ6K {
+    /// `quantize_row_q6_K_impl` with importance weights: the imatrix row itself weighs each
+    /// sub-block's symmetric search.
+    fn quantize_weighted(x: &[f32], qw: &[f32], _: f32) -> Self {
+        let mut l = [0i8; QK_K];
+        let mut scales = [0f32; 16];
+        for (j, s) in scales.iter_mut().enumerate() {
+            let r = 16 * j..16 * j + 16;
+            *s = super::k_helpers::make_qx_quants_w(&x[r.clone()], 32, &mut l[r.clone()], &qw[r]);
+        }
+        finish(x, &scales, &mut l)
+    }
+}

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use super::error::QuantError;
 use super::ftype::FileType;
+use super::recipe::CompiledRecipe;
 use crate::formats::gguf::{GgmlType, GgufFile, TensorInfo, Value};
 
 /// The hyperparameters the type rules look at, read from the input's metadata.
@@ -283,6 +284,10 @@ pub struct TensorChoice {
     pub target: GgmlType,
     /// Whether the rules' choice did not fit the row size and a fallback was used.
     pub fallback: bool,
+    /// Whether llama-quantize may change this tensor's type at all.
+    pub quantizable: bool,
+    /// Whether the target type needs importance weights (`tensor_requires_imatrix`).
+    pub requires_imatrix: bool,
 }
 
 /// The output plan: tensors in output order with their target types.
@@ -295,22 +300,48 @@ pub struct Plan {
 }
 
 /// Replacement for a type whose block does not divide the row (`tensor_type_fallback`).
-fn fallback(ne0: u64, target: GgmlType) -> Option<GgmlType> {
+fn fallback(ne0: u64, target: GgmlType) -> Result<Option<GgmlType>, String> {
+    use GgmlType as G;
     if ne0.is_multiple_of(target.block_size()) {
-        return None;
+        return Ok(None);
     }
     let alt = match target {
-        GgmlType::Q2K | GgmlType::Q3K => GgmlType::Q4_0,
-        GgmlType::Q4K => GgmlType::Q5_0,
-        GgmlType::Q5K => GgmlType::Q5_1,
-        GgmlType::Q6K => GgmlType::Q8_0,
-        t => t,
+        G::IQ1S | G::IQ1M | G::IQ2XXS | G::IQ2XS | G::IQ2S | G::IQ3XXS | G::IQ3S | G::IQ4XS => {
+            G::IQ4NL
+        }
+        G::Q2_0 | G::Q2K | G::Q3K | G::TQ1_0 | G::TQ2_0 => G::Q4_0,
+        G::Q4K => G::Q5_0,
+        G::Q5K => G::Q5_1,
+        G::Q6K => G::Q8_0,
+        t if t.block_size() <= 32 => t,
+        t => return Err(format!("no tensor type fallback is defined for type {t}")),
     };
-    Some(if ne0.is_multiple_of(alt.block_size()) {
+    Ok(Some(if ne0.is_multiple_of(alt.block_size()) {
         alt
     } else {
         GgmlType::F16
-    })
+    }))
+}
+
+/// `tensor_requires_imatrix`: targets that llama-quantize refuses to produce without
+/// importance weights. Token embeddings and the output tensor are exempt.
+pub fn requires_imatrix(name: &str, target: GgmlType, ftype: FileType) -> bool {
+    if name == "token_embd.weight"
+        || name == "per_layer_token_embd.weight"
+        || name == "output.weight"
+    {
+        return false;
+    }
+    match target {
+        GgmlType::IQ3XXS
+        | GgmlType::IQ2XXS
+        | GgmlType::IQ2XS
+        | GgmlType::IQ2S
+        | GgmlType::IQ1M
+        | GgmlType::IQ1S => true,
+        GgmlType::Q2K => ftype == FileType::Q2_K_S,
+        _ => false,
+    }
 }
 
 fn use_more_bits(i: i64, n: i64) -> bool {
@@ -320,6 +351,8 @@ fn use_more_bits(i: i64, n: i64) -> bool {
 struct State<'a> {
     p: &'a ModelParams,
     ftype: FileType,
+    recipe: &'a CompiledRecipe,
+    has_imatrix: bool,
     n_attention_wv: i64,
     i_attention_wv: i64,
     n_ffn: i64,
@@ -348,7 +381,7 @@ impl State<'_> {
         Ok((layer, self.n_ffn))
     }
 
-    /// `llama_tensor_get_type_impl` for the file types in scope.
+    /// `llama_tensor_get_type_impl`, branch for branch.
     fn rules(
         &mut self,
         t: &TensorInfo,
@@ -359,6 +392,8 @@ impl State<'_> {
         use GgmlType as G;
         let ft = self.ftype;
         let p = self.p;
+        let n_gqa = p.n_gqa();
+        let falcon = p.is_falcon();
         if p.arch == "glm5-next"
             && ["attn_q_a", "attn_q_b", "nextn.eh_proj"]
                 .iter()
@@ -367,21 +402,82 @@ impl State<'_> {
         {
             return Ok(G::Q8_0);
         }
+        let iq2_group = matches!(
+            ft,
+            F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
+        );
         if cat == Category::Output || (self.has_tied_embeddings && cat == Category::TokenEmbd) {
-            let nx = t.ne.first().copied().unwrap_or(0);
-            if p.is_falcon() || !nx.is_multiple_of(ty.block_size()) {
-                ty = G::Q8_0;
-            } else if ty != G::Q8_0 {
-                ty = G::Q6K;
+            if let Some(o) = self.recipe.recipe.output_tensor_type {
+                ty = o;
+            } else {
+                let nx = t.ne.first().copied().unwrap_or(0);
+                if falcon || !nx.is_multiple_of(ty.block_size()) {
+                    ty = G::Q8_0;
+                } else if matches!(
+                    ft,
+                    F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
+                ) {
+                    ty = G::Q5K;
+                } else if ty != G::Q8_0 {
+                    ty = G::Q6K;
+                }
             }
         } else if cat == Category::TokenEmbd {
-            // Untied token embeddings keep the default type for every file type in scope.
+            if let Some(e) = self.recipe.recipe.token_embedding_type {
+                ty = e;
+            } else if matches!(ft, F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ1_M) {
+                ty = G::Q2K;
+            } else if matches!(ft, F::IQ2_S | F::IQ2_M | F::IQ3_XXS) {
+                ty = G::IQ3S;
+            } else if matches!(ft, F::TQ1_0 | F::TQ2_0) {
+                ty = G::Q4K;
+            }
+        } else if iq2_group {
+            let iq2s_like = matches!(ft, F::IQ2_S | F::IQ2_M);
+            if cat.is_attn_v() {
+                ty = if n_gqa >= 4 || p.n_expert >= 4 {
+                    G::Q4K
+                } else if iq2s_like {
+                    G::IQ3S
+                } else {
+                    G::Q2K
+                };
+                self.i_attention_wv += 1;
+            } else if p.n_expert == 8 && cat == Category::AttnK {
+                ty = G::Q4K;
+            } else if cat == Category::FfnDown {
+                if self.i_ffn_down < self.n_ffn / 8 {
+                    ty = if iq2s_like { G::IQ3S } else { G::Q2K };
+                }
+                self.i_ffn_down += 1;
+            } else if cat == Category::AttnOutput {
+                if p.n_expert == 8 {
+                    ty = G::Q5K;
+                } else if matches!(ft, F::IQ1_S | F::IQ1_M) {
+                    ty = G::IQ2XXS;
+                } else if iq2s_like {
+                    ty = G::IQ3S;
+                }
+            }
         } else if cat.is_attn_v() {
             let i = self.i_attention_wv;
             match ft {
-                F::Q2_K => ty = if p.n_gqa() >= 4 { G::Q4K } else { G::Q3K },
+                F::Q2_K => ty = if n_gqa >= 4 { G::Q4K } else { G::Q3K },
+                F::Q2_K_S if n_gqa >= 4 => ty = G::Q4K,
+                F::IQ3_XXS => {
+                    ty = if n_gqa >= 4 {
+                        G::Q4K
+                    } else if !self.has_imatrix {
+                        G::IQ3S
+                    } else {
+                        G::IQ3XXS
+                    }
+                }
+                F::IQ3_XS | F::IQ3_S if n_gqa >= 4 => ty = G::Q4K,
+                F::IQ3_M => ty = G::Q4K,
                 F::Q3_K_M => ty = if i < 2 { G::Q5K } else { G::Q4K },
                 F::Q3_K_L => ty = G::Q5K,
+                F::IQ4_NL | F::IQ4_XS if n_gqa >= 4 => ty = G::Q5K,
                 F::Q4_K_M | F::Q5_K_M if use_more_bits(i, self.n_attention_wv) => ty = G::Q6K,
                 F::Q4_K_S if i < 4 => ty = G::Q5K,
                 _ => {}
@@ -396,76 +492,194 @@ impl State<'_> {
         } else if cat == Category::AttnK {
             if p.n_expert == 8 {
                 ty = G::Q8_0;
+            } else if ft == F::IQ3_XS {
+                ty = G::IQ3XXS;
+            } else if ft == F::IQ3_XXS {
+                ty = G::IQ2S;
             }
         } else if cat == Category::AttnQ {
-            // Rules exist only for IQ file types.
+            if ft == F::IQ3_XS {
+                ty = G::IQ3XXS;
+            } else if ft == F::IQ3_XXS {
+                ty = G::IQ2S;
+            }
         } else if cat == Category::FfnDown {
             let (i, n) = self.layer_info(self.i_ffn_down, &t.name)?;
-            let falcon = p.is_falcon();
-            match ft {
-                F::Q2_K => ty = G::Q3K,
-                F::Q3_K_M => {
+            if ft == F::Q2_K {
+                ty = G::Q3K;
+            } else if ft == F::Q2_K_S {
+                if i < n / 8 {
+                    ty = G::Q4K;
+                }
+            } else if ft == F::IQ3_XXS && !self.has_imatrix {
+                ty = if i < n / 8 { G::Q4K } else { G::Q3K };
+            } else if ft == F::Q3_K_M {
+                ty = if i < n / 16 {
+                    G::Q5K
+                } else if !falcon || use_more_bits(i, n) {
+                    G::Q4K
+                } else {
+                    G::Q3K
+                };
+            } else if ft == F::IQ3_M && (i < n / 8 || (p.n_expert == 8 && use_more_bits(i, n))) {
+                ty = G::Q4K;
+            } else if ft == F::Q3_K_L {
+                ty = if falcon { G::Q4K } else { G::Q5K };
+            } else if ft == F::Q4_K_M {
+                if falcon {
                     ty = if i < n / 16 {
-                        G::Q5K
-                    } else if !falcon || use_more_bits(i, n) {
-                        G::Q4K
-                    } else {
-                        G::Q3K
-                    }
-                }
-                F::Q3_K_L => ty = if falcon { G::Q4K } else { G::Q5K },
-                F::Q4_K_M => {
-                    if falcon {
-                        ty = if i < n / 16 {
-                            G::Q6K
-                        } else if use_more_bits(i, n) {
-                            G::Q5K
-                        } else {
-                            G::Q4K
-                        };
+                        G::Q6K
                     } else if use_more_bits(i, n) {
-                        ty = G::Q6K;
-                    }
+                        G::Q5K
+                    } else {
+                        G::Q4K
+                    };
+                } else if use_more_bits(i, n) {
+                    ty = G::Q6K;
                 }
-                F::Q5_K_M if use_more_bits(i, n) => ty = G::Q6K,
-                F::Q4_K_S if !falcon && i < n / 8 => ty = G::Q5K,
-                _ => {}
+            } else if i < n / 8 && matches!(ft, F::IQ4_NL | F::IQ4_XS) && !self.has_imatrix {
+                ty = G::Q5K;
+            } else if ft == F::Q5_K_M && use_more_bits(i, n) {
+                ty = G::Q6K;
+            } else if ft == F::Q4_K_S && !falcon && i < n / 8 {
+                ty = G::Q5K;
+            } else if matches!(ft, F::Q4_0 | F::Q5_0) && self.has_imatrix && i < n / 8 {
+                ty = if ft == F::Q4_0 { G::Q4_1 } else { G::Q5_1 };
             }
             self.i_ffn_down += 1;
         } else if cat == Category::AttnOutput {
-            if !p.is_falcon() {
+            if !falcon {
                 if p.n_expert == 8 {
-                    if matches!(ft, F::Q2_K | F::Q3_K_S | F::Q3_K_M | F::Q4_K_S | F::Q4_K_M) {
+                    if matches!(
+                        ft,
+                        F::Q2_K
+                            | F::IQ3_XS
+                            | F::IQ3_XXS
+                            | F::Q3_K_S
+                            | F::Q3_K_M
+                            | F::IQ4_NL
+                            | F::Q4_K_S
+                            | F::Q4_K_M
+                            | F::IQ3_S
+                            | F::IQ3_M
+                            | F::IQ4_XS
+                    ) {
                         ty = G::Q5K;
                     }
                 } else {
                     match ft {
                         F::Q2_K => ty = G::Q3K,
+                        F::IQ3_XXS => ty = G::IQ3S,
                         F::Q3_K_M => ty = G::Q4K,
                         F::Q3_K_L => ty = G::Q5K,
+                        F::IQ3_M => ty = G::Q4K,
                         _ => {}
                     }
                 }
             } else if ft == F::Q3_K_L {
                 ty = G::Q4K;
             }
+        } else if cat == Category::AttnQkv {
+            // Unreachable in practice: QKV is attn_v-like and handled above.
+            match ft {
+                F::Q3_K_M | F::Q3_K_L | F::IQ3_M => ty = G::Q4K,
+                F::Q4_K_M => ty = G::Q5K,
+                F::Q5_K_M => ty = G::Q6K,
+                _ => {}
+            }
         } else if cat == Category::FfnGate {
-            // Only IQ3_XS has rules here, but the layer lookup can still fail for MoE models.
-            self.layer_info(self.i_ffn_gate, &t.name)?;
+            let (i, n) = self.layer_info(self.i_ffn_gate, &t.name)?;
+            if ft == F::IQ3_XS && i >= n / 8 && i < 7 * n / 8 {
+                ty = G::IQ3XXS;
+            }
             self.i_ffn_gate += 1;
         } else if cat == Category::FfnUp {
-            self.layer_info(self.i_ffn_up, &t.name)?;
+            let (i, n) = self.layer_info(self.i_ffn_up, &t.name)?;
+            if ft == F::IQ3_XS && i >= n / 8 && i < 7 * n / 8 {
+                ty = G::IQ3XXS;
+            }
             self.i_ffn_up += 1;
         }
         Ok(ty)
     }
+
+    /// `llama_tensor_get_type` for a quantizable tensor: explicit embedding and output types,
+    /// then (for quantized defaults) `--tensor-type` overrides or the mixture rules, then the
+    /// shape fallback. Returns the type and whether a fallback was used.
+    fn choose(
+        &mut self,
+        t: &TensorInfo,
+        default: GgmlType,
+    ) -> Result<(GgmlType, bool), QuantError> {
+        let cat = Category::of(&t.name);
+        let r = &self.recipe.recipe;
+        if let Some(e) = r.token_embedding_type
+            && cat == Category::TokenEmbd
+        {
+            // A separately named per-layer table may still follow --tensor-type.
+            let named = t.name == "per_layer_token_embd.weight" && self.recipe.names(&t.name);
+            if !named {
+                return Ok((e, false));
+            }
+        }
+        if let Some(o) = r.output_tensor_type
+            && cat == Category::Output
+        {
+            return Ok((o, false));
+        }
+        if !default.is_quantized() {
+            return Ok((default, false));
+        }
+        let mut ty = default;
+        let manual = self.recipe.tensor_type_for(&t.name);
+        if let Some(m) = manual {
+            ty = m;
+        } else if !r.pure {
+            ty = self.rules(t, cat, ty)?;
+        }
+        let ne0 = t.ne.first().copied().unwrap_or(0);
+        match fallback(ne0, ty).map_err(|m| QuantError::tensor(&t.name, m))? {
+            Some(alt) => Ok((alt, true)),
+            None => Ok((ty, false)),
+        }
+    }
 }
 
-/// Chooses the output order and type of every tensor of a model for `ftype`.
+/// What shapes a plan besides the file type.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions<'a> {
+    /// Per-tensor overrides.
+    pub recipe: &'a CompiledRecipe,
+    /// Whether importance weights are in use (some rules depend on it).
+    pub has_imatrix: bool,
+}
+
+/// Chooses the output order and type of every tensor of a model for `ftype`, with llama-quantize's
+/// default settings (no recipe, no imatrix).
+#[cfg(test)]
 pub fn plan(
     tensors: &[TensorInfo],
     params: &ModelParams,
     ftype: FileType,
+) -> Result<Plan, QuantError> {
+    let recipe = CompiledRecipe::default();
+    plan_with(
+        tensors,
+        params,
+        ftype,
+        PlanOptions {
+            recipe: &recipe,
+            has_imatrix: false,
+        },
+    )
+}
+
+/// The plan of `ftype` with a recipe and the imatrix state.
+pub fn plan_with(
+    tensors: &[TensorInfo],
+    params: &ModelParams,
+    ftype: FileType,
+    opts: PlanOptions<'_>,
 ) -> Result<Plan, QuantError> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| compare_tensor_names(&tensors[a].name, &tensors[b].name));
@@ -473,6 +687,8 @@ pub fn plan(
     let mut st = State {
         p: params,
         ftype,
+        recipe: opts.recipe,
+        has_imatrix: opts.has_imatrix,
         n_attention_wv: tensors
             .iter()
             .filter(|t| Category::of(&t.name).is_attn_v())
@@ -485,28 +701,26 @@ pub fn plan(
         has_tied_embeddings: !tensors.iter().any(|t| t.name == "output.weight"),
     };
     let default = ftype.default_type();
+    let leave_output = opts.recipe.recipe.leave_output_tensor;
     let mut out = Vec::with_capacity(order.len());
     let mut n_fallback = 0;
     for idx in order {
         let t = &tensors[idx];
         let n_dims = t.ggml_n_dims();
-        let mut target = t.ggml_type;
-        let mut fell_back = false;
-        if allows_quantization(&t.name, n_dims, &params.arch) {
-            target = default;
-            if default.is_quantized() {
-                target = st.rules(t, Category::of(&t.name), default)?;
-                if let Some(alt) = fallback(t.ne.first().copied().unwrap_or(0), target) {
-                    target = alt;
-                    fell_back = true;
-                    n_fallback += 1;
-                }
-            }
-        }
+        let quantizable = allows_quantization(&t.name, n_dims, &params.arch)
+            && !(leave_output && t.name == "output.weight");
+        let (target, fell_back) = if quantizable {
+            st.choose(t, default)?
+        } else {
+            (t.ggml_type, false)
+        };
+        n_fallback += usize::from(fell_back);
         out.push(TensorChoice {
             input_index: idx,
             target,
             fallback: fell_back,
+            quantizable,
+            requires_imatrix: requires_imatrix(&t.name, target, ftype),
         });
     }
     Ok(Plan {
@@ -625,12 +839,17 @@ mod tests {
 
     #[test]
     fn fallback_chain() {
-        assert_eq!(fallback(256, GgmlType::Q4K), None);
-        assert_eq!(fallback(96, GgmlType::Q4K), Some(GgmlType::Q5_0));
-        assert_eq!(fallback(96, GgmlType::Q6K), Some(GgmlType::Q8_0));
-        assert_eq!(fallback(96, GgmlType::Q3K), Some(GgmlType::Q4_0));
-        assert_eq!(fallback(96, GgmlType::Q5K), Some(GgmlType::Q5_1));
-        assert_eq!(fallback(40, GgmlType::Q4K), Some(GgmlType::F16));
-        assert_eq!(fallback(40, GgmlType::Q8_0), Some(GgmlType::F16));
+        let f = |n, t| fallback(n, t).unwrap();
+        assert_eq!(f(256, GgmlType::Q4K), None);
+        assert_eq!(f(96, GgmlType::Q4K), Some(GgmlType::Q5_0));
+        assert_eq!(f(96, GgmlType::Q6K), Some(GgmlType::Q8_0));
+        assert_eq!(f(96, GgmlType::Q3K), Some(GgmlType::Q4_0));
+        assert_eq!(f(96, GgmlType::Q5K), Some(GgmlType::Q5_1));
+        assert_eq!(f(40, GgmlType::Q4K), Some(GgmlType::F16));
+        assert_eq!(f(40, GgmlType::Q8_0), Some(GgmlType::F16));
+        assert_eq!(f(96, GgmlType::IQ2XXS), Some(GgmlType::IQ4NL));
+        assert_eq!(f(40, GgmlType::IQ3S), Some(GgmlType::F16));
+        assert_eq!(f(96, GgmlType::TQ1_0), Some(GgmlType::Q4_0));
+        assert!(fallback(96, GgmlType::NVFP4).is_err());
     }
 }

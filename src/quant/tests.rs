@@ -190,10 +190,22 @@ fn fast_and_reference(t: GgmlType, x: &[f32]) -> (Vec<u8>, Vec<u8>) {
     (fast, reference)
 }
 
+/// The IQ and TQ types that quantize without an importance matrix.
+const UNWEIGHTED_IQ_TYPES: [GgmlType; 8] = [
+    GgmlType::IQ4NL,
+    GgmlType::IQ4XS,
+    GgmlType::IQ3XXS,
+    GgmlType::IQ3S,
+    GgmlType::IQ2S,
+    GgmlType::IQ1M,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
+];
+
 #[test]
 fn fast_row_kernels_match_the_scalar_reference() {
     for x in corpus(4096, 3) {
-        for t in QUANT_TYPES {
+        for t in QUANT_TYPES.into_iter().chain(UNWEIGHTED_IQ_TYPES) {
             let (fast, reference) = fast_and_reference(t, &x);
             assert!(
                 fast == reference,
@@ -277,4 +289,40 @@ fn q8_0_rounds_exact_ties_away_from_zero_on_every_path() {
     let q: Vec<i8> = fast[2..].iter().map(|&b| b as i8).collect();
     assert_eq!(&q[..5], &[127, -127, -1, 1, 0]);
     assert_eq!(q[5], ((5.0f32 - 16.0) * 4.0 + 0.5).round() as i8);
+}
+
+/// Importance weights for `n` columns: log-spread, some zero, one huge.
+fn importances(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..n)
+        .map(|i| match i % 37 {
+            5 => 0.0,
+            11 => 4e4,
+            _ => 10f32.powf(rng.f32() * 6.0 - 4.0),
+        })
+        .collect()
+}
+
+#[test]
+fn weighted_fast_paths_match_the_scalar_ports() {
+    use super::block::{quantize_rows_weighted, quantize_rows_weighted_reference};
+    use GgmlType::*;
+    for t in [
+        Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, IQ4NL, IQ4XS, IQ3XXS, IQ3S, IQ2XXS,
+        IQ2XS, IQ2S, IQ1S, IQ1M, TQ1_0, TQ2_0,
+    ] {
+        // 288-value rows leave a partial lane group for the 32-value types.
+        let n_per_row = if t.block_size() == 32 { 288 } else { 512 };
+        for (k, x) in corpus(n_per_row * 4, 7).iter().enumerate() {
+            let qw = importances(n_per_row, k as u64);
+            let bytes = t.bytes_for(x.len() as u64).unwrap() as usize;
+            let mut fast = vec![0u8; bytes];
+            let mut slow = vec![0u8; bytes];
+            assert!(quantize_rows_weighted(t, x, &qw, &mut fast));
+            assert!(quantize_rows_weighted_reference(t, x, &qw, &mut slow));
+            if let Some(i) = fast.iter().zip(&slow).position(|(a, b)| a != b) {
+                panic!("{t} data set {k}: fast path differs at byte {i}");
+            }
+        }
+    }
 }

@@ -344,7 +344,7 @@ pub fn detect_path(path: &Path) -> Result<Result<Detection, Unknown>> {
     if path.is_dir() {
         return Ok(detect(&Vocab::from_hf_dir(path)?));
     }
-    let is_gguf = std::fs::File::open(path)
+    let is_gguf = crate::fsutil::input::open(path)
         .and_then(|mut f| {
             let mut magic = [0u8; 4];
             std::io::Read::read_exact(&mut f, &mut magic).map(|_| &magic == b"GGUF")
@@ -353,6 +353,6 @@ pub fn detect_path(path: &Path) -> Result<Result<Detection, Unknown>> {
     if is_gguf {
         return Ok(detect(&Vocab::open_gguf(path)?));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::fsutil::input::read_to_string(path).map_err(|e| Error::io(path, e))?;
     Ok(detect_jinja(&text))
 }

@@ -310,7 +310,7 @@ pub fn check_template(template: &str, v: Option<&Vocab>, r: &mut LintReport) {
             Severity::Error,
             "template-field",
             format!("TEMPLATE line {}: {}", i.line, i.msg),
-            "use the fields Ollama passes (notes/ollama.md §2.1); unknown fields render as <no value>",
+            "use the fields Ollama passes (see docs/ollama.md, Templates); unknown fields render as <no value>",
         );
     }
     if parsed.mode() == Mode::Legacy && template.contains("Messages") {

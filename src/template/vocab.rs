@@ -120,7 +120,7 @@ impl Vocab {
             if !p.exists() {
                 return Ok(None);
             }
-            let text = std::fs::read_to_string(&p).with_path(&p)?;
+            let text = crate::fsutil::input::read_to_string(&p).with_path(&p)?;
             serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| Error::format(&p, format!("not valid JSON: {e}")))
@@ -193,7 +193,7 @@ impl Vocab {
         if v.chat_template.is_none() {
             let p = dir.join("chat_template.jinja");
             if p.exists() {
-                v.chat_template = Some(std::fs::read_to_string(&p).with_path(&p)?);
+                v.chat_template = Some(crate::fsutil::input::read_to_string(&p).with_path(&p)?);
             } else if let Some(j) = read_json("chat_template.json")? {
                 v.chat_template = j["chat_template"].as_str().map(str::to_string);
             }

@@ -11,9 +11,7 @@ use super::Workspace;
 use crate::actions::MODELFILE;
 use crate::exec::lockfile::LockFile;
 use crate::install::{Runtime, lmstudio, ollama};
-use crate::manifest::quant_name;
 use crate::plan::{BuildPlan, artifact_stem};
-use crate::quant::FileType;
 use crate::template::modelfile::Modelfile;
 use crate::{Error, Result};
 
@@ -40,15 +38,18 @@ impl Workspace {
         &self,
         plan: &BuildPlan,
         target: &str,
-    ) -> Vec<(String, Option<FileType>)> {
+    ) -> Vec<(String, Option<String>)> {
         let (model, quant) = match target.split_once(':') {
             Some((m, q)) => (m, Some(q.to_lowercase())),
             None => (target, None),
         };
         plan.artifacts
             .iter()
-            .filter(|a| a.model == model && (quant.is_none() || a.quant.map(quant_name) == quant))
-            .map(|a| (a.model.clone(), a.quant))
+            .filter(|a| {
+                a.model == model
+                    && (quant.is_none() || a.quant.as_deref().map(str::to_lowercase) == quant)
+            })
+            .map(|a| (a.model.clone(), a.quant.clone()))
             .collect()
     }
 
@@ -87,19 +88,49 @@ impl Workspace {
         &self,
         plan: &BuildPlan,
         runtime: Runtime,
-        which: &[(String, Option<FileType>)],
+        which: &[(String, Option<String>)],
         name: Option<&str>,
     ) -> Result<Vec<Installed>> {
-        install(self, plan, runtime, which, name)
+        install(
+            self,
+            plan,
+            runtime,
+            which,
+            name,
+            &LmStudioOptions::default(),
+        )
     }
+
+    /// Like [`Workspace::install`], with LM Studio's models folder and publisher given
+    /// (`install lmstudio --models-dir/--publisher`).
+    pub fn install_with(
+        &self,
+        plan: &BuildPlan,
+        runtime: Runtime,
+        which: &[(String, Option<String>)],
+        name: Option<&str>,
+        lmstudio: &LmStudioOptions,
+    ) -> Result<Vec<Installed>> {
+        install(self, plan, runtime, which, name, lmstudio)
+    }
+}
+
+/// Where LM Studio installs go; unset fields take the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct LmStudioOptions {
+    /// Models folder (default `$LMSTUDIO_MODELS` or `~/.lmstudio/models`).
+    pub models_dir: Option<PathBuf>,
+    /// Publisher folder (default: the project name).
+    pub publisher: Option<String>,
 }
 
 fn install(
     ws: &Workspace,
     plan: &BuildPlan,
     runtime: Runtime,
-    which: &[(String, Option<FileType>)],
+    which: &[(String, Option<String>)],
     name: Option<&str>,
+    lms: &LmStudioOptions,
 ) -> Result<Vec<Installed>> {
     if name.is_some() && which.len() > 1 {
         return Err(Error::Usage(format!(
@@ -111,7 +142,7 @@ fn install(
         // Two artifacts under one Ollama name would silently overwrite each other.
         let mut names = which
             .iter()
-            .map(|(m, q)| ollama_name(ws, m, *q, name))
+            .map(|(m, q)| ollama_name(ws, m, q.as_deref(), name))
             .collect::<Result<Vec<_>>>()?;
         names.sort();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -124,17 +155,15 @@ fn install(
     let lock = LockFile::read(&ws.layout.lock_path())?;
     let mut done = Vec::new();
     for (model, quant) in which {
-        let quant = *quant;
+        let quant = quant.as_deref();
         let art = plan
             .artifacts
             .iter()
-            .find(|a| &a.model == model && a.quant == quant)
+            .find(|a| &a.model == model && a.quant.as_deref() == quant)
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "no artifact {model}{}",
-                    quant
-                        .map(|q| format!(":{}", quant_name(q)))
-                        .unwrap_or_default()
+                    quant.map(|q| format!(":{q}")).unwrap_or_default()
                 ))
             })?;
         let output = |node: petgraph::graph::NodeIndex, out: &str| -> Result<PathBuf> {
@@ -170,17 +199,21 @@ fn install(
                 done.push(Installed {
                     runtime,
                     model: model.clone(),
-                    quant: quant.map(quant_name),
+                    quant: quant.map(str::to_string),
                     name: oname,
                     location: r.manifest,
                     changed: !r.written.is_empty(),
                 });
             }
             Runtime::Lmstudio => {
-                let dir = lmstudio::models_dir()?;
-                let publisher: String = ws
-                    .project
-                    .name
+                let dir = match &lms.models_dir {
+                    Some(d) => d.clone(),
+                    None => lmstudio::models_dir()?,
+                };
+                let publisher: String = lms
+                    .publisher
+                    .as_deref()
+                    .unwrap_or(&ws.project.name)
                     .chars()
                     .map(|c| {
                         if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
@@ -191,13 +224,14 @@ fn install(
                     })
                     .collect();
                 let file = format!("{stem}.gguf");
+                let folder = name.unwrap_or(model);
                 let (location, linked) =
-                    lmstudio::install(&dir, &gguf, &publisher, model, Some(&file))?;
+                    lmstudio::install(&dir, &gguf, &publisher, folder, Some(&file))?;
                 done.push(Installed {
                     runtime,
                     model: model.clone(),
-                    quant: quant.map(quant_name),
-                    name: format!("{publisher}/{model}-GGUF/{file}"),
+                    quant: quant.map(str::to_string),
+                    name: format!("{publisher}/{folder}-GGUF/{file}"),
                     location,
                     changed: linked,
                 });
@@ -212,7 +246,7 @@ fn install(
 fn ollama_name(
     ws: &Workspace,
     model: &str,
-    quant: Option<FileType>,
+    quant: Option<&str>,
     name: Option<&str>,
 ) -> Result<String> {
     let spec = ws
@@ -223,7 +257,7 @@ fn ollama_name(
     Ok(match (name, quant) {
         (Some(n), _) => n.to_string(),
         (None, _) if spec.ollama_name.contains(':') => spec.ollama_name.clone(),
-        (None, Some(q)) => format!("{}:{}", spec.ollama_name, quant_name(q)),
+        (None, Some(q)) => format!("{}:{q}", spec.ollama_name),
         (None, None) => spec.ollama_name.clone(),
     })
 }

@@ -6,7 +6,6 @@ use super::{BuildRequest, Workspace};
 use crate::actions::LINT_JSON;
 use crate::exec::BuildReport;
 use crate::exec::lockfile::LockFile;
-use crate::manifest::quant_name;
 use crate::plan::PlanOptions;
 use crate::template::lint::LintRecord;
 use crate::{Error, IoContext, Result};
@@ -24,7 +23,11 @@ impl Workspace {
     /// Builds what linting `target` (default: every model) needs, leniently so that every
     /// report is produced, and returns the build and the lint report of each artifact.
     pub fn lint(&self, target: Option<&str>) -> Result<(BuildReport, Vec<ArtifactLint>)> {
-        let plan = self.plan(PlanOptions { allow_lint: true })?;
+        let plan = self.plan(PlanOptions {
+            allow_lint: true,
+            // Lint is about templates; a quant over its quality budget must not hide its report.
+            allow_quality: true,
+        })?;
         let req = BuildRequest {
             targets: target.map(|t| vec![t.to_string()]).unwrap_or_default(),
             keep_going: true,
@@ -52,7 +55,8 @@ impl Workspace {
                 "{}{}",
                 a.model,
                 a.quant
-                    .map(|q| format!(":{}", quant_name(q)))
+                    .as_ref()
+                    .map(|q| format!(":{q}"))
                     .unwrap_or_default()
             );
             all.push(ArtifactLint { artifact, report });

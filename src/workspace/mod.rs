@@ -7,6 +7,8 @@
 
 mod install;
 mod lint;
+mod quality;
+mod remote;
 mod status;
 
 use std::path::Path;
@@ -16,11 +18,13 @@ use std::sync::atomic::AtomicBool;
 use serde::Serialize;
 
 pub use crate::install::Runtime;
-pub use install::Installed;
+pub use install::{Installed, LmStudioOptions};
 pub use lint::ArtifactLint;
+pub use remote::{CacheStats, PullReport, PushReport, RemoteProbe};
 pub use status::{StatusEntry, StatusReport};
 
-use crate::cache::{GcRoots, GcStats, SharedCacheLock, Store};
+use crate::cache::remote::RemoteConfig;
+use crate::cache::{GcRoots, GcStats, SharedCacheLock, Store, VerifyStats};
 use crate::exec::lockfile::LockFile;
 use crate::exec::materialize::{self, State};
 use crate::exec::{self, BuildOptions, BuildReport, ProjectLayout};
@@ -63,6 +67,28 @@ pub struct BuildRequest {
     pub interruptible: bool,
 }
 
+/// Remote cache settings from the command line (`--remote-cache`, `--remote-upload` and their
+/// environment variables).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOverride {
+    /// URL, or `none` to turn the manifest's remote off.
+    pub url: Option<String>,
+    /// Whether to upload what this machine builds.
+    pub upload: Option<bool>,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The cache's objects.
+    #[serde(flatten)]
+    pub cache: VerifyStats,
+    /// Placed outputs checked (those not modified since tinylm placed them).
+    pub outputs: usize,
+    /// Placed outputs whose content is not what tinylm placed (relative paths).
+    pub corrupt_outputs: Vec<std::path::PathBuf>,
+}
+
 /// What `clean` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CleanReport {
@@ -70,19 +96,43 @@ pub struct CleanReport {
     pub removed: usize,
     /// Files kept because they were modified after tinylm placed them (relative paths).
     pub kept: Vec<std::path::PathBuf>,
+    /// Paths left in the cache directory because tinylm did not create them (with `cache`).
+    pub cache_kept: Vec<std::path::PathBuf>,
 }
 
 impl Workspace {
     /// Loads and validates the manifest at `manifest` and opens the cache: `cache_override`
     /// (`--cache`, `TINYLM_CACHE`), else the manifest's `[cache] dir`, else `.tinylm/cache`.
     pub fn open(manifest: &Path, cache_override: Option<&Path>) -> Result<Workspace> {
+        Workspace::open_with(manifest, cache_override, &RemoteOverride::default())
+    }
+
+    /// Like [`Workspace::open`], with the remote cache settings of the command line, which win
+    /// over the manifest's `[cache] remote`/`upload`.
+    pub fn open_with(
+        manifest: &Path,
+        cache_override: Option<&Path>,
+        remote: &RemoteOverride,
+    ) -> Result<Workspace> {
         let loaded = manifest::load(manifest)?;
         let project = manifest::validate(&loaded)?;
         let cache_dir = cache_override
             .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf()))
             .or_else(|| project.cache_dir.clone())
             .unwrap_or_else(|| project.root.join(".tinylm").join("cache"));
-        let store = Store::open(&cache_dir)?;
+        if let Some(c) = cache_override
+            && let Some(problem) = manifest::cache_location_problem(&project, &cache_dir)
+        {
+            return Err(Error::Usage(format!("--cache {}: {problem}", c.display())));
+        }
+        let remote = RemoteConfig::resolve(
+            remote.url.as_deref(),
+            remote.upload,
+            project.remote.as_deref(),
+            project.upload,
+        )
+        .map_err(|e| Error::Usage(format!("--remote-cache / TINYLM_REMOTE_CACHE: {e}")))?;
+        let store = Store::open(&cache_dir)?.with_remote(remote);
         let layout = ProjectLayout {
             root: project.root.clone(),
             out: project.out.clone(),
@@ -120,6 +170,7 @@ impl Workspace {
             "another tinylm build of this project",
         )?;
         let cache = self.layout.store.lock_shared()?;
+        exec::remove_leftovers(&self.layout);
         Ok(BuildLocks {
             _project: project,
             _cache: cache,
@@ -168,17 +219,38 @@ impl Workspace {
         let _ = std::fs::remove_dir(out.join("releases"));
         let _ = std::fs::remove_dir(out);
         state.save(&state_path)?;
-        for k in &report.kept {
-            eprintln!(
-                "warning: kept {} (modified after tinylm placed it)",
-                out.join(k).display()
-            );
-        }
         if cache {
             drop(locks);
             let store = &self.layout.store;
             let held = store.lock_exclusive("another tinylm process using the cache")?;
-            store.remove_all(&held)?;
+            report.cache_kept = store.remove_all(&held)?;
+        }
+        Ok(report)
+    }
+
+    /// Rehashes every cache object and every output tinylm placed that is still there (outputs
+    /// edited since are not tinylm's any more and are skipped, as `clean` keeps them).
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let locks = self.lock_for_build()?;
+        let cache = self.layout.store.verify(&locks._cache)?;
+        let state = State::load(&self.layout.state_path());
+        let mut report = VerifyReport {
+            cache,
+            ..Default::default()
+        };
+        for (rel, placed) in &state.placed {
+            let path = self.layout.out.join(rel);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let unchanged = crate::cache::stat::FileStat::from_metadata(&meta) == placed.stat;
+            if !unchanged {
+                continue;
+            }
+            report.outputs += 1;
+            if crate::cache::hash_file(&path).ok() != Some(placed.digest) {
+                report.corrupt_outputs.push(rel.clone());
+            }
         }
         Ok(report)
     }
@@ -186,17 +258,34 @@ impl Workspace {
     /// Drops cache objects and records `tinylm.lock` does not need (see [`Store::gc`]).
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcStats> {
         let store = &self.layout.store;
+        // The project lock too: gc also clears what killed builds left in the project.
+        let _project = lock::acquire(
+            &self.layout.project_lock_path(),
+            true,
+            "another tinylm build of this project",
+        )?;
         let held = store.lock_exclusive("running tinylm builds")?;
+        exec::remove_leftovers(&self.layout);
+        store.remove_leftovers(&held);
         // Read under the exclusive lock: a build that finished meanwhile has written its lock.
         let lock = LockFile::read(&self.layout.lock_path())?;
-        let roots = GcRoots {
+        let mut roots = GcRoots {
             keys: lock.actions.values().map(|e| e.key).collect(),
             objects: lock
                 .actions
                 .values()
                 .flat_map(|e| e.outputs.values().map(|o| o.digest))
                 .collect(),
+            other_projects: Vec::new(),
         };
+        // A cache shared by several projects: keep what their locks need too.
+        let others = crate::cache::roots::protected_by_others(store, &self.project.root);
+        roots.keys.extend(others.keys);
+        roots.objects.extend(others.objects);
+        roots.other_projects = others.projects;
+        for p in &others.dropped {
+            tracing::info!("forgetting {} (its lock file is gone)", p.display());
+        }
         store.gc(&held, &roots, max_size)
     }
 
@@ -207,10 +296,17 @@ impl Workspace {
     }
 }
 
+/// Most worker threads `-j` accepts: far more than any machine has cores, few enough that
+/// starting them is instant (a typo like `-j 100000` used to spend minutes creating threads).
+pub const MAX_JOBS: usize = 1024;
+
 /// Number of worker threads: `-j`, else every core.
 pub fn jobs(j: Option<usize>) -> Result<usize> {
     match j {
         Some(0) => Err(Error::Usage("-j must be at least 1".into())),
+        Some(n) if n > MAX_JOBS => Err(Error::Usage(format!(
+            "-j {n}: at most {MAX_JOBS} worker threads (default: one per core)"
+        ))),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }

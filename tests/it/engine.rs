@@ -19,6 +19,7 @@ fn first_build_runs_everything_second_runs_nothing_and_rehashes_nothing() {
             "a/a.gguf",
             "b/b.Modelfile",
             "b/b.gguf",
+            "releases/v1-1.0.0/README.md",
             "releases/v1-1.0.0/SHA256SUMS",
             "releases/v1-1.0.0/a.Modelfile",
             "releases/v1-1.0.0/a.gguf",
@@ -357,6 +358,7 @@ fn outputs_are_read_only_and_release_checksums_are_right() {
         assert!(meta.permissions().readonly(), "{name} is writable");
         if !name.ends_with("SHA256SUMS")
             && !name.ends_with("release.json")
+            && !name.ends_with("README.md")
             && name.starts_with("releases/")
         {
             let sums = std::fs::read_to_string(p.path().join("dist/releases/v1-1.0.0/SHA256SUMS"))
@@ -502,4 +504,34 @@ fn quants_of_a_gguf_source_share_it_and_land_in_the_release() {
     );
     let r = p.build(&["m:q8_0"]);
     assert_eq!(count(&r, "up_to_date"), 3);
+}
+
+/// The committed demo lock is what any build of this tree produces: the test binary (built with
+/// the dev-dependencies' features) and `cargo run --release` must write the same bytes.
+#[test]
+fn the_committed_demo_builds_locked_from_a_fresh_copy() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = Project::new();
+    for f in ["tinylm.toml", "tinylm.lock"] {
+        std::fs::copy(root.join(f), p.path().join(f)).unwrap();
+    }
+    for e in walkdir::WalkDir::new(root.join("examples")) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap();
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(p.path().join(rel)).unwrap();
+        } else {
+            std::fs::copy(e.path(), p.path().join(rel)).unwrap();
+        }
+    }
+    let out = p.run(&["build", "--locked", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(p.path().join("tinylm.lock")).unwrap(),
+        std::fs::read(root.join("tinylm.lock")).unwrap()
+    );
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 /// (modules of the same layer are independent of each other). The crate root's items
 /// (`Error`, `Result`, `IoContext`, `VERSION`) are the `error` layer.
 const LAYERS: &[&[&str]] = &[
-    // The error type (and the crate root's items).
-    &["error"],
+    // The error type (and the crate root's items); did-you-mean suggestions for messages.
+    &["error", "suggest"],
     // File-system helpers: atomic writes, locks, link-or-copy.
     &["fsutil"],
     // File formats; the content-addressed cache.

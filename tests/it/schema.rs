@@ -106,7 +106,25 @@ fn the_readme_manifest_example_is_valid() {
             }
         }
     }
+    // And the texts and imatrix files it names.
+    let mut texts: Vec<&str> = Vec::new();
+    if let Some(t) = doc.get("eval").and_then(|e| e["text"].as_str()) {
+        texts.push(t);
+    }
+    for (_, model) in doc["models"].as_table().unwrap() {
+        if let Some(im) = model.get("imatrix").and_then(|i| i.as_table()) {
+            texts.extend(im.values().filter_map(|v| v.as_str()));
+        }
+    }
+    for t in texts {
+        let p = dir.path().join(t);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"").unwrap();
+    }
     let loaded = tinylm::manifest::load(&path).unwrap();
     let project = tinylm::manifest::validate(&loaded).unwrap();
     assert_eq!(project.models.len(), 3);
+    assert!(project.eval.is_some());
+    assert_eq!(project.models["qwen"].quants.len(), 4);
+    assert!(!project.models["qwen"].quality.is_empty());
 }

@@ -8,9 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use tinylm::formats::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
 
-/// Path of the binary under test.
+/// Path of the binary under test: `TINYLM_TEST_BIN` if set (to show that a test fails on an
+/// older build), else the one cargo built.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tinylm"))
+    std::env::var_os("TINYLM_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tinylm")))
 }
 
 /// `tests/fixtures/<rel>` in the repository.
@@ -282,4 +285,105 @@ pub fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs tinylm in `p` with `args` and `env`, killing it after `secs` seconds; returns its
+/// output, or `None` if it had to be killed (it hung).
+pub fn run_with_timeout(
+    p: &Project,
+    args: &[&str],
+    env: &[(&str, &str)],
+    secs: u64,
+) -> Option<Output> {
+    use std::process::Stdio;
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(p.path())
+        .args(args)
+        .env_remove("TINYLM_CACHE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output().unwrap());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => Some(out),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = rx.recv();
+            None
+        }
+    }
+}
+
+/// Asserts that `out` is not a panic (exit 101, "panicked at") and returns its stderr.
+pub fn assert_no_panic(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(out.status.code(), Some(101), "{what} panicked:\n{err}");
+    assert!(!err.contains("panicked at"), "{what} panicked:\n{err}");
+    err
+}
+
+/// CRC-32 (IEEE), as zip entries carry it.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A stored (uncompressed) zip archive, laid out as `torch.save` writes one.
+pub fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(data);
+        let len = (data.len() as u32).to_le_bytes();
+        let name_len = (name.len() as u16).to_le_bytes();
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&name_len);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(b"PK\x01\x02");
+        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        central.extend_from_slice(&crc.to_le_bytes());
+        central.extend_from_slice(&len);
+        central.extend_from_slice(&len);
+        central.extend_from_slice(&name_len);
+        central.extend_from_slice(&[0; 12]);
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
 }

@@ -74,7 +74,11 @@ impl HfTokenizer {
     }
 
     /// Like [`HfTokenizer::load`], from an already parsed `tokenizer.json`.
-    pub fn from_json(mut json: Json, model: &HfModel, hp: &Hparams) -> Result<HfTokenizer> {
+    pub fn from_json(json: Json, model: &HfModel, hp: &Hparams) -> Result<HfTokenizer> {
+        guarded(|| Self::build(json, model, hp))
+    }
+
+    fn build(mut json: Json, model: &HfModel, hp: &Hparams) -> Result<HfTokenizer> {
         let tc = parse_json_file(model, "tokenizer_config.json")?;
         let stm = parse_json_file(model, "special_tokens_map.json")?;
         let class = tokenizer_class(tc.as_ref(), hp);
@@ -296,11 +300,13 @@ impl HfTokenizer {
 
     /// Token ids of `text` with special tokens added (transformers' `encode`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tok
-            .encode(text, true)
-            .map_err(|e| ConvertError::Tokenizer(format!("encoding failed: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        guarded(|| {
+            let enc = self
+                .tok
+                .encode(text, true)
+                .map_err(|e| ConvertError::Tokenizer(format!("encoding failed: {e}")))?;
+            Ok(enc.get_ids().to_vec())
+        })
     }
 
     /// llama.cpp's chkhsh: sha256 of Python's `str(list_of_ids)` for [`CHKTXT`].
@@ -324,6 +330,10 @@ impl HfTokenizer {
     }
 
     fn roundtrip(&self, token: &str) -> Result<String> {
+        guarded(|| self.roundtrip_unguarded(token))
+    }
+
+    fn roundtrip_unguarded(&self, token: &str) -> Result<String> {
         let enc = self
             .tok
             .encode(token, false)
@@ -353,6 +363,10 @@ impl HfTokenizer {
 
     /// `get_vocab_base`: the token list and types for ids `0..vocab_size`.
     pub fn vocab_base(&self, vocab_size: usize) -> Result<(Vec<String>, Vec<i32>)> {
+        guarded(|| self.vocab_base_unguarded(vocab_size))
+    }
+
+    fn vocab_base_unguarded(&self, vocab_size: usize) -> Result<(Vec<String>, Vec<i32>)> {
         let vocab = self.tok.get_vocab(true);
         let max_id = vocab.values().copied().max().unwrap_or(0) as usize;
         if max_id >= vocab_size {
@@ -399,6 +413,14 @@ impl HfTokenizer {
         }
         Ok((tokens, types))
     }
+}
+
+/// Runs a call into the `tokenizers` library, which panics on some malformed
+/// `tokenizer.json` files (a template post-processor naming an undefined special token):
+/// the panic becomes a tokenizer error.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    crate::formats::guard::catch("the tokenizers library failed on tokenizer.json", f)
+        .map_err(|msg| file_err("tokenizer.json", msg))?
 }
 
 /// `does_token_look_special` of the reference.

@@ -21,6 +21,7 @@ mod bpe_vocab;
 mod error;
 mod hparams;
 mod json;
+mod layout;
 mod metadata;
 mod model_card;
 mod pretok;
@@ -38,7 +39,7 @@ pub use bpe_vocab::{CHKTXT, HfTokenizer};
 pub use error::ConvertError;
 pub use hparams::Hparams;
 pub use metadata::{id_to_title, model_id_components, size_label};
-pub use pretok::{PreSource, pre_for_hash, structural_pre};
+pub use pretok::{LLAMA_CPP_PRE_NAMES, PreSource, check_pre_name, pre_for_hash, structural_pre};
 pub use tensors::{PlannedTensor, Source, Transform};
 
 use self::arch::Skip;
@@ -224,6 +225,9 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
     let block_count = hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
     let mut warnings: Vec<String> = Vec::new();
     arch.check_variant(model, &hp)?;
+    // Inconsistent hyperparameters are reported by key before any tensor is looked at (the
+    // vocabulary size is not known yet and not checked here).
+    arch.layout(&hp, 0)?;
 
     // ---- tensors, in the reference's order: extra tensors, then part by part; within a part,
     // safetensors tensors sorted by name (gguf-py's SafetensorsLocal), a torch pickle's in its
@@ -308,12 +312,15 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
         let mut shape = t.shape.clone();
         let transform = arch.transform(&name, &t.name, &mut shape, &hp)?;
         let gguf_name = arch.map_name(&name, block_count).ok_or_else(|| {
+            let key = layout::block_count_key(&hp);
             tensor_err(
                 &t.name,
-                format!(
-                    "cannot be mapped to a GGUF tensor of architecture '{}'",
-                    arch.gguf_name()
-                ),
+                layout::block_beyond(&name, block_count, key).unwrap_or_else(|| {
+                    format!(
+                        "cannot be mapped to a GGUF tensor of architecture '{}'",
+                        arch.gguf_name()
+                    )
+                }),
             )
         })?;
         let n_dims = shape.len();
@@ -363,6 +370,15 @@ pub fn plan(model: &HfModel, opts: &GgufOptions) -> Result<ConversionPlan> {
             "vocab_size is {vs} but the token embedding has {} rows: llama.cpp cannot load such a model",
             emb.shape.first().copied().unwrap_or(0)
         )));
+    }
+
+    // Every tensor llama.cpp will look for, shaped as the hyperparameters say.
+    let n_vocab = match planned.iter().find(|p| p.name == "token_embd.weight") {
+        Some(emb) => emb.shape.first().copied().unwrap_or(0),
+        None => vocab_size.unwrap_or(0) as usize,
+    };
+    if let Some(layout) = arch.layout(&hp, n_vocab)? {
+        layout.check(arch.gguf_name(), &planned)?;
     }
 
     let params: u64 = planned.iter().map(|p| p.n_elements() as u64).sum();
@@ -443,6 +459,7 @@ fn write_vocab(
         None => tok.inner().get_vocab_size(true),
     };
     let (pre, source, chkhsh) = if let Some(p) = &opts.pre_override {
+        pretok::check_pre_name(p).map_err(ConvertError::Tokenizer)?;
         (p.clone(), PreSource::Override, None)
     } else {
         let h = tok.chkhsh()?;
@@ -500,15 +517,16 @@ impl ConversionPlan {
             _ => None,
         };
         let mut out = out;
-        self.writer
-            .write(&mut out, |i, _spec, w| {
-                let p = &self.tensors[i];
-                tensors::write_tensor(p, w, cancel, pool.as_ref()).map_err(crate::Error::from)
+        // Tensors are encoded on another thread, a few chunks ahead of this one's writes.
+        tensors::pipelined(&self.tensors, cancel, pool.as_ref(), |pipe| {
+            self.writer.write(&mut out, |_i, _spec, w| {
+                pipe.write_next(w).map_err(crate::Error::from)
             })
-            .map_err(|e| match e {
-                crate::Error::Interrupted => ConvertError::Cancelled,
-                other => ConvertError::Write(other),
-            })
+        })
+        .map_err(|e| match e {
+            crate::Error::Interrupted => ConvertError::Cancelled,
+            other => ConvertError::Write(other),
+        })
     }
 }
 
@@ -532,7 +550,8 @@ pub fn convert_to_path(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_path(dir)?;
+    // Mode 0666 less the umask like any new file (tempfile's default is 0600).
+    let tmp = crate::fsutil::public_temp_file_for(path).with_path(dir)?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         plan.write(&mut w, opts)?;

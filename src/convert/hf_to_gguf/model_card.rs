@@ -33,8 +33,11 @@ pub fn load(model: &HfModel) -> Result<Card> {
     if yaml.trim().is_empty() {
         return Ok(Card::new());
     }
-    let value: Json = serde_saphyr::from_str_with_options(&yaml, pyyaml_like())
-        .map_err(|e| file_err("README.md", format!("front matter is not valid YAML: {e}")))?;
+    let value: Json = crate::formats::guard::catch("the YAML parser failed on README.md", || {
+        serde_saphyr::from_str_with_options(&yaml, pyyaml_like())
+    })
+    .map_err(|msg| file_err("README.md", msg))?
+    .map_err(|e| file_err("README.md", format!("front matter is not valid YAML: {e}")))?;
     Ok(match value {
         Json::Object(m) => m,
         _ => Card::new(),

@@ -93,13 +93,14 @@ impl TokenizerYaml {
 
 /// Reads and parses a YAML file into `T`; errors carry the parser's line/column message.
 pub fn load_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = crate::fsutil::input::read_to_string(path).map_err(|e| e.to_string())?;
     parse_yaml(&text)
 }
 
 /// Parses YAML text into `T`.
 pub fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
-    serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    crate::formats::guard::catch("the YAML parser failed", || serde_saphyr::from_str(text))?
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

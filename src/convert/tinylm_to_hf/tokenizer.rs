@@ -269,6 +269,13 @@ pub fn export(
     config.insert("added_tokens_decoder".into(), Value::Object(decoder));
     config.insert("clean_up_tokenization_spaces".into(), json!(false));
     config.insert("extra_special_tokens".into(), json!({}));
+    // Without it, `tok(text)` also returns `token_type_ids`, which `model(**tok(text))` feeds
+    // to GPT-2 as extra embeddings (wrong logits) and Llama's `generate` rejects. The
+    // transformers classes for these models declare exactly these two inputs.
+    config.insert(
+        "model_input_names".into(),
+        json!(["input_ids", "attention_mask"]),
+    );
     config.insert("model_max_length".into(), json!(ctx));
     config.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
     let mut map = Map::new();

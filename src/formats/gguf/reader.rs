@@ -4,7 +4,7 @@
 //! file produces a [`GgufError`] naming what was being read and where, never a panic or a huge
 //! allocation.
 
-use std::fs::File;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,6 +39,21 @@ pub enum GgufError {
     /// Anything else that makes the file invalid.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl GgufError {
+    /// Says which entry was being read when the file ended or broke (computed only on error,
+    /// so the hot parse loop formats nothing).
+    fn within(self, entry: impl FnOnce() -> String) -> GgufError {
+        match self {
+            GgufError::Truncated { what, offset } => GgufError::Truncated {
+                what: format!("{what} of {}", entry()),
+                offset,
+            },
+            GgufError::Invalid(msg) => GgufError::Invalid(format!("{}: {msg}", entry())),
+            other => other,
+        }
+    }
 }
 
 /// Where one tensor lives in the file and how it is shaped.
@@ -95,7 +110,7 @@ impl GgufFile {
     /// Opens and parses `path` (memory-mapped; tensor data is not read).
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::fsutil::input::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the map is read-only; tinylm never writes to input files and the cache keeps its
         // objects read-only. A concurrent external truncation could still fault, as with any mmap.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
@@ -126,27 +141,33 @@ impl GgufFile {
                 map.len()
             )));
         }
+        // Duplicate checks borrow the names from the mapping: one hash lookup per entry, so a
+        // header with hundreds of thousands of keys or tensors parses in linear time.
+        let mut keys: HashSet<&str> = HashSet::with_capacity(n_kv as usize);
         let mut metadata: Vec<(String, Value)> = Vec::with_capacity(n_kv as usize);
         for i in 0..n_kv {
-            let key = r.string_utf8(&format!("key of metadata entry {i}"))?;
+            let key = r
+                .str_utf8("key")
+                .map_err(|e| e.within(|| format!("metadata entry {i}")))?;
             if key.is_empty() {
                 return Err(GgufError::Invalid(format!(
                     "metadata entry {i} has an empty key"
                 )));
             }
-            if metadata.iter().any(|(k, _)| *k == key) {
+            if !keys.insert(key) {
                 return Err(GgufError::Invalid(format!(
                     "duplicate metadata key '{key}'"
                 )));
             }
-            let type_id = r.u32(&format!("type of '{key}'"))?;
+            let in_key = |e: GgufError| e.within(|| format!("metadata key '{key}'"));
+            let type_id = r.u32("value type").map_err(in_key)?;
             let vt = ValueType::from_id(type_id).ok_or_else(|| {
                 GgufError::Invalid(format!(
                     "metadata key '{key}' has invalid value type {type_id}"
                 ))
             })?;
-            let value = r.value(vt, &key)?;
-            metadata.push((key, value));
+            let value = r.value(vt, key)?;
+            metadata.push((key.to_owned(), value));
         }
         let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
             None => DEFAULT_ALIGNMENT,
@@ -157,10 +178,14 @@ impl GgufFile {
                 )));
             }
         };
+        let mut names: HashSet<&str> = HashSet::with_capacity(n_tensors as usize);
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
-            let name = r.string_utf8(&format!("name of tensor {i}"))?;
-            let n_dims = r.u32(&format!("dimension count of tensor '{name}'"))? as usize;
+            let name = r
+                .str_utf8("name")
+                .map_err(|e| e.within(|| format!("tensor {i}")))?;
+            let in_tensor = |e: GgufError| e.within(|| format!("tensor '{name}'"));
+            let n_dims = r.u32("dimension count").map_err(in_tensor)? as usize;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(GgufError::Invalid(format!(
                     "tensor '{name}' has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
@@ -168,13 +193,13 @@ impl GgufFile {
             }
             let mut ne = Vec::with_capacity(n_dims);
             for _ in 0..n_dims {
-                ne.push(r.u64(&format!("shape of tensor '{name}'"))?);
+                ne.push(r.u64("shape").map_err(in_tensor)?);
             }
-            let type_id = r.u32(&format!("type of tensor '{name}'"))?;
+            let type_id = r.u32("type").map_err(in_tensor)?;
             let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
                 GgufError::Invalid(format!("tensor '{name}' has unknown ggml type {type_id}"))
             })?;
-            let offset = r.u64(&format!("offset of tensor '{name}'"))?;
+            let offset = r.u64("offset").map_err(in_tensor)?;
             let n_elements = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
             let ne0 = ne[0];
             let nbytes = match n_elements {
@@ -192,13 +217,13 @@ impl GgufFile {
             .ok_or_else(|| {
                 GgufError::Invalid(format!("tensor '{name}': shape {ne:?} overflows"))
             })?;
-            if tensors.iter().any(|t| t.name == name) {
+            if !names.insert(name) {
                 return Err(GgufError::Invalid(format!(
                     "duplicate tensor name '{name}'"
                 )));
             }
             tensors.push(TensorInfo {
-                name,
+                name: name.to_owned(),
                 ne,
                 ggml_type,
                 offset,
@@ -338,14 +363,19 @@ impl<'a> Cursor<'a> {
     }
 
     fn bytes(&mut self, what: &str) -> Result<Vec<u8>, GgufError> {
-        let len = self.u64(what)?;
-        Ok(self.take(len, what)?.to_vec())
+        Ok(self.slice(what)?.to_vec())
     }
 
-    fn string_utf8(&mut self, what: &str) -> Result<String, GgufError> {
+    fn slice(&mut self, what: &str) -> Result<&'a [u8], GgufError> {
+        let len = self.u64(what)?;
+        self.take(len, what)
+    }
+
+    /// A length-prefixed UTF-8 string, borrowed from the buffer.
+    fn str_utf8(&mut self, what: &str) -> Result<&'a str, GgufError> {
         let start = self.pos;
-        let b = self.bytes(what)?;
-        String::from_utf8(b)
+        let b = self.slice(what)?;
+        std::str::from_utf8(b)
             .map_err(|_| GgufError::Invalid(format!("{what} at byte {start} is not valid UTF-8")))
     }
 

@@ -312,3 +312,107 @@ fn describe_lists_metadata_and_tensors() {
         "{t}"
     );
 }
+
+/// Replaces the first occurrence of `from` in `bytes` by `to` (same length).
+fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern present");
+    bytes[at..at + to.len()].copy_from_slice(to);
+}
+
+#[test]
+fn duplicate_metadata_keys_are_rejected() {
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    w.add_kv("test.key.a", Value::U32(1));
+    w.add_kv("test.key.b", Value::U32(2));
+    let mut bytes = write_to_vec(&w);
+    patch(&mut bytes, b"test.key.b", b"test.key.a");
+    let err = parse(&bytes).unwrap_err().to_string();
+    assert!(err.contains("duplicate metadata key 'test.key.a'"), "{err}");
+}
+
+#[test]
+fn duplicate_tensor_names_are_rejected() {
+    let mut w = GgufWriter::new();
+    for name in ["blk.0.x", "blk.1.x", "blk.2.x"] {
+        w.add_tensor(TensorSpec {
+            name: name.into(),
+            ne: vec![4],
+            ggml_type: GgmlType::F32,
+        })
+        .unwrap();
+    }
+    let mut bytes = write_to_vec(&w);
+    patch(&mut bytes, b"blk.2.x", b"blk.0.x");
+    let err = parse(&bytes).unwrap_err().to_string();
+    assert!(err.contains("duplicate tensor name 'blk.0.x'"), "{err}");
+}
+
+#[test]
+fn errors_inside_an_entry_name_the_entry() {
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::str("llama"));
+    w.add_kv("test.bad_type", Value::U32(7));
+    let mut bytes = write_to_vec(&w);
+    // The value type id follows the key; 99 is no GGUF type.
+    let key_end = bytes
+        .windows(13)
+        .position(|w| w == b"test.bad_type")
+        .unwrap()
+        + 13;
+    bytes[key_end..key_end + 4].copy_from_slice(&99u32.to_le_bytes());
+    let err = parse(&bytes).unwrap_err().to_string();
+    assert!(err.contains("'test.bad_type'"), "{err}");
+    // Truncated inside the second key's value: the message says which key.
+    let err = parse(&bytes[..key_end + 2]).unwrap_err().to_string();
+    assert!(err.contains("metadata key 'test.bad_type'"), "{err}");
+}
+
+#[test]
+fn remove_kv_keeps_the_key_index_consistent() {
+    let mut w = GgufWriter::new();
+    for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+        w.add_kv(*k, Value::U32(i as u32));
+    }
+    w.remove_kv("b");
+    w.remove_kv("missing");
+    // Overwrites must land on the right slot after the removal shifted positions.
+    w.add_kv("d", Value::U32(40));
+    w.add_kv("a", Value::U32(10));
+    w.set_kv_last("c", Value::U32(30));
+    w.add_kv("b", Value::U32(20));
+    let kvs: Vec<(String, Value)> = w.kvs().to_vec();
+    assert_eq!(
+        kvs,
+        vec![
+            ("a".to_string(), Value::U32(10)),
+            ("d".to_string(), Value::U32(40)),
+            ("c".to_string(), Value::U32(30)),
+            ("b".to_string(), Value::U32(20)),
+        ]
+    );
+}
+
+#[test]
+fn wide_headers_parse() {
+    // 20k tensors and keys: the duplicate checks are hash lookups (scripts/bench-gguf-header.sh
+    // measures 300k); this checks the many-entry path stays correct.
+    let mut w = GgufWriter::new();
+    for i in 0..20_000u32 {
+        w.add_kv(format!("bench.key.{i}"), Value::U32(i));
+        w.add_tensor(TensorSpec {
+            name: format!("t.{i}"),
+            ne: vec![1],
+            ggml_type: GgmlType::F32,
+        })
+        .unwrap();
+    }
+    let f = parse(&write_to_vec(&w)).unwrap();
+    assert_eq!(f.tensors.len(), 20_000);
+    assert_eq!(f.metadata.len(), 20_000);
+    assert_eq!(f.tensors[19_999].name, "t.19999");
+}

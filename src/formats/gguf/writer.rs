@@ -4,6 +4,7 @@
 //! the file is written front to back in one pass: header, padding, then each tensor's bytes as a
 //! caller-supplied closure produces them. Peak memory is one tensor, whatever the model size.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use super::reader::pad;
@@ -37,6 +38,10 @@ pub struct GgufWriter {
     alignment: u64,
     kvs: Vec<(String, Value)>,
     tensors: Vec<TensorSpec>,
+    /// Position of each key in `kvs` and the set of tensor names: linear-time building of
+    /// files with hundreds of thousands of entries (quantizing such a file copies them all).
+    kv_index: HashMap<String, usize>,
+    tensor_names: HashSet<String>,
 }
 
 impl Default for GgufWriter {
@@ -52,6 +57,8 @@ impl GgufWriter {
             alignment: DEFAULT_ALIGNMENT,
             kvs: Vec::new(),
             tensors: Vec::new(),
+            kv_index: HashMap::new(),
+            tensor_names: HashSet::new(),
         }
     }
 
@@ -63,22 +70,32 @@ impl GgufWriter {
         {
             self.alignment = u64::from(a);
         }
-        match self.kvs.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.kvs.push((key, value)),
+        match self.kv_index.get(&key) {
+            Some(&i) => self.kvs[i].1 = value,
+            None => {
+                self.kv_index.insert(key.clone(), self.kvs.len());
+                self.kvs.push((key, value));
+            }
         }
     }
 
     /// Sets a KV the way ggml's C writer does: any existing entry is removed, the key goes last.
     pub fn set_kv_last(&mut self, key: impl Into<String>, value: Value) {
         let key = key.into();
-        self.kvs.retain(|(k, _)| *k != key);
+        self.remove_kv(&key);
         self.add_kv(key, value);
     }
 
     /// Removes a KV if present.
     pub fn remove_kv(&mut self, key: &str) {
-        self.kvs.retain(|(k, _)| k != key);
+        if let Some(i) = self.kv_index.remove(key) {
+            self.kvs.remove(i);
+            for slot in self.kv_index.values_mut() {
+                if *slot > i {
+                    *slot -= 1;
+                }
+            }
+        }
     }
 
     /// The KVs in write order.
@@ -114,7 +131,7 @@ impl GgufWriter {
                 spec.ggml_type.block_size()
             )));
         }
-        if self.tensors.iter().any(|t| t.name == spec.name) {
+        if !self.tensor_names.insert(spec.name.clone()) {
             return Err(bad("duplicate tensor name".into()));
         }
         self.tensors.push(spec);

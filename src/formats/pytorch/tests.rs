@@ -626,3 +626,64 @@ fn truncated_and_corrupted_checkpoints_fail_cleanly() {
         }
     }
 }
+
+/// `[b, b, …]`: `n` references to one `len`-byte bytes object (BINBYTES, memoized).
+fn shared_bytes_pickle(len: usize, n: usize) -> Vec<u8> {
+    let mut p = Pk::new().op(b"](");
+    p.0.push(b'B');
+    p.0.extend_from_slice(&(len as u32).to_le_bytes());
+    p.0.extend(std::iter::repeat_n(b'x', len));
+    p = p.op(b"q\x00");
+    for _ in 1..n {
+        p = p.op(b"h\x00");
+    }
+    p.op(b"e").stop()
+}
+
+#[test]
+fn shared_references_to_large_values_are_bounded_in_bytes() {
+    // 1 MiB referenced 100k times: 100 GB if every reference were copied.
+    let pkl = shared_bytes_pickle(1 << 20, 100_000);
+    let err = unpickle(&pkl, Options::default()).unwrap_err();
+    assert!(
+        matches!(&err, PickleError::TooComplex(m) if m.contains("too many bytes")),
+        "{err}"
+    );
+    // A few references to a large value are fine.
+    let v = unpickle(&shared_bytes_pickle(1 << 20, 8), Options::default()).unwrap();
+    assert!(matches!(v, Value::List(ref l) if l.len() == 8));
+}
+
+#[test]
+fn calls_that_copy_large_values_are_bounded() {
+    // bytearray(b) called 100k times on one memoized 1 MiB value.
+    let mut p = Pk::new().global("builtins", "bytearray").op(b"q\x01");
+    p.0.push(b'B');
+    p.0.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    p.0.extend(std::iter::repeat_n(b'x', 1 << 20));
+    p = p.op(b"q\x000](");
+    for _ in 0..100_000 {
+        p = p.op(b"h\x01h\x00\x85R");
+    }
+    let err = unpickle(&p.op(b"e").stop(), Options::default()).unwrap_err();
+    assert!(
+        matches!(&err, PickleError::TooComplex(m) if m.contains("MiB")),
+        "{err}"
+    );
+}
+
+#[test]
+fn overlapping_views_are_bounded() {
+    let data = [0u8; 4];
+    // A stride-0 view of 255 x 255 x 255 x 2 elements over a 1-element storage: 132 MB from
+    // 4 bytes.
+    let pkl = tensor_pickle("FloatStorage", 1, 0, &[255, 255, 255, 2], &[0, 0, 0, 0]);
+    let msg = open_crafted(&pkl, &[("0", &data)], b"little")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("overlapping"), "{msg}");
+    // A small expanded view (what `x.expand(200, 200)` saves) is read, as torch reads it.
+    let pkl = tensor_pickle("FloatStorage", 1, 0, &[200, 200], &[0, 0]);
+    let ckpt = open_crafted(&pkl, &[("0", &data)], b"little").unwrap();
+    assert_eq!(ckpt.state_dict().unwrap()[0].data.as_bytes().len(), 160_000);
+}

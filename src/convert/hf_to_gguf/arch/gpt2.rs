@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::super::error::{Result, cfg, tensor_err};
 use super::super::hparams::{Hparams, as_u32};
+use super::super::layout::{self, Layout};
 use super::super::tensors::Transform;
 use super::text::{block, map_with_suffix};
 use super::{Architecture, ConfigClass, Skip, TokenizerClass};
@@ -31,6 +32,15 @@ fn defaults() -> Vec<(&'static str, Json)> {
 }
 
 fn post_init(_: &mut Map<String, Json>) {}
+
+/// `gpt2.context_length`: the reference requires n_ctx (KeyError otherwise); tinylm also
+/// accepts n_positions.
+fn n_ctx(hp: &Hparams) -> Result<u32> {
+    match hp.get("n_ctx") {
+        Some(v) => as_u32(v).ok_or_else(|| cfg(format!("n_ctx must be an integer, found {v}"))),
+        None => hp.req_u32(&["n_positions"]),
+    }
+}
 
 impl Architecture for Gpt2 {
     fn gguf_name(&self) -> &'static str {
@@ -115,19 +125,16 @@ impl Architecture for Gpt2 {
         Ok(Transform::None)
     }
 
+    fn layout(&self, hp: &Hparams, n_vocab: usize) -> Result<Option<Layout>> {
+        layout::gpt2(hp, n_vocab, n_ctx(hp)? as usize).map(Some)
+    }
+
     fn write_params(&self, hp: &Hparams, file_type: u32, w: &mut GgufWriter) -> Result<()> {
         let k = |s: &str| format!("gpt2.{s}");
         let block_count =
             hp.req_u32(&["n_layers", "num_hidden_layers", "n_layer", "num_layers"])?;
         w.add_kv(k("block_count"), Value::U32(block_count));
-        // The reference requires n_ctx (KeyError otherwise); tinylm also accepts n_positions.
-        let n_ctx = match hp.get("n_ctx") {
-            Some(v) => {
-                as_u32(v).ok_or_else(|| cfg(format!("n_ctx must be an integer, found {v}")))?
-            }
-            None => hp.req_u32(&["n_positions"])?,
-        };
-        w.add_kv(k("context_length"), Value::U32(n_ctx));
+        w.add_kv(k("context_length"), Value::U32(n_ctx(hp)?));
         let n_embd = hp.req_u32(&["n_embd"])?;
         w.add_kv(k("embedding_length"), Value::U32(n_embd));
         let ff = n_embd

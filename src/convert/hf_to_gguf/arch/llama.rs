@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json, json};
 use super::super::error::{ConvertError, Result, cfg, tensor_err};
 use super::super::hparams::{self, Hparams, as_u32};
 use super::super::json::{parse_json_file, truthy as json_truthy};
+use super::super::layout::{self, Layout, QueryWidth};
 use super::super::tensors::{PlannedTensor, Source, Transform};
 use super::text::{self, map_with_suffix};
 use super::{Architecture, ConfigClass, TokenizerClass};
@@ -162,6 +163,10 @@ impl Architecture for Llama {
             ));
         }
         Ok(Transform::Permute(h))
+    }
+
+    fn layout(&self, hp: &Hparams, n_vocab: usize) -> Result<Option<Layout>> {
+        layout::decoder(hp, n_vocab, QueryWidth::HeadsTimesHeadDim, false).map(Some)
     }
 
     fn write_params(&self, hp: &Hparams, file_type: u32, w: &mut GgufWriter) -> Result<()> {

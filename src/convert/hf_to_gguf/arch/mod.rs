@@ -22,6 +22,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{ConvertError, Result, cfg};
 use super::hparams::Hparams;
+use super::layout::Layout;
 use super::tensors::{PlannedTensor, Transform};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::GgufWriter;
@@ -94,6 +95,13 @@ pub trait Architecture: Sync {
     /// Refuses variants the reference converts differently (embedding heads, rerankers).
     fn check_variant(&self, _model: &HfModel, _hp: &Hparams) -> Result<()> {
         Ok(())
+    }
+
+    /// The tensors llama.cpp's loader reads for this architecture, with the shapes the
+    /// hyperparameters imply (`n_vocab` is the token embedding's rows); an error names an
+    /// inconsistent hyperparameter. `None`: not checked.
+    fn layout(&self, _hp: &Hparams, _n_vocab: usize) -> Result<Option<Layout>> {
+        Ok(None)
     }
 
     /// Tensors computed from the hyperparameters, written before the model's own

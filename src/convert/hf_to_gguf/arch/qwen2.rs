@@ -7,6 +7,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::super::error::{Result, file_err};
 use super::super::hparams::{self, Hparams};
+use super::super::layout::{self, Layout, QueryWidth};
 use super::text::{self, map_with_suffix};
 use super::{Architecture, ConfigClass, TokenizerClass};
 use crate::convert::hf::HfModel;
@@ -92,6 +93,10 @@ impl Architecture for Qwen2 {
 
     fn map_name(&self, name: &str, block_count: u32) -> Option<String> {
         map_with_suffix(name, |base| text::map_decoder(base, block_count, false))
+    }
+
+    fn layout(&self, hp: &Hparams, n_vocab: usize) -> Result<Option<Layout>> {
+        layout::decoder(hp, n_vocab, QueryWidth::Embedding, false).map(Some)
     }
 
     fn write_params(&self, hp: &Hparams, file_type: u32, w: &mut GgufWriter) -> Result<()> {

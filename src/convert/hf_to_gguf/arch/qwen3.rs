@@ -7,6 +7,7 @@ use serde_json::{Value as Json, json};
 
 use super::super::error::{Result, cfg};
 use super::super::hparams::Hparams;
+use super::super::layout::{self, Layout, QueryWidth};
 use super::qwen2::{qwen_post_init, qwen2_defaults, reject_pooling};
 use super::text::{self, map_with_suffix};
 use super::{Architecture, ConfigClass, TokenizerClass};
@@ -77,6 +78,10 @@ impl Architecture for Qwen3 {
 
     fn map_name(&self, name: &str, block_count: u32) -> Option<String> {
         map_with_suffix(name, |base| text::map_decoder(base, block_count, true))
+    }
+
+    fn layout(&self, hp: &Hparams, n_vocab: usize) -> Result<Option<Layout>> {
+        layout::decoder(hp, n_vocab, QueryWidth::HeadsTimesHeadDim, true).map(Some)
     }
 
     fn write_params(&self, hp: &Hparams, file_type: u32, w: &mut GgufWriter) -> Result<()> {

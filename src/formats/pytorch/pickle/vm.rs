@@ -40,6 +40,34 @@ enum Node {
 const MAX_DEPTH: usize = 200;
 const MAX_VALUES: usize = 8_000_000;
 
+/// Bytes that calls (`bytes(x)`, `set(x)`, `_codecs.encode`, …) may allocate, and that shared
+/// references may expand to when the tree is built, beyond a small multiple of the pickle's
+/// own size. A real checkpoint or tokenizer copies each value once; a pickle that references
+/// one large string a million times is a memory bomb and is refused.
+fn byte_budget(pickle_len: usize) -> usize {
+    (64usize << 20).saturating_add(pickle_len.saturating_mul(4))
+}
+
+/// Heap bytes a node owns (what building or copying it allocates).
+fn heap_size(n: &Node) -> usize {
+    let id = std::mem::size_of::<Id>();
+    match n {
+        Node::Str(s) => s.len(),
+        Node::Bytes(b) | Node::BigInt(b) => b.len(),
+        Node::List(v) | Node::Tuple(v) | Node::Set(v) => v.len() * id,
+        Node::Dict(p) => p.len() * 2 * id,
+        Node::Global(g, _) => g.len(),
+        Node::Object {
+            class,
+            args,
+            items,
+            entries,
+            ..
+        } => class.len() + (args.len() + items.len() + 2 * entries.len()) * id,
+        _ => 0,
+    }
+}
+
 /// The machine's state while a pickle runs.
 pub(super) struct Vm<'a> {
     data: &'a [u8],
@@ -49,6 +77,8 @@ pub(super) struct Vm<'a> {
     marks: Vec<usize>,
     memo: HashMap<u64, Id>,
     opts: Options,
+    /// What calls may still allocate ([`byte_budget`]).
+    alloc_budget: usize,
 }
 
 impl<'a> Vm<'a> {
@@ -62,6 +92,7 @@ impl<'a> Vm<'a> {
             marks: Vec::new(),
             memo: HashMap::new(),
             opts,
+            alloc_budget: byte_budget(data.len()),
         }
     }
 
@@ -652,6 +683,16 @@ impl<'a> Vm<'a> {
                 entries: Vec::new(),
             },
         };
+        self.alloc_budget = self
+            .alloc_budget
+            .checked_sub(heap_size(&node))
+            .ok_or_else(|| {
+                PickleError::TooComplex(format!(
+                    "calls at byte {at} and before copy more than {} MiB (a small pickle \
+                     expanding shared values)",
+                    byte_budget(self.data.len()) >> 20
+                ))
+            })?;
         Ok(self.new_node(node))
     }
 
@@ -723,7 +764,7 @@ impl<'a> Vm<'a> {
         }))
     }
 
-    fn rebuild_tensor(&self, args: &[Id], at: usize) -> Result<Node, PickleError> {
+    fn rebuild_tensor(&mut self, args: &[Id], at: usize) -> Result<Node, PickleError> {
         let (Some(&storage), Some(&offset), Some(&size), Some(&stride)) =
             (args.first(), args.get(1), args.get(2), args.get(3))
         else {
@@ -732,6 +773,7 @@ impl<'a> Vm<'a> {
         let Node::Storage(storage) = &self.nodes[storage] else {
             return Err(self.malformed(at, "tensor storage is not a persistent storage".into()));
         };
+        let storage = storage.clone();
         let offset = self.usize_of(offset, at, "storage offset")? as u64;
         let dims = |id: Id, what: &str| -> Result<Vec<usize>, PickleError> {
             let items = match &self.nodes[id] {
@@ -776,8 +818,35 @@ impl<'a> Vm<'a> {
                 ));
             }
         }
+        // A view with more elements than its storage repeats elements (a stride of 0, or
+        // strides that overlap): reading it would materialize a tensor far larger than the
+        // file (a few bytes of storage, gigabytes of view). torch.save of a normal module
+        // never writes one; `.contiguous()` before saving gives a real tensor.
+        let numel: u128 = shape.iter().map(|&s| s as u128).product();
+        if numel > u128::from(storage.numel) {
+            // `x.expand(…)` saved as is: legal, and read by copying, but the copies of every
+            // such view together must stay within the pickle's allocation budget.
+            let bytes = usize::try_from(numel)
+                .ok()
+                .and_then(|n| n.checked_mul(storage.dtype.size()));
+            match bytes.and_then(|b| self.alloc_budget.checked_sub(b)) {
+                Some(left) => self.alloc_budget = left,
+                None => {
+                    return Err(self.malformed(
+                        at,
+                        format!(
+                            "tensor view (size {shape:?}, stride {stride:?}) has {numel} \
+                             elements but its storage {:?} holds only {}: overlapping \
+                             (e.g. stride-0) views this large are not read; save the tensor \
+                             with .contiguous()",
+                            storage.key, storage.numel
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Node::Tensor(TensorRef {
-            storage: storage.clone(),
+            storage,
             offset,
             shape,
             stride,
@@ -791,6 +860,7 @@ impl<'a> Vm<'a> {
             nodes: &self.nodes,
             visiting: vec![false; self.nodes.len()],
             budget: MAX_VALUES.min(self.nodes.len().saturating_mul(16).max(1 << 20)),
+            bytes: byte_budget(self.data.len()),
         };
         conv.convert(root, 0)
     }
@@ -858,6 +928,9 @@ struct Converter<'n> {
     nodes: &'n [Node],
     visiting: Vec<bool>,
     budget: usize,
+    /// Bytes of strings, bytes and big ints the tree may still copy: a shared value is copied
+    /// once per reference, so many references to one large value must not multiply it.
+    bytes: usize,
 }
 
 impl Converter<'_> {
@@ -869,6 +942,18 @@ impl Converter<'_> {
         }
         self.budget = self.budget.checked_sub(1).ok_or_else(|| {
             PickleError::TooComplex("shared references expand to too many values".into())
+        })?;
+        let copied = match &self.nodes[id] {
+            Node::Str(s) => s.len(),
+            Node::Bytes(b) | Node::BigInt(b) => b.len(),
+            _ => 0,
+        };
+        self.bytes = self.bytes.checked_sub(copied).ok_or_else(|| {
+            PickleError::TooComplex(
+                "shared references expand to too many bytes (one large value referenced \
+                 many times)"
+                    .into(),
+            )
         })?;
         if self.visiting[id] {
             return Ok(Value::Recursive);

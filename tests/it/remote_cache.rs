@@ -1,0 +1,586 @@
+//! The remote cache over the Bazel HTTP cache protocol, against a real nginx WebDAV server:
+//! machine A builds and uploads, machine B (empty cache) restores everything and runs nothing;
+//! corrupt or truncated blobs are rejected and rebuilt; a server that dies mid-download or never
+//! answers costs one warning and a local build; auth by header and netrc; push/pull/stats.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::servers::{
+    Nginx, NginxOpts, assert_cache_clean, build, copy_lock, demo_copy, lines_with, tinylm, tree,
+};
+use sha2::Digest as _;
+use tinylm::cache::remote::reapi::ActionResult;
+
+fn n(v: &serde_json::Value, path: &str) -> u64 {
+    let mut cur = v;
+    for p in path.split('.') {
+        cur = &cur[p];
+    }
+    cur.as_u64().unwrap_or_else(|| panic!("no `{path}` in {v}"))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Blobs under `dir/cas`, largest first.
+fn blobs_by_size(dir: &Path) -> Vec<(u64, std::path::PathBuf)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("cas"))
+        .unwrap()
+        .flatten()
+        .map(|e| (e.metadata().unwrap().len(), e.path()))
+        .collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v
+}
+
+#[test]
+fn a_fresh_machine_restores_everything_from_nginx_and_builds_nothing() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+
+    let (ra, _) = build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert_eq!(n(&ra, "run"), 20);
+    assert!(n(&ra, "remote.uploaded_objects") >= 40, "{}", ra["remote"]);
+    assert_eq!(n(&ra, "remote.hits"), 0);
+
+    // What is on the server is what a Bazel client expects: every AC entry is an ActionResult
+    // whose files are CAS blobs named by their sha256, and PUTs carried a Content-Length.
+    let ac: Vec<_> = std::fs::read_dir(ngx.cache_dir().join("ac"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(ac.len(), 20);
+    for e in &ac {
+        let result = ActionResult::decode(&std::fs::read(e.path()).unwrap()).unwrap();
+        assert!(result.file(".tinylm/record.json").is_some());
+        for f in &result.output_files {
+            let blob = std::fs::read(ngx.cache_dir().join("cas").join(&f.digest.hash)).unwrap();
+            assert_eq!(sha256_hex(&blob), f.digest.hash, "{}", f.path);
+            assert_eq!(blob.len() as u64, f.digest.size_bytes);
+        }
+    }
+    let log = ngx.access_log();
+    let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT ")).collect();
+    assert!(!puts.is_empty());
+    assert!(
+        puts.iter().all(|l| {
+            // 204 when two uploads of one blob race (same bytes).
+            (l.contains(" 201 ") || l.contains(" 204 "))
+                && !l.contains("len=- ")
+                && l.contains("te=-")
+        }),
+        "{log}"
+    );
+
+    // Machine B: same project and lock, empty cache, the CI gate on.
+    copy_lock(a.path(), b.path());
+    let (rb, errb) = build(b.path(), &cb, &[], &["--locked", "--remote-cache", &url]);
+    assert_eq!(
+        (n(&rb, "run"), n(&rb, "from_cache"), n(&rb, "remote.hits")),
+        (0, 20, 20),
+        "{errb}"
+    );
+    assert!(n(&rb, "remote.downloaded_bytes") > 1_000_000);
+    assert_eq!(
+        n(&rb, "remote.uploaded_objects"),
+        0,
+        "upload is off by default"
+    );
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_eq!(
+        std::fs::read(a.path().join("tinylm.lock")).unwrap(),
+        std::fs::read(b.path().join("tinylm.lock")).unwrap()
+    );
+    assert_cache_clean(&cb);
+    assert_eq!(
+        ngx.access_log()
+            .lines()
+            .filter(|l| l.starts_with("PUT "))
+            .count(),
+        puts.len(),
+        "B uploaded nothing"
+    );
+    // Explain still works on B: the records carry the key preimages.
+    let out = tinylm(b.path(), &cb, &[], &["status", "--explain"]);
+    assert!(out.status.success());
+
+    // A second build on B needs nothing from the remote.
+    let (rb2, _) = build(b.path(), &cb, &[], &["--remote-cache", &url]);
+    assert_eq!(n(&rb2, "up_to_date"), 20);
+    assert_eq!(rb2["remote"]["contacted"], false);
+}
+
+#[test]
+fn corrupt_and_truncated_blobs_on_the_server_are_rejected_rebuilt_and_repaired() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b, c) = (demo_copy(), demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let cache = |x: &str| caches.path().join(x);
+    build(
+        a.path(),
+        &cache("a"),
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+
+    // Flip one byte of the largest blob; cut the second largest in half.
+    let blobs = blobs_by_size(&ngx.cache_dir());
+    let (flipped, cut) = (&blobs[0].1, &blobs[1].1);
+    let mut bytes = std::fs::read(flipped).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(flipped, &bytes).unwrap();
+    let whole = std::fs::read(cut).unwrap();
+    std::fs::write(cut, &whole[..whole.len() / 2]).unwrap();
+
+    // B uploads, so it also repairs the server.
+    let (rb, err) = build(
+        b.path(),
+        &cache("b"),
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert!(n(&rb, "run") >= 2, "{err}");
+    assert!(
+        n(&rb, "remote.hits") >= 1,
+        "the intact entries were used: {err}"
+    );
+    assert!(n(&rb, "remote.errors") >= 2, "{}", rb["remote"]);
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        err.contains(&name(flipped)) && err.contains("corrupt on the server"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&name(cut)) && err.contains("the record says"),
+        "{err}"
+    );
+    assert_eq!(lines_with(&err, "is unavailable"), 0, "{err}");
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_cache_clean(&cache("b"));
+
+    // The bad blobs were uploaded again over the corrupt ones.
+    for p in [flipped, cut] {
+        assert_eq!(sha256_hex(&std::fs::read(p).unwrap()), name(p));
+    }
+    let (rc, _) = build(c.path(), &cache("c"), &[], &["--remote-cache", &url]);
+    assert_eq!((n(&rc, "run"), n(&rc, "remote.errors")), (0, 0));
+    assert_eq!(tree(&a.path().join("dist")), tree(&c.path().join("dist")));
+}
+
+#[test]
+fn a_server_killed_mid_download_costs_one_warning_and_nothing_partial_enters_the_cache() {
+    let Some(first) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &first.url(), "--remote-upload"],
+    );
+
+    // The same blobs served slowly, so the test can stop the server in the middle of a body.
+    let mut slow = Nginx::start(NginxOpts {
+        limit_rate: Some("100k"),
+        root: Some(first.root()),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = slow.url();
+    let mut child = std::process::Command::new(crate::support::bin())
+        .current_dir(b.path())
+        .args(["--json", "--cache"])
+        .arg(&cb)
+        .args(["build", "-j", "1", "--remote-cache", &url])
+        .env_remove("TINYLM_CACHE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // A download's temp file exists from its first byte requested; its length stays 0 until
+    // the first MiB arrives (downloads are written a MiB at a time), so wait for the file.
+    loop {
+        let found = std::fs::read_dir(cb.join("tmp")).ok().is_some_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("-remote-"))
+        });
+        if found {
+            break;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the build ended before a download was seen: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no download started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    slow.stop();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lines_with(&err, "is unavailable"), 1, "{err}");
+    assert!(err.contains(&url), "the warning names the remote: {err}");
+    assert!(n(&r, "run") > 0);
+    assert_eq!(r["remote"]["unavailable"], true);
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    // The interrupted download is gone and every object in the CAS is whole.
+    assert_cache_clean(&cb);
+}
+
+#[test]
+fn an_unreachable_remote_costs_one_warning_and_never_fails_the_build() {
+    let p = demo_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/cache", crate::servers::free_port());
+    let (r, err) = build(
+        p.path(),
+        cache.path(),
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert_eq!(n(&r, "run"), 20);
+    assert_eq!(lines_with(&err, "is unavailable"), 1, "{err}");
+    assert!(err.contains(&url));
+    assert!(r["details"].as_array().unwrap().len() == 20);
+}
+
+#[test]
+fn auth_comes_from_tinylm_remote_header_or_netrc() {
+    let Some(ngx) = Nginx::start(NginxOpts {
+        auth: vec!["Bearer s3cret", "Basic Y2k6cHc="],
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let cache = |x: &str| caches.path().join(x);
+
+    let (r, err) = build(
+        a.path(),
+        &cache("a0"),
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert_eq!(n(&r, "run"), 20);
+    assert_eq!(lines_with(&err, "is unavailable"), 1, "{err}");
+    assert!(
+        err.contains("401") && err.contains("authentication failed"),
+        "{err}"
+    );
+
+    let header = vec![(
+        "TINYLM_REMOTE_HEADER".to_string(),
+        "Authorization: Bearer s3cret".to_string(),
+    )];
+    let (r, err) = build(
+        a.path(),
+        &cache("a"),
+        &header,
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert!(n(&r, "remote.uploaded_objects") > 0, "{err}");
+
+    let netrc = caches.path().join("netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1\n  login ci\n  password pw\n").unwrap();
+    let env = vec![("NETRC".to_string(), netrc.display().to_string())];
+    let (r, err) = build(b.path(), &cache("b"), &env, &["--remote-cache", &url]);
+    assert_eq!((n(&r, "run"), n(&r, "remote.hits")), (0, 20), "{err}");
+}
+
+#[test]
+fn push_pull_and_stats_sync_explicitly() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+
+    let out = tinylm(a.path(), &ca, &[], &["cache", "push"]);
+    assert_eq!(out.status.code(), Some(2), "no remote configured");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no remote cache configured"));
+
+    build(a.path(), &ca, &[], &[]);
+    copy_lock(a.path(), b.path());
+    // Push one model first, then everything: the second push skips what is there.
+    let out = tinylm(
+        a.path(),
+        &ca,
+        &[],
+        &[
+            "--json",
+            "cache",
+            "push",
+            "tiny-gpt2",
+            "--remote-cache",
+            &url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed_first = n(&first, "pushed");
+    assert!(pushed_first > 0 && pushed_first < 20, "{first}");
+    let out = tinylm(
+        a.path(),
+        &ca,
+        &[],
+        &["--json", "cache", "push", "--remote-cache", &url],
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n(&all, "pushed"), 20, "{all}");
+    assert!(n(&all, "remote.already_present") > 0);
+
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["--json", "cache", "pull", "--remote-cache", &url],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (n(&pulled, "pulled"), n(&pulled, "present")),
+        (20, 0),
+        "{pulled}"
+    );
+    assert_cache_clean(&cb);
+    // Everything is local now: the build places it without asking the remote.
+    let (r, _) = build(b.path(), &cb, &[], &["--locked", "--remote-cache", &url]);
+    assert_eq!(n(&r, "run"), 0);
+    assert_eq!(n(&r, "from_cache") + n(&r, "up_to_date"), 20);
+    assert_eq!(r["remote"]["contacted"], false);
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["--json", "cache", "stats", "--remote-cache", &url],
+    );
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["remote"]["reachable"], true, "{s}");
+    assert!(n(&s, "objects") > 0 && n(&s, "records") == 20);
+    assert!(
+        s["totals"][&url]["downloaded_objects"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["cache", "stats", "--remote-cache", &url],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("reachable") && text.contains(&url), "{text}");
+}
+
+#[test]
+fn the_manifest_can_name_the_remote_and_turn_uploads_on() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let with_remote = |dir: &Path| {
+        let m = std::fs::read_to_string(dir.join("tinylm.toml")).unwrap();
+        let m = m.replace(
+            "[defaults]",
+            &format!(
+                "[cache]\nremote = \"{}\"\nupload = true\n\n[defaults]",
+                ngx.url()
+            ),
+        );
+        std::fs::write(dir.join("tinylm.toml"), m).unwrap();
+    };
+    with_remote(a.path());
+    with_remote(b.path());
+    let (r, _) = build(a.path(), &caches.path().join("a"), &[], &[]);
+    assert!(n(&r, "remote.uploaded_objects") > 0);
+    // `--remote-upload=false` overrides the manifest; TINYLM_REMOTE_CACHE=none turns it off.
+    let (r, _) = build(
+        b.path(),
+        &caches.path().join("b"),
+        &[],
+        &["--remote-upload=false"],
+    );
+    assert_eq!((n(&r, "run"), n(&r, "remote.uploaded_objects")), (0, 0));
+    let env = vec![("TINYLM_REMOTE_CACHE".to_string(), "none".to_string())];
+    let (r, _) = build(b.path(), &caches.path().join("c"), &env, &[]);
+    assert_eq!(n(&r, "run"), 20);
+    assert!(r.get("remote").is_none());
+
+    // A typo in the scheme is a manifest error with a suggestion.
+    let m = std::fs::read_to_string(a.path().join("tinylm.toml")).unwrap();
+    std::fs::write(
+        a.path().join("tinylm.toml"),
+        m.replace("remote = \"http://", "remote = \"htp://"),
+    )
+    .unwrap();
+    let out = tinylm(a.path(), &caches.path().join("a"), &[], &["build"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("did you mean `http://`") && err.contains("tinylm.toml:"),
+        "{err}"
+    );
+    let out = tinylm(
+        b.path(),
+        &caches.path().join("b"),
+        &[],
+        &["build", "--remote-cache", "ftp://x/y"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A TCP proxy in front of `target` that cuts the connection once, `after` response bytes
+/// into the first request whose request line contains `needle`.
+fn cutting_proxy(target: u16, needle: String, after: usize) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let armed = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (needle, armed_w, done) = (needle.clone(), armed.clone(), cut_done.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if !done.load(Ordering::SeqCst)
+                        && String::from_utf8_lossy(&buf[..n]).contains(&needle)
+                    {
+                        armed_w.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            let done = cut_done.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut sent_armed = 0usize;
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut n = n;
+                    if armed.load(Ordering::SeqCst) && !done.load(Ordering::SeqCst) {
+                        if sent_armed + n >= after {
+                            n = after - sent_armed;
+                            let _ = c_out.write_all(&buf[..n]);
+                            done.store(true, Ordering::SeqCst);
+                            let _ = c_out.shutdown(Shutdown::Both);
+                            let _ = s_in.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        sent_armed += n;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_download_cut_mid_body_resumes_with_a_range_request() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &ngx.url(), "--remote-upload"],
+    );
+    let (size, biggest) = blobs_by_size(&ngx.cache_dir()).remove(0);
+    let sha = biggest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(size > 200_000, "{size}");
+    // Cut 100 kB into the body of the largest blob (after the response head).
+    let port = cutting_proxy(ngx.port, format!("GET /cache/cas/{sha}"), 100_000);
+    let url = format!("http://127.0.0.1:{port}/cache");
+    let (r, err) = build(b.path(), &cb, &[], &["-j", "1", "--remote-cache", &url]);
+    assert_eq!((n(&r, "run"), n(&r, "remote.errors")), (0, 0), "{err}");
+    assert_eq!(lines_with(&err, "is unavailable"), 0, "{err}");
+    let log = ngx.access_log();
+    let gets: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with(&format!("GET /cache/cas/{sha}")))
+        .collect();
+    assert_eq!(gets.len(), 2, "{log}");
+    assert!(
+        gets[1].contains(" 206 "),
+        "the second request resumed: {log}"
+    );
+    // Every blob crossed the wire exactly once: the cut one was resumed, not restarted.
+    let total: u64 = blobs_by_size(&ngx.cache_dir())
+        .iter()
+        .map(|(s, _)| *s)
+        .sum();
+    assert_eq!(n(&r, "remote.downloaded_bytes"), total);
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_cache_clean(&cb);
+}
