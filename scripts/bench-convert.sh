@@ -11,7 +11,8 @@
 #     OUTTYPE    f32 | f16 | bf16 | q8_0 | auto (default: f16 bf16)
 #   env: RUNS (runs per tool, best wall reported, default 3), REF_RUNS (runs of the reference,
 #        default RUNS), OUT_DIR (default a temp dir under
-#        /tmp; the outputs are deleted at the end), SKIP_REF=1 to leave out the reference.
+#        /tmp; the outputs are deleted at the end), SKIP_REF=1 to leave out the reference,
+#        BIN (a tinylm binary to time instead of building target/release/tinylm).
 #
 # Warm cache: the weights are read once before timing, so every tool reads them from the page
 # cache; each run starts after `sync`, so writeback of the previous output does not bill it.
@@ -33,8 +34,10 @@ if [[ ! -f "$MODEL/config.json" ]]; then
   exit 2
 fi
 
-cargo build --release --quiet --bin tinylm
-BIN=${CARGO_TARGET_DIR:-target}/release/tinylm
+if [[ -z "${BIN:-}" ]]; then
+  cargo build --release --quiet --bin tinylm
+  BIN=${CARGO_TARGET_DIR:-target}/release/tinylm
+fi
 
 # "wall user sys maxrss_kb" of the run with the best wall time of RUNS.
 measure() {
