@@ -9,7 +9,7 @@
 #
 # Env: THREADS (default 2), MODEL (default /work/bench/llama-500m-f16.gguf, made by
 # scripts/bench/make_llama_500m.py), OUT (scratch dir, default /work/bench/quant-out),
-# RUNS (default 1: best of N for each tool), IMATRIX (default MODEL with .imatrix.gguf; made
+# RUNS (default 1: best of N for each tool), TINYLM (a binary to time instead of building), IMATRIX (default MODEL with .imatrix.gguf; made
 # with llama-imatrix on tests/golden/quant_imatrix/calib.txt, 8 chunks of 128, if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +27,10 @@ if [ ! -f "$MODEL" ]; then
   echo "missing $MODEL: run \$REFKIT_PY scripts/bench/make_llama_500m.py first" >&2
   exit 1
 fi
-cargo build --release --quiet
-TINYLM=${CARGO_TARGET_DIR:-target}/release/tinylm
+if [ -z "${TINYLM:-}" ]; then
+  cargo build --release --quiet
+  TINYLM=${CARGO_TARGET_DIR:-target}/release/tinylm
+fi
 mkdir -p "$OUT"
 if printf '%s\n' "${TYPES[@]}" | grep -q ':imat$' && [ ! -f "$IMATRIX" ]; then
   echo "making $IMATRIX with llama-imatrix" >&2

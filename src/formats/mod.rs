@@ -24,16 +24,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Memory-maps an input file read-only; tensor readers hand out slices of this mapping.
+///
+/// Pages are not pre-faulted (that would make the whole file resident): streaming readers map
+/// windows with [`tensor::TensorBytes::prefetch`] and drop them with
+/// [`tensor::TensorBytes::release`].
 pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    map(path, false)
-}
-
-/// Like [`map_file`], but pre-faults every page: for inputs that will be read in full (weights
-/// being converted), one sequential read-ahead replaces hundreds of thousands of page faults.
-pub(crate) fn map_file_populated(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    map(path, true)
-}
-
-fn map(path: &Path, populate: bool) -> std::io::Result<Arc<memmap2::Mmap>> {
-    crate::fsutil::input::map(path, populate)
+    crate::fsutil::input::map(path, false)
 }

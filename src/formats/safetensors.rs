@@ -122,22 +122,21 @@ pub fn write_file(path: &Path, file: &WeightFile) -> Result<(), SafetensorsError
 /// Largest JSON header accepted (the format's own limit is 100 MB).
 const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
-/// Maps and validates a `.safetensors` file that will be read in full (its pages are pre-faulted);
-/// tensors come back in stored (data offset) order and borrow the mapping.
+/// Maps and validates a `.safetensors` file; tensors come back in stored (data offset) order and
+/// borrow the mapping. Pages are not pre-faulted: a reader streaming the data maps windows
+/// ahead ([`TensorBytes::prefetch`]) and drops them behind ([`TensorBytes::release`]), so the
+/// resident set stays a few windows whatever the file size.
 pub fn read(path: &Path) -> Result<WeightFile, SafetensorsError> {
-    read_mapped(path, crate::formats::map_file_populated)
+    read_mapped(path)
 }
 
-/// Like [`read`], without pre-faulting the pages: for looking at the header of a large file.
+/// Same as [`read`] (kept for callers that only look at the header of a large file).
 pub fn read_lazy(path: &Path) -> Result<WeightFile, SafetensorsError> {
-    read_mapped(path, crate::formats::map_file)
+    read_mapped(path)
 }
 
-fn read_mapped(
-    path: &Path,
-    map_file: fn(&Path) -> std::io::Result<Arc<memmap2::Mmap>>,
-) -> Result<WeightFile, SafetensorsError> {
-    let map = map_file(path).map_err(|source| SafetensorsError::Io {
+fn read_mapped(path: &Path) -> Result<WeightFile, SafetensorsError> {
+    let map = crate::formats::map_file(path).map_err(|source| SafetensorsError::Io {
         path: path.to_owned(),
         source,
     })?;

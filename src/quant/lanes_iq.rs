@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::iq_grid::Lattice;
-use super::iq_search::{Scan, find_best_neighbour};
+use super::iq_search::Scan;
 use super::lanes::avx2::{
     clamp_i, gt, load, lt, nearest_int, sel, sel_i, store, store_i, transpose,
 };
@@ -135,6 +135,87 @@ pub(crate) fn iq4_indices_x8(x: &[f32], idl: [f32; 8], l: &mut [u8]) {
     }
 }
 
+/// [`super::iq_search::find_best_neighbour`] with eight neighbours per step, one per lane: each
+/// lane computes `d2` with the scalar operation sequence, keeps its first strict minimum, and
+/// the lanes' winners are merged by (distance, list position), which is the scalar scan's
+/// "first strict minimum" over the whole list (NaN distances never win in either).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn find_best_neighbour_x8<const N: usize>(
+    lat: &Lattice<N>,
+    neighbours: &[u16],
+    xval: &[f32],
+    weight: &[f32],
+    scale: f32,
+    l: &mut [i8],
+) -> usize {
+    const { assert!(N == 4 || N == 8) };
+    let n = neighbours.len();
+    let sc = _mm256_set1_ps(scale);
+    let xs: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(xval[i]));
+    let ws: [__m256; N] = std::array::from_fn(|i| _mm256_set1_ps(weight[i]));
+    // Grid points are N bytes each: one (N = 4) or two (N = 8) 32-bit words per point.
+    let base = lat.grid.as_ptr().cast::<i32>();
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mut best = _mm256_set1_ps(f32::MAX);
+    let mut best_pos = _mm256_set1_epi32(-1);
+    let mut j = 0;
+    while j < n {
+        let mut idx = [0i32; 8];
+        for (k, &nb) in neighbours[j..n.min(j + 8)].iter().enumerate() {
+            idx[k] = i32::from(nb);
+        }
+        let idx = load_i(&idx);
+        let pos = _mm256_add_epi32(_mm256_set1_epi32(j as i32), lanes);
+        let valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), pos));
+        let words: [__m256i; 2] = if N == 4 {
+            // SAFETY: every neighbour index (and the padding 0) is a grid point: 4 bytes each.
+            [unsafe { _mm256_i32gather_epi32::<4>(base, idx) }, idx]
+        } else {
+            let i2 = _mm256_add_epi32(idx, idx);
+            // SAFETY: as above, with 8 bytes (two words) per point.
+            unsafe {
+                [
+                    _mm256_i32gather_epi32::<4>(base, i2),
+                    _mm256_i32gather_epi32::<4>(base, _mm256_add_epi32(i2, _mm256_set1_epi32(1))),
+                ]
+            }
+        };
+        let mut d2 = _mm256_setzero_ps();
+        for i in 0..N {
+            // Coordinate i is byte i % 4 of word i / 4, a signed byte.
+            let up = _mm256_sllv_epi32(words[i / 4], _mm256_set1_epi32(24 - 8 * (i % 4) as i32));
+            let q = _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(up));
+            let diff = _mm256_sub_ps(_mm256_mul_ps(sc, q), xs[i]);
+            d2 = _mm256_add_ps(d2, _mm256_mul_ps(_mm256_mul_ps(ws[i], diff), diff));
+        }
+        let take = _mm256_and_ps(valid, lt(d2, best));
+        best = sel(take, d2, best);
+        best_pos = sel_i(take, pos, best_pos);
+        j += 8;
+    }
+    let (bv, bp) = (store(best), store_i(best_pos));
+    let mut at: Option<(f32, i32)> = None;
+    for lane in 0..8 {
+        if bp[lane] < 0 {
+            continue;
+        }
+        let better = match at {
+            None => true,
+            Some((v, p)) => bv[lane] < v || (bv[lane] == v && bp[lane] < p),
+        };
+        if better {
+            at = Some((bv[lane], bp[lane]));
+        }
+    }
+    let grid_index = usize::from(neighbours[at.map_or(0, |(_, p)| p as usize)]);
+    let pg = &lat.grid[grid_index];
+    for i in 0..N {
+        l[i] = (pg[i] - 1) / 2;
+    }
+    grid_index
+}
+
 /// Levels per lane and element, element-major (`[e][lane]`), so single lanes can be patched.
 type LaneLevels<const B: usize> = [[i32; 8]; B];
 
@@ -198,7 +279,7 @@ fn project_group_x8<const N: usize, const B: usize>(
             }
             let r = N * k..N * k + N;
             let mut l = [0i8; 8];
-            find_best_neighbour(
+            find_best_neighbour_x8(
                 lat,
                 lat.neighbours_of(ms[lane]),
                 &xval[lane][r.clone()],

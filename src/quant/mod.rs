@@ -4,7 +4,7 @@
 //!   (Q8_0), [`q2k`], [`q3k`], [`q4k`], [`q5k`], [`q6k`], [`iq1`], [`iq2`], [`iq3`], [`iq4`]
 //!   (the IQ types, lattices in [`iq_tables`]/[`iq_grid`], searches in [`iq_search`]) and
 //!   [`tq`] (TQ1_0, TQ2_0); shared K-quant helpers in [`k_helpers`], float conversions in
-//!   [`float`], row dispatch in [`block`].
+//!   [`float`] (whole runs, vectorized, in [`float_rows`]), row dispatch in [`block`].
 //! - [`imatrix`]: llama-imatrix's GGUF and legacy `.dat` importance matrices.
 //! - [`ftype`]: llama-quantize's file types; [`select`]: per-tensor type rules and tensor order;
 //!   [`recipe`]: per-tensor overrides (`--tensor-type`, `--pure`, …).
@@ -16,6 +16,7 @@ pub(crate) mod block;
 pub(crate) mod error;
 pub(crate) mod file;
 pub(crate) mod float;
+pub(crate) mod float_rows;
 pub(crate) mod ftype;
 pub(crate) mod imatrix;
 pub(crate) mod iq1;
@@ -46,6 +47,7 @@ mod weighted_x8;
 pub use block::{Block, dequantize_row, is_supported, quantize_row, quantize_row_reference};
 pub use error::QuantError;
 pub use file::{QuantReport, QuantizeOptions, TensorReport, quantize_file};
+pub use float_rows::convert_run;
 pub use ftype::{FileType, ParseFileTypeError};
 pub use imatrix::{Imatrix, ImatrixFormat};
 pub use recipe::{

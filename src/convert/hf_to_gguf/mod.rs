@@ -588,15 +588,16 @@ impl ConversionPlan {
             _ => None,
         };
         let mut out = out;
-        self.writer
-            .write(&mut out, |i, _spec, w| {
-                let p = &self.tensors[i];
-                tensors::write_tensor(p, w, cancel, pool.as_ref()).map_err(crate::Error::from)
+        // Tensors are encoded on another thread, a few chunks ahead of this one's writes.
+        tensors::pipelined(&self.tensors, cancel, pool.as_ref(), |pipe| {
+            self.writer.write(&mut out, |_i, _spec, w| {
+                pipe.write_next(w).map_err(crate::Error::from)
             })
-            .map_err(|e| match e {
-                crate::Error::Interrupted => ConvertError::Cancelled,
-                other => ConvertError::Write(other),
-            })
+        })
+        .map_err(|e| match e {
+            crate::Error::Interrupted => ConvertError::Cancelled,
+            other => ConvertError::Write(other),
+        })
     }
 }
 

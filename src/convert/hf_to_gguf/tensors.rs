@@ -225,145 +225,362 @@ fn encode(t: GgmlType, src: &[f32], dst: &mut [u8]) {
 
 /// Elements processed per parallel work item.
 const ITEM_ELEMS: usize = 1 << 16;
-/// Elements buffered before a write.
-const CHUNK_ELEMS: usize = 1 << 22;
+/// Elements per chunk: converted in parallel, handed to the writer, and (for mapped sources)
+/// dropped from memory, so the resident set stays a few chunks whatever the model size.
+const CHUNK_ELEMS: usize = 1 << 21;
+/// Chunk buffers in flight between the converting thread and the writing thread.
+const BUFFERS: usize = 3;
 
-/// Streams the encoded bytes of `p` into `out`.
-pub fn write_tensor(
-    p: &PlannedTensor,
-    out: &mut dyn Write,
-    cancel: Option<&AtomicBool>,
-    pool: Option<&rayon::ThreadPool>,
-) -> Result<()> {
-    if write_same_type(p, out, cancel)? {
-        return Ok(());
-    }
-    let row_len = p.shape.last().copied().unwrap_or(1).max(1);
-    let n_rows = p.n_elements() / row_len;
-    let rb = row_bytes(p.ggml_type, row_len);
-    if rb == 0 && n_rows > 0 {
-        return Err(tensor_err(
-            &p.name,
-            format!("cannot encode {}", p.ggml_type),
-        ));
-    }
-    let rows_per_item = (ITEM_ELEMS / row_len).max(1);
-    let rows_per_chunk = ((CHUNK_ELEMS / row_len).max(1) / rows_per_item).max(1) * rows_per_item;
-    // Transposes read the whole input per chunk: use bigger chunks to keep that cheap.
-    let rows_per_chunk = if matches!(p.source, Source::Hf(_, Transform::Transpose)) {
-        n_rows.max(1)
-    } else {
-        rows_per_chunk
-    };
-    let mut buf: Vec<u8> = Vec::new();
-    let mut first = 0;
-    while first < n_rows {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(ConvertError::Cancelled);
+/// How one planned tensor is cut into chunks of whole output rows.
+struct Chunking {
+    row_len: usize,
+    n_rows: usize,
+    /// Output bytes per row.
+    rb: usize,
+    rows_per_chunk: usize,
+    /// Rows per parallel work item.
+    item_rows: usize,
+    /// Source bytes per element (mapped sources), for the window each chunk reads.
+    elem: Option<usize>,
+}
+
+impl Chunking {
+    fn new(p: &PlannedTensor) -> Result<Chunking> {
+        let row_len = p.shape.last().copied().unwrap_or(1).max(1);
+        let n_rows = p.n_elements() / row_len;
+        let rb = row_bytes(p.ggml_type, row_len);
+        if rb == 0 && n_rows > 0 {
+            return Err(tensor_err(
+                &p.name,
+                format!("cannot encode {}", p.ggml_type),
+            ));
         }
-        let rows = rows_per_chunk.min(n_rows - first);
-        buf.resize(rows * rb, 0);
-        let item_rows = if matches!(p.source, Source::Hf(_, Transform::Transpose)) {
-            rows
-        } else {
-            rows_per_item
+        // A chunk's output rows must read exactly the source rows of its window: any rows for a
+        // plain copy, whole heads for the Q/K permutation, everything for a transpose (and for
+        // layouts not listed here).
+        let (align, whole) = match &p.source {
+            Source::Hf(t, Transform::Permute(n_head)) if t.shape.len() == 2 => {
+                ((n_rows / (*n_head).max(1)).max(1), false)
+            }
+            Source::Hf(_, Transform::None) | Source::Values(_) => (1, false),
+            Source::Hf(..) => (n_rows.max(1), true),
         };
+        let rows_per_item = (ITEM_ELEMS / row_len).max(1);
+        let rows_per_chunk =
+            ((CHUNK_ELEMS / row_len).max(1) / rows_per_item).max(1) * rows_per_item;
+        let rows_per_chunk = rows_per_chunk.div_ceil(align) * align;
+        // A transpose reads the whole input per chunk: one chunk, one work item.
+        let item_rows = if whole { rows_per_chunk } else { rows_per_item };
+        let elem = match &p.source {
+            Source::Hf(t, _) => Some(t.dtype.size()),
+            Source::Values(_) => None,
+        };
+        Ok(Chunking {
+            row_len,
+            n_rows,
+            rb,
+            rows_per_chunk,
+            item_rows,
+            elem,
+        })
+    }
+
+    /// `(first row, rows)` of every chunk, in order.
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.n_rows)
+            .step_by(self.rows_per_chunk.max(1))
+            .map(|first| (first, self.rows_per_chunk.min(self.n_rows - first)))
+    }
+
+    /// Encodes rows `first..first + rows` of `p` into `buf` (resized to fit), in parallel: the
+    /// source window is mapped in one call before and dropped from memory after.
+    fn encode(
+        &self,
+        p: &PlannedTensor,
+        (first, rows): (usize, usize),
+        buf: &mut Vec<u8>,
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        let window = self
+            .elem
+            .map(|e| first * self.row_len * e..(first + rows) * self.row_len * e);
+        if let (Source::Hf(t, _), Some(w)) = (&p.source, &window) {
+            t.data.prefetch(w.clone());
+        }
+        buf.clear();
+        buf.resize(rows * self.rb, 0);
         let work = |buf: &mut Vec<u8>| {
-            buf.par_chunks_mut(item_rows * rb)
+            buf.par_chunks_mut((self.item_rows * self.rb).max(1))
                 .enumerate()
                 .for_each(|(i, dst)| {
-                    let r0 = first + i * item_rows;
-                    let nr = dst.len() / rb;
-                    let mut tmp = vec![0f32; nr * row_len];
-                    fill_rows(p, r0, row_len, &mut tmp);
-                    encode(p.ggml_type, &tmp, dst);
+                    fill_encoded(p, first + i * self.item_rows, self.row_len, dst);
                 });
         };
         match pool {
-            Some(pool) => pool.install(|| work(&mut buf)),
-            None => work(&mut buf),
+            Some(pool) => pool.install(|| work(buf)),
+            None => work(buf),
         }
-        out.write_all(&buf)
-            .map_err(|e| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}"))))?;
-        first += rows;
+        if let (Source::Hf(t, _), Some(w)) = (&p.source, window) {
+            t.data.release(w);
+        }
     }
-    Ok(())
 }
 
-/// Whether the output encoding of `t` is its source dtype, bit for bit.
-fn same_encoding(dtype: DType, t: GgmlType) -> bool {
-    matches!(
-        (dtype, t),
-        (DType::F32, GgmlType::F32) | (DType::F16, GgmlType::F16) | (DType::BF16, GgmlType::BF16)
-    )
+fn write_err(e: std::io::Error) -> ConvertError {
+    ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}")))
 }
 
-/// A BF16 value that f32 → bf16 rounding would change: a NaN without the quiet bit.
-fn bf16_needs_rounding(bytes: &[u8]) -> bool {
-    // Branch-free per block so the scan vectorizes; blocks are checked in parallel.
-    bytes.par_chunks(1 << 16).any(|blk| {
-        let mut bad = false;
-        for c in blk.chunks_exact(2) {
-            let w = u16::from_le_bytes([c[0], c[1]]);
-            bad |= ((w & 0x7fff) > 0x7f80) & ((w & 0x40) == 0);
+fn cancelled(cancel: Option<&AtomicBool>) -> bool {
+    cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+/// What the converting thread hands the writer.
+enum Piece {
+    /// Encoded bytes of the current tensor.
+    Bytes(Vec<u8>),
+    /// The current tensor is complete (or failed).
+    End(Result<()>),
+}
+
+/// The writer's side of [`pipelined`]: tensors must be taken in order.
+pub struct Pipeline {
+    pieces: std::sync::mpsc::Receiver<Piece>,
+    free: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Pipeline {
+    /// Writes the next tensor's bytes (they are being encoded ahead on another thread) to `out`.
+    pub fn write_next(&mut self, out: &mut dyn Write) -> Result<()> {
+        loop {
+            match self.pieces.recv() {
+                Ok(Piece::Bytes(buf)) => {
+                    out.write_all(&buf).map_err(write_err)?;
+                    // The encoder may have stopped (error, cancel): a lost buffer is fine.
+                    let _ = self.free.try_send(buf);
+                }
+                Ok(Piece::End(r)) => return r,
+                Err(_) => {
+                    return Err(ConvertError::Write(crate::Error::Build(
+                        "internal error: the tensor encoder stopped early".into(),
+                    )));
+                }
+            }
         }
-        bad
+    }
+}
+
+/// Runs `body` with a [`Pipeline`] that yields `tensors`' encoded bytes in order, encoded on a
+/// background thread (in parallel on `pool`) at most [`BUFFERS`] chunks ahead of the writer:
+/// encoding the next chunk overlaps writing the last one, and memory stays a few chunks.
+pub fn pipelined<R>(
+    tensors: &[PlannedTensor],
+    cancel: Option<&AtomicBool>,
+    pool: Option<&rayon::ThreadPool>,
+    body: impl FnOnce(&mut Pipeline) -> R,
+) -> R {
+    let (piece_tx, piece_rx) = std::sync::mpsc::sync_channel::<Piece>(BUFFERS);
+    let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = free_tx.try_send(Vec::new());
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for p in tensors {
+                let r = (|| -> std::result::Result<Result<()>, ()> {
+                    let c = match Chunking::new(p) {
+                        Ok(c) => c,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    for chunk in c.chunks() {
+                        if cancelled(cancel) {
+                            return Ok(Err(ConvertError::Cancelled));
+                        }
+                        // Waits for the writer to hand a buffer back; an error means it is gone.
+                        let mut buf = free_rx.recv().map_err(|_| ())?;
+                        c.encode(p, chunk, &mut buf, pool);
+                        piece_tx.send(Piece::Bytes(buf)).map_err(|_| ())?;
+                    }
+                    Ok(Ok(()))
+                })();
+                match r {
+                    Ok(end) => {
+                        let failed = end.is_err();
+                        if piece_tx.send(Piece::End(end)).is_err() || failed {
+                            return;
+                        }
+                    }
+                    Err(()) => return,
+                }
+            }
+        });
+        let mut pipe = Pipeline {
+            pieces: piece_rx,
+            free: free_tx,
+        };
+        let r = body(&mut pipe);
+        // Dropping the channels unblocks an encoder still waiting to send or for a buffer.
+        drop(pipe);
+        r
     })
 }
 
-/// Fast path: the output bytes are the source bytes (possibly with rows permuted), because
-/// decoding to f32 and encoding back is the identity. Returns `false` when it does not apply.
-fn write_same_type(
-    p: &PlannedTensor,
-    out: &mut dyn Write,
-    cancel: Option<&AtomicBool>,
-) -> Result<bool> {
-    let Source::Hf(t, transform) = &p.source else {
-        return Ok(false);
-    };
-    if !same_encoding(t.dtype, p.ggml_type)
-        || matches!(transform, Transform::Transpose | Transform::AddOne)
-    {
-        return Ok(false);
-    }
-    let bytes = t.data.as_bytes();
-    if t.dtype == DType::BF16 && bf16_needs_rounding(bytes) {
-        return Ok(false);
-    }
-    let werr =
-        |e: std::io::Error| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}")));
-    let check = || -> Result<()> {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(ConvertError::Cancelled);
-        }
-        Ok(())
-    };
-    match transform {
-        Transform::Permute(_) | Transform::QkvByPart(_) => {
-            let rows = t.shape.first().copied().unwrap_or(1);
-            let row_bytes = bytes.len() / rows.max(1);
-            for r in 0..rows {
-                if r % 4096 == 0 {
-                    check()?;
+/// Encodes output rows `first..` of `p` into `dst` (whole rows): bytes to bytes when the dtype
+/// pair has a direct conversion, else through f32.
+fn fill_encoded(p: &PlannedTensor, first: usize, row_len: usize, dst: &mut [u8]) {
+    let n = dst.len() / row_bytes(p.ggml_type, row_len).max(1) * row_len;
+    if let Source::Hf(t, transform) = &p.source {
+        let sz = t.dtype.size();
+        let bytes = t.data.as_bytes();
+        match transform {
+            Transform::None => {
+                let src = &bytes[first * row_len * sz..(first * row_len + n) * sz];
+                if crate::quant::convert_run(t.dtype, p.ggml_type, src, dst) {
+                    return;
                 }
-                let src = transform.src_row(r, rows).unwrap_or(r);
-                out.write_all(&bytes[src * row_bytes..(src + 1) * row_bytes])
-                    .map_err(werr)?;
             }
-        }
-        _ => {
-            for chunk in bytes.chunks(CHUNK_ELEMS * 4) {
-                check()?;
-                out.write_all(chunk).map_err(werr)?;
+            tr @ (Transform::Permute(_) | Transform::QkvByPart(_))
+                if t.shape.len() == 2 && n > 0 =>
+            {
+                let rows = t.shape[0];
+                let (src_row, dst_row) = (row_len * sz, dst.len() / (n / row_len));
+                let mut converted = true;
+                for (j, d) in dst.chunks_mut(dst_row).enumerate() {
+                    let r = tr.src_row(first + j, rows).unwrap_or(first + j);
+                    let src = &bytes[r * src_row..(r + 1) * src_row];
+                    // The pair is the same for every row: only the first can refuse.
+                    if !crate::quant::convert_run(t.dtype, p.ggml_type, src, d) {
+                        converted = false;
+                        break;
+                    }
+                }
+                if converted {
+                    return;
+                }
             }
+            _ => {}
         }
     }
-    Ok(true)
+    let mut tmp = vec![0f32; n];
+    fill_rows(p, first, row_len, &mut tmp);
+    encode(p.ggml_type, &tmp, dst);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes of the straightforward path: every element decoded to f32 in output order,
+    /// then one `quantize_row` over the whole tensor.
+    fn naive(p: &PlannedTensor) -> Vec<u8> {
+        let row_len = p.shape.last().copied().unwrap_or(1);
+        let mut f = vec![0f32; p.n_elements()];
+        fill_rows(p, 0, row_len, &mut f);
+        let mut out = vec![0u8; p.n_elements() / row_len * row_bytes(p.ggml_type, row_len)];
+        encode(p.ggml_type, &f, &mut out);
+        out
+    }
+
+    #[test]
+    fn tensors_of_many_windows_stream_the_bytes_of_a_single_pass() {
+        use crate::formats::safetensors;
+        use crate::formats::tensor::{TensorBytes, WeightFile};
+        // 2.5 chunks of bf16 with every bit pattern (NaNs, subnormals, infinities) and an odd
+        // start offset in the file (a small tensor stored first), so windows and pages never
+        // line up; read back through a real mapping, so windows are mapped and dropped.
+        let (rows, cols) = (640usize, 8192usize);
+        let n = rows * cols;
+        assert!(n > 2 * CHUNK_ELEMS);
+        let bits: Vec<u8> = (0..n)
+            .flat_map(|i| (((i as u32).wrapping_mul(2_654_435_761) >> 16) as u16).to_le_bytes())
+            .collect();
+        let small = Tensor {
+            name: "a.small".into(),
+            dtype: DType::BF16,
+            shape: vec![3],
+            data: TensorBytes::Owned(Arc::from(vec![1u8, 2, 3, 4, 5, 6])),
+        };
+        let big = Tensor {
+            name: "b.big".into(),
+            dtype: DType::BF16,
+            shape: vec![rows, cols],
+            data: TensorBytes::Owned(Arc::from(bits)),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let wf = WeightFile {
+            file_name: "m.safetensors".into(),
+            tensors: vec![small, big],
+        };
+        safetensors::write_file(&path, &wf).unwrap();
+        let read = safetensors::read(&path).unwrap();
+        let t = read
+            .tensors
+            .iter()
+            .find(|t| t.name == "b.big")
+            .unwrap()
+            .clone();
+        assert!(matches!(t.data, TensorBytes::Mapped { .. }));
+        let mut planned = Vec::new();
+        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::F32, GgmlType::Q8_0] {
+            for tr in [Transform::None, Transform::Permute(8), Transform::Transpose] {
+                let shape = if tr == Transform::Transpose {
+                    vec![cols, rows]
+                } else {
+                    vec![rows, cols]
+                };
+                planned.push(PlannedTensor {
+                    name: format!("{ty}/{tr:?}"),
+                    shape,
+                    ggml_type: ty,
+                    source: Source::Hf(t.clone(), tr),
+                    src_dtype: Some(DType::BF16),
+                });
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        pipelined(&planned, None, Some(&pool), |pipe| {
+            for _ in &planned {
+                let mut out = Vec::new();
+                pipe.write_next(&mut out).unwrap();
+                got.push(out);
+            }
+        });
+        for (p, got) in planned.iter().zip(&got) {
+            assert!(*got == naive(p), "{} differs", p.name);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_or_unencodable_tensor_ends_the_stream_with_its_error() {
+        let values = |ty| PlannedTensor {
+            name: "v".into(),
+            shape: vec![4, 64],
+            ggml_type: ty,
+            source: Source::Values(Arc::from(vec![0.5f32; 256])),
+            src_dtype: None,
+        };
+        let planned = [
+            values(GgmlType::F16),
+            values(GgmlType::Q4K),
+            values(GgmlType::F16),
+        ];
+        pipelined(&planned, None, None, |pipe| {
+            let mut out = Vec::new();
+            pipe.write_next(&mut out).unwrap();
+            assert_eq!(out.len(), 512);
+            let err = pipe.write_next(&mut out).unwrap_err();
+            assert!(err.to_string().contains("cannot encode"), "{err}");
+        });
+        let cancel = AtomicBool::new(true);
+        pipelined(&planned, Some(&cancel), None, |pipe| {
+            let err = pipe.write_next(&mut Vec::new()).unwrap_err();
+            assert!(matches!(err, ConvertError::Cancelled), "{err}");
+        });
+    }
 
     #[test]
     fn permutation_interleaves_the_two_halves_of_each_head() {
