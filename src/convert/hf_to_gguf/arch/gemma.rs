@@ -12,7 +12,7 @@ use super::super::error::{Result, cfg};
 use super::super::hparams::Hparams;
 use super::super::tensors::Transform;
 use super::text::{block, map_with_suffix};
-use super::{Architecture, ConfigClass, Skip, TokenizerClass, VocabKind};
+use super::{Architecture, ConfigClass, Skip, TokenizerClass, VocabKind, no_post_init};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::{GgufWriter, Value};
 
@@ -37,8 +37,6 @@ fn gemma_defaults() -> Vec<(&'static str, Json)> {
         ("bos_token_id", json!(2)),
     ]
 }
-
-fn no_post_init(_map: &mut serde_json::Map<String, Json>) {}
 
 /// Which of the Gemma generations names the block tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::super::tensors::Transform;
 use super::gemma::{
     Generation, map_gemma, norm_shift, sentencepiece_only, skip_lm_head, write_gemma_params,
 };
-use super::{Architecture, ConfigClass, Skip, TokenizerClass, VocabKind};
+use super::{Architecture, ConfigClass, Skip, TokenizerClass, VocabKind, no_post_init};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::{GgufWriter, Value};
 
@@ -41,8 +41,6 @@ fn gemma2_defaults() -> Vec<(&'static str, Json)> {
         ("bos_token_id", json!(2)),
     ]
 }
-
-fn no_post_init(_map: &mut serde_json::Map<String, Json>) {}
 
 impl Architecture for Gemma2 {
     fn gguf_name(&self) -> &'static str {

@@ -14,7 +14,7 @@ use super::super::spm_vocab;
 use super::super::tensors::Transform;
 use super::gemma::{Generation, map_gemma, norm_shift};
 use super::text;
-use super::{Architecture, ConfigClass, TokenizerClass, VocabKind};
+use super::{Architecture, ConfigClass, TokenizerClass, VocabKind, no_post_init};
 use crate::convert::hf::HfModel;
 use crate::formats::gguf::{GgufWriter, Value};
 
@@ -45,8 +45,6 @@ fn gemma3_defaults() -> Vec<(&'static str, Json)> {
         ("bos_token_id", json!(2)),
     ]
 }
-
-fn no_post_init(_map: &mut serde_json::Map<String, Json>) {}
 
 impl Architecture for Gemma3 {
     fn gguf_name(&self) -> &'static str {

@@ -91,6 +91,9 @@ pub struct ConfigClass {
     pub tokenizer: TokenizerClass,
 }
 
+/// A [`ConfigClass::post_init`] for classes whose `__init__` derives nothing.
+pub(super) fn no_post_init(_map: &mut Map<String, Json>) {}
+
 /// Tensors the reference drops without a trace vs. with a warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
