@@ -46,6 +46,29 @@ impl Layout {
         });
     }
 
+    /// Adds the tensors outside the blocks of a llama-style model: the embedding, the final
+    /// norm and the (optional, tied when absent) output head.
+    pub fn add_llama_ends(&mut self, n_vocab: usize, n_embd: usize) {
+        self.add(
+            "token_embd.weight".into(),
+            "model.embed_tokens.weight".into(),
+            vec![n_vocab, n_embd],
+            true,
+        );
+        self.add(
+            "output_norm.weight".into(),
+            "model.norm.weight".into(),
+            vec![n_embd],
+            true,
+        );
+        self.add(
+            "output.weight".into(),
+            "lm_head.weight".into(),
+            vec![n_vocab, n_embd],
+            false,
+        );
+    }
+
     /// Checks the planned tensors: every required one present, every present one shaped as
     /// expected. Tensors the layout does not list (generated ones) are not checked.
     pub fn check(&self, arch: &str, planned: &[PlannedTensor]) -> Result<()> {
@@ -288,24 +311,7 @@ pub fn decoder(hp: &Hparams, n_vocab: usize, q: QueryWidth, qk_norm: bool) -> Re
         ),
         ..Layout::default()
     };
-    l.add(
-        "token_embd.weight".into(),
-        "model.embed_tokens.weight".into(),
-        vec![n_vocab, n_embd],
-        true,
-    );
-    l.add(
-        "output_norm.weight".into(),
-        "model.norm.weight".into(),
-        vec![n_embd],
-        true,
-    );
-    l.add(
-        "output.weight".into(),
-        "lm_head.weight".into(),
-        vec![n_vocab, n_embd],
-        false,
-    );
+    l.add_llama_ends(n_vocab, n_embd);
     for i in 0..n_layer {
         let mut t = |gg: &str, hf: &str, shape: Vec<usize>, required: bool| {
             l.add(

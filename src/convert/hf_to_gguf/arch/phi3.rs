@@ -264,24 +264,7 @@ impl Architecture for Phi3 {
             ),
             ..Layout::default()
         };
-        l.add(
-            "token_embd.weight".into(),
-            "model.embed_tokens.weight".into(),
-            vec![n_vocab, n_embd],
-            true,
-        );
-        l.add(
-            "output_norm.weight".into(),
-            "model.norm.weight".into(),
-            vec![n_embd],
-            true,
-        );
-        l.add(
-            "output.weight".into(),
-            "lm_head.weight".into(),
-            vec![n_vocab, n_embd],
-            false,
-        );
+        l.add_llama_ends(n_vocab, n_embd);
         for i in 0..n_layer {
             let parts: [(&str, &str, Vec<usize>); 6] = [
                 ("attn_norm", "input_layernorm", vec![n_embd]),
