@@ -23,7 +23,8 @@
 #   The restore moves and verifies (sha256 + blake3 + fsync) 1.76 GB, so with a ~5 s cold
 #   build the speed-up is ~2x, not the 10x the issue hoped for.
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
-# /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores).
+# /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores),
+# TINYLM (a tinylm binary to measure instead of building target/release/tinylm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -36,8 +37,10 @@ if [ ! -f "$HF/config.json" ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx not found (apt-get install nginx)" >&2; exit 1; }
-cargo build --release --quiet
-TINYLM=$REPO/target/release/tinylm
+if [ -z "${TINYLM:-}" ]; then
+  cargo build --release --quiet
+  TINYLM=$REPO/target/release/tinylm
+fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"/{ngx/root,ngx/tmp}

@@ -25,7 +25,7 @@ pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
     let ws = open(g)?;
     let status = ws.status(args.targets, args.explain || g.json)?;
     let b = &status.build;
-    let code = if args.exit_code && b.would_run + b.from_cache > 0 {
+    let code = if args.exit_code && b.would_run + b.remote_hit + b.from_cache > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -39,6 +39,7 @@ pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
         let label = match a.status {
             Status::WouldRun => "stale",
             Status::FromCache => "restore",
+            Status::RemoteHit => "remote",
             _ => {
                 fresh += 1;
                 if let Some(t) = &a.template {
@@ -56,8 +57,13 @@ pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
             println!("{:>10}{}", "", t.describe());
         }
     }
+    let remote = if b.remote_hit > 0 {
+        format!(", {} to download from the remote cache", b.remote_hit)
+    } else {
+        String::new()
+    };
     println!(
-        "{} actions: {} stale, {} to restore from cache, {fresh} up to date",
+        "{} actions: {} stale, {} to restore from cache{remote}, {fresh} up to date",
         b.actions, b.would_run, b.from_cache
     );
     Ok(code)

@@ -17,6 +17,9 @@ pub enum Status {
     UpToDate,
     /// Would run (dry run).
     WouldRun,
+    /// Not in the local cache, but the remote cache has it: a build would download it, not
+    /// run it (dry run).
+    RemoteHit,
     /// Failed.
     Failed,
     /// Not run because something it needs failed or the build stopped.
@@ -31,6 +34,7 @@ impl Status {
             Status::FromCache => "from cache",
             Status::UpToDate => "up to date",
             Status::WouldRun => "would run",
+            Status::RemoteHit => "remote hit",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
         }
@@ -91,6 +95,8 @@ pub struct BuildReport {
     pub up_to_date: usize,
     /// Would run (dry run).
     pub would_run: usize,
+    /// Would be downloaded from the remote cache instead of run (dry run).
+    pub remote_hit: usize,
     /// Failed.
     pub failed: usize,
     /// Skipped because of failures.
@@ -125,6 +131,7 @@ impl BuildReport {
         );
         for (n, what) in [
             (self.would_run, "would run"),
+            (self.remote_hit, "remote hit"),
             (self.failed, "failed"),
             (self.skipped, "skipped"),
         ] {
@@ -147,6 +154,7 @@ impl BuildReport {
                 Status::FromCache => self.from_cache += 1,
                 Status::UpToDate => self.up_to_date += 1,
                 Status::WouldRun => self.would_run += 1,
+                Status::RemoteHit => self.remote_hit += 1,
                 Status::Failed => self.failed += 1,
                 Status::Skipped => self.skipped += 1,
             }

@@ -19,6 +19,11 @@ pub enum DirtyReason {
     NeverBuilt,
     /// The key is the locked one, but the cache lost the outputs.
     OutputsNotCached,
+    /// Not in the local cache; the remote cache has it, so a build downloads it.
+    RemoteHit {
+        /// The remote cache (without credentials).
+        remote: String,
+    },
     /// Outputs are cached but missing or modified under the output directory.
     OutputsMissing {
         /// The output directory.
@@ -66,6 +71,12 @@ impl fmt::Display for DirtyReason {
             DirtyReason::NeverBuilt => f.write_str("never built (not in tinylm.lock)"),
             DirtyReason::OutputsNotCached => {
                 f.write_str("same key as tinylm.lock, but its outputs are no longer in the cache")
+            }
+            DirtyReason::RemoteHit { remote } => {
+                write!(
+                    f,
+                    "not in the local cache; downloaded from the remote cache {remote}"
+                )
             }
             DirtyReason::OutputsMissing { out } => write!(
                 f,

@@ -88,6 +88,13 @@ impl Workspace {
                 Status::FromCache => vec![DirtyReason::OutputsMissing {
                     out: self.project.out.clone(),
                 }],
+                Status::RemoteHit => vec![DirtyReason::RemoteHit {
+                    remote: self
+                        .store()
+                        .remote()
+                        .map(|r| r.url().to_string())
+                        .unwrap_or_default(),
+                }],
                 _ => Vec::new(),
             };
             let template = explain.then(|| self.template_choice(&lock, d)).flatten();

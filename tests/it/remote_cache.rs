@@ -584,3 +584,136 @@ fn a_download_cut_mid_body_resumes_with_a_range_request() {
     assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
     assert_cache_clean(&cb);
 }
+
+#[test]
+fn status_and_dry_runs_report_remote_hits_without_downloading_anything() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    let (ra, _) = build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    assert_eq!(n(&ra, "run"), 20);
+    copy_lock(a.path(), b.path());
+
+    // Machine B, empty cache: every action is a remote hit, downstream ones included (their
+    // keys come from the digests in the upstream records).
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["--json", "--remote-cache", &url, "status", "--explain"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions = st["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 20);
+    for a in actions {
+        assert_eq!(a["status"], "remote_hit", "{a}");
+        assert_eq!(a["reasons"][0]["reason"], "remote_hit", "{a}");
+        assert_eq!(a["reasons"][0]["remote"], url.as_str(), "{a}");
+    }
+    let out = tinylm(b.path(), &cb, &[], &["--remote-cache", &url, "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(lines_with(&text, "  remote  "), 20, "{text}");
+    assert!(
+        text.contains("20 actions: 0 stale, 0 to restore from cache, 20 to download from the remote cache, 0 up to date"),
+        "{text}"
+    );
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["--remote-cache", &url, "status", "--exit-code"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "downloads still to do are not clean"
+    );
+
+    let out = tinylm(b.path(), &cb, &[], &["--remote-cache", &url, "build", "-n"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let hits = err
+        .lines()
+        .filter(|l| l.trim_start().starts_with("remote hit "))
+        .count();
+    assert_eq!(hits, 20, "{err}");
+    assert!(err.contains("20 remote hit"), "{err}");
+    let (rn, _) = build(b.path(), &cb, &[], &["-n", "--remote-cache", &url]);
+    assert_eq!(
+        (n(&rn, "remote_hit"), n(&rn, "run"), n(&rn, "would_run")),
+        (20, 0, 0)
+    );
+
+    // Looking is not restoring: B's cache holds no object and B has no outputs; the server
+    // sent records (small) but never an output blob.
+    let objects = walkdir::WalkDir::new(cb.join("cas"))
+        .min_depth(2)
+        .into_iter()
+        .flatten()
+        .count();
+    assert_eq!(objects, 0);
+    assert!(!b.path().join("dist").exists());
+    let biggest = &blobs_by_size(&ngx.cache_dir())[0];
+    let biggest_sha = biggest
+        .1
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let log = ngx.access_log();
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("GET ") && l.contains(&biggest_sha)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("HEAD ") && l.contains(&biggest_sha))
+    );
+
+    // A blob gone from the server: its action would run (not "remote hit"), and so would
+    // everything downstream of it; without a remote, everything would run.
+    std::fs::remove_file(&biggest.1).unwrap();
+    let out = tinylm(
+        b.path(),
+        &cb,
+        &[],
+        &["--json", "--remote-cache", &url, "status"],
+    );
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |s: &str| {
+        st["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == s)
+            .count()
+    };
+    assert!(count("would_run") >= 1, "{st}");
+    assert!(count("remote_hit") >= 1, "{st}");
+    assert_eq!(count("would_run") + count("remote_hit"), 20);
+    let out = tinylm(b.path(), &cb, &[], &["--json", "status"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        st["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == "would_run"),
+        "{st}"
+    );
+}

@@ -537,6 +537,44 @@ impl Remote {
         }
     }
 
+    /// Whether the remote could restore action `key` (see [`transfer::lookup_action`]): its
+    /// outputs, or `None` on a miss or any failure (already reported). For dry runs: nothing
+    /// but the small record is downloaded, and nothing enters the local cache.
+    pub fn lookup(
+        &self,
+        store: &Store,
+        stat: &StatCache,
+        key: &Digest,
+        expected: &[String],
+    ) -> Option<BTreeMap<String, OutputEntry>> {
+        let client = self.client()?;
+        let conn = &client.conn;
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                client
+                    .rt
+                    .block_on(transfer::lookup_action(conn, store, stat, key, expected))
+            })
+            .join()
+        })
+        .unwrap_or_else(|_| Err(RemoteError::Local("the lookup thread panicked".into())));
+        match r {
+            Ok(Some(outputs)) => {
+                conn.state.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Some(outputs)
+            }
+            Ok(None) => {
+                conn.state.counters.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                conn.state
+                    .failed(&format!("action {}", &key.to_hex()[..12]), &e);
+                None
+            }
+        }
+    }
+
     /// Uploads an action's outputs and result in the background (see [`Remote::finish`]).
     pub fn upload_in_background(&self, store: &Store, rec: &ActionRecord) {
         if !self.cfg.upload {
@@ -729,6 +767,18 @@ impl Store {
             tracing::warn!("cannot record downloaded action {key}: {e}");
         }
         Some(outputs)
+    }
+
+    /// Dry-run read-through: the outputs the remote would restore for action `key`, without
+    /// downloading them or writing anything locally. `None` when there is no remote or it
+    /// cannot restore the action.
+    pub fn lookup_remote(
+        &self,
+        stat: &StatCache,
+        key: &Digest,
+        expected: &[String],
+    ) -> Option<BTreeMap<String, OutputEntry>> {
+        self.remote.as_ref()?.lookup(self, stat, key, expected)
     }
 
     /// Records an action that ran locally, and uploads it when the remote takes uploads.

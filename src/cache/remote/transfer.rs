@@ -1,8 +1,8 @@
 //! Downloads (read-through, `cache pull`) and uploads (write-back, `cache push`).
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
@@ -20,15 +20,13 @@ use crate::cache::{ActionRecord, Digest, OutputEntry, StatCache, Store};
 /// Bytes written and hashed at a time while downloading.
 const BATCH: usize = 1 << 20;
 
-/// Fetches the result of action `key`: `Ok(None)` on a miss.
-pub(super) async fn fetch_action(
+/// Reads the `ActionResult` of action `key` and the record it names, checked against each other
+/// and against `expected`: `Ok(None)` on a miss. Downloads no output.
+async fn read_entry(
     conn: &Conn,
-    store: &Store,
-    stat: &StatCache,
     key: &Digest,
     expected: &[String],
-    cancel: &AtomicBool,
-) -> Result<Option<(BTreeMap<String, OutputEntry>, RemoteRecord)>, RemoteError> {
+) -> Result<Option<RemoteRecord>, RemoteError> {
     let ak = ac_key(key);
     let Some(body) = retry(&format!("GET ac/{ak}"), || {
         conn.backend.get_small(Area::Ac, &ak, MAX_AC)
@@ -66,7 +64,37 @@ pub(super) async fn fetch_action(
     let rec: RemoteRecord = serde_json::from_slice(&rec_bytes)
         .map_err(|e| RemoteError::Corrupt(format!("cas/{}: bad record: {e}", rd.hash)))?;
     check_record(&rec, &result, key, expected)?;
+    Ok(Some(rec))
+}
 
+/// The outputs a record names, as the local cache keeps them.
+fn local_entries(rec: &RemoteRecord) -> BTreeMap<String, OutputEntry> {
+    rec.outputs
+        .iter()
+        .map(|(name, o)| {
+            (
+                name.clone(),
+                OutputEntry {
+                    digest: o.blake3,
+                    size: o.size,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Fetches the result of action `key`: `Ok(None)` on a miss.
+pub(super) async fn fetch_action(
+    conn: &Conn,
+    store: &Store,
+    stat: &StatCache,
+    key: &Digest,
+    expected: &[String],
+    cancel: &AtomicBool,
+) -> Result<Option<(BTreeMap<String, OutputEntry>, RemoteRecord)>, RemoteError> {
+    let Some(rec) = read_entry(conn, key, expected).await? else {
+        return Ok(None);
+    };
     let fetches = rec
         .outputs
         .iter()
@@ -78,20 +106,39 @@ pub(super) async fn fetch_action(
     for r in results {
         r?;
     }
-    let outputs = rec
-        .outputs
-        .iter()
-        .map(|(name, o)| {
-            (
-                name.clone(),
-                OutputEntry {
-                    digest: o.blake3,
-                    size: o.size,
-                },
-            )
-        })
-        .collect();
-    Ok(Some((outputs, rec)))
+    Ok(Some((local_entries(&rec), rec)))
+}
+
+/// Whether action `key` could be restored: its entry and record are valid and every output is
+/// in the local CAS or on the remote (HEAD). Downloads nothing but the record; for dry runs.
+pub(super) async fn lookup_action(
+    conn: &Conn,
+    store: &Store,
+    stat: &StatCache,
+    key: &Digest,
+    expected: &[String],
+) -> Result<Option<BTreeMap<String, OutputEntry>>, RemoteError> {
+    let Some(rec) = read_entry(conn, key, expected).await? else {
+        return Ok(None);
+    };
+    for o in rec.outputs.values() {
+        let local = stat
+            .verify(&store.object_path(&o.blake3), &o.blake3, o.size)
+            .unwrap_or(false);
+        if !local
+            && !retry(&format!("HEAD cas/{}", o.sha256), || {
+                conn.backend.head(Area::Cas, &o.sha256)
+            })
+            .await?
+        {
+            return Err(RemoteError::Corrupt(format!(
+                "cas/{} (an output of ac/{}) is missing on the server",
+                o.sha256,
+                ac_key(key)
+            )));
+        }
+    }
+    Ok(Some(local_entries(&rec)))
 }
 
 /// The record must be for this key, name exactly the expected outputs, and agree with the
@@ -159,11 +206,12 @@ async fn fetch_object(
     let tmp_dir = store.tmp_dir();
     let local = |e: std::io::Error| RemoteError::Local(format!("{}: {e}", tmp_dir.display()));
     // Dropped (deleted) on every early return: a partial download never reaches the CAS.
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!("{}-remote-", std::process::id()))
         .tempfile_in(&tmp_dir)
         .map_err(local)?;
-    let (sha, b3) = download(conn, &o.sha256, o.size, tmp.as_file_mut(), cancel).await?;
+    let writer = Writer::new(tmp.as_file().try_clone().map_err(local)?, tmp.path());
+    let (sha, b3) = download(conn, &o.sha256, o.size, writer, cancel).await?;
     if sha != o.sha256 {
         conn.state.mark_bad(&o.sha256);
         return Err(RemoteError::Corrupt(format!(
@@ -192,21 +240,308 @@ async fn fetch_object(
     Ok(())
 }
 
-/// Streams `cas/<sha>` into `file`, hashing as it goes; resumes from the last byte after a
-/// broken transfer when the server supports ranges, else starts over. Returns (sha256, blake3).
+/// What the writer and the sha256 thread of a download are sent.
+enum Piece {
+    /// The next bytes of the blob.
+    Data(Arc<Pooled>),
+    /// The server restarted the body from byte 0 (no range support): start over.
+    Restart,
+}
+
+/// Alignment of blocks in memory and of direct writes in the file (the page size, a multiple
+/// of every logical block size `O_DIRECT` asks for).
+const ALIGN: usize = 4096;
+/// Blocks per download: bounds its memory to `BLOCKS` × [`BATCH`] whatever the blob's size.
+const BLOCKS: usize = 6;
+/// Bytes written before asking the kernel to start writing them back (buffered writes only).
+const WRITEBACK: u64 = 8 << 20;
+
+/// A [`BATCH`]-byte buffer whose data starts on an [`ALIGN`] boundary, as direct I/O needs.
+struct Block {
+    data: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Block {
+    fn new() -> Block {
+        let data = vec![0u8; BATCH + ALIGN];
+        let start = data.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Block {
+            data,
+            start,
+            len: 0,
+        }
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.start + self.len]
+    }
+
+    /// Appends what fits of `b`; returns how much did.
+    fn fill(&mut self, b: &[u8]) -> usize {
+        let n = b.len().min(BATCH - self.len);
+        let at = self.start + self.len;
+        self.data[at..at + n].copy_from_slice(&b[..n]);
+        self.len += n;
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BATCH
+    }
+}
+
+/// A block lent to the download threads; it goes back to its pool when both are done with it.
+struct Pooled {
+    block: Option<Block>,
+    home: tokio::sync::mpsc::UnboundedSender<Block>,
+}
+
+impl Pooled {
+    fn bytes(&self) -> &[u8] {
+        self.block.as_ref().map_or(&[], Block::filled)
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(mut b) = self.block.take() {
+            b.len = 0;
+            // The pool is gone once the download ended: the block is simply freed.
+            let _ = self.home.send(b);
+        }
+    }
+}
+
+/// The blocks of one download, reused so that memory is touched once, not once per batch.
+struct Pool {
+    free: tokio::sync::mpsc::UnboundedReceiver<Block>,
+    home: tokio::sync::mpsc::UnboundedSender<Block>,
+    made: usize,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        let (home, free) = tokio::sync::mpsc::unbounded_channel();
+        Pool {
+            free,
+            home,
+            made: 0,
+        }
+    }
+
+    /// A free block, waiting for the threads to hand one back when all are in use.
+    async fn take(&mut self) -> Block {
+        if let Ok(b) = self.free.try_recv() {
+            return b;
+        }
+        if self.made < BLOCKS {
+            self.made += 1;
+            return Block::new();
+        }
+        // `self.home` keeps the channel open, so this only waits.
+        self.free.recv().await.unwrap_or_else(Block::new)
+    }
+
+    fn lend(&self, b: Block) -> Arc<Pooled> {
+        Arc::new(Pooled {
+            block: Some(b),
+            home: self.home.clone(),
+        })
+    }
+}
+
+/// The local end of a download, on two threads so that the network, sha256 and
+/// blake3-plus-write proceed side by side instead of taking turns.
+struct Sink {
+    to_writer: tokio::sync::mpsc::Sender<Piece>,
+    to_sha: tokio::sync::mpsc::Sender<Piece>,
+    writer: tokio::task::JoinHandle<std::io::Result<Digest>>,
+    sha: tokio::task::JoinHandle<String>,
+}
+
+impl Sink {
+    fn new(w: Writer) -> Sink {
+        let (to_writer, mut writer_rx) = tokio::sync::mpsc::channel::<Piece>(BLOCKS);
+        let (to_sha, mut sha_rx) = tokio::sync::mpsc::channel::<Piece>(BLOCKS);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut w = w;
+            while let Some(p) = writer_rx.blocking_recv() {
+                match p {
+                    Piece::Data(b) => w.write(b.bytes())?,
+                    Piece::Restart => w.restart()?,
+                }
+            }
+            Ok(Digest(*w.blake.finalize().as_bytes()))
+        });
+        let sha = tokio::task::spawn_blocking(move || {
+            let mut h = sha2::Sha256::new();
+            while let Some(p) = sha_rx.blocking_recv() {
+                match p {
+                    Piece::Data(b) => h.update(b.bytes()),
+                    Piece::Restart => h = sha2::Sha256::new(),
+                }
+            }
+            hex(&h.finalize())
+        });
+        Sink {
+            to_writer,
+            to_sha,
+            writer,
+            sha,
+        }
+    }
+
+    /// Hands `p` to both threads; `false` if the writer stopped (a write failed).
+    async fn send(&self, p: impl Fn() -> Piece) -> bool {
+        self.to_writer.send(p()).await.is_ok() && self.to_sha.send(p()).await.is_ok()
+    }
+
+    /// Waits for both threads; returns (sha256, blake3) of what was written.
+    async fn finish(self) -> Result<(String, Digest), RemoteError> {
+        drop(self.to_writer);
+        drop(self.to_sha);
+        let joined = |e: tokio::task::JoinError| RemoteError::Local(format!("download: {e}"));
+        let b3 = self
+            .writer
+            .await
+            .map_err(joined)?
+            .map_err(|e| RemoteError::Local(format!("writing a download: {e}")))?;
+        let sha = self.sha.await.map_err(joined)?;
+        Ok((sha, b3))
+    }
+}
+
+/// Writes a download to its temp file and hashes it with blake3.
+///
+/// Whole blocks go through a second descriptor opened with `O_DIRECT` where the filesystem
+/// allows it: the bytes are already in memory (hashed from there), so copying them into the
+/// page cache too only costs CPU — the largest cost of a restore once hashing is overlapped
+/// with the network. The tail, and every write on filesystems without direct I/O, go through
+/// the page cache, with writeback started every [`WRITEBACK`] bytes so that the fsync before
+/// the object enters the CAS finds little left to write.
+pub(super) struct Writer {
+    file: std::fs::File,
+    direct: Option<std::fs::File>,
+    blake: blake3::Hasher,
+    written: u64,
+    flushed: u64,
+}
+
+impl Writer {
+    /// A writer of `file`, the temp file at `path`.
+    pub(super) fn new(file: std::fs::File, path: &Path) -> Writer {
+        Writer {
+            file,
+            direct: open_direct(path),
+            blake: blake3::Hasher::new(),
+            written: 0,
+            flushed: 0,
+        }
+    }
+
+    fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.blake.update(b);
+        let aligned = b.len().is_multiple_of(ALIGN) && self.written.is_multiple_of(ALIGN as u64);
+        if let Some(d) = self.direct.as_ref().filter(|_| aligned) {
+            match d.write_all_at(b, self.written) {
+                Ok(()) => {
+                    self.written += b.len() as u64;
+                    self.flushed = self.written;
+                    return Ok(());
+                }
+                // Refused by this filesystem after all: buffered from now on.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::debug!("direct I/O refused ({e}); writing through the page cache");
+                    self.direct = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.write_all_at(b, self.written)?;
+        self.written += b.len() as u64;
+        if self.written - self.flushed >= WRITEBACK {
+            start_writeback(&self.file, self.flushed, self.written - self.flushed);
+            self.flushed = self.written;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.blake = blake3::Hasher::new();
+        self.written = 0;
+        self.flushed = 0;
+        Ok(())
+    }
+}
+
+/// A second, `O_DIRECT` descriptor of `path`, unless the filesystem (tmpfs, some network
+/// filesystems) or `TINYLM_REMOTE_DIRECT_IO=0` says no.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::env::var("TINYLM_REMOTE_DIRECT_IO").is_ok_and(|v| v.trim() == "0") {
+        return None;
+    }
+    std::fs::File::options()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<std::fs::File> {
+    None
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk without waiting for them.
+/// Only a hint: the fsync that follows is what the CAS relies on.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; no memory is passed.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+/// Streams `cas/<sha>` into `writer`'s file, hashing as it goes; resumes from the last byte
+/// after a broken transfer when the server supports ranges, else starts over. Returns
+/// (sha256, blake3).
 async fn download(
     conn: &Conn,
     sha: &str,
     size: u64,
-    file: &mut std::fs::File,
+    writer: Writer,
     cancel: &AtomicBool,
 ) -> Result<(String, Digest), RemoteError> {
-    let local = |e: std::io::Error| RemoteError::Local(format!("writing a download: {e}"));
-    let mut sha256 = sha2::Sha256::new();
-    let mut blake = blake3::Hasher::new();
+    let sink = Sink::new(writer);
+    let mut pool = Pool::new();
     let mut got = 0u64;
     let mut delay = BACKOFF;
     let mut attempt = 1;
+    // A writer that stopped early has its error waiting in `finish`.
+    macro_rules! send {
+        ($p:expr) => {
+            if !sink.send($p).await {
+                return sink.finish().await.and(Err(RemoteError::Local(
+                    "writing a download: the writer stopped".into(),
+                )));
+            }
+        };
+    }
     loop {
         let err = match conn.backend.get_stream(Area::Cas, sha, got).await {
             Ok(None) => {
@@ -216,16 +551,12 @@ async fn download(
             }
             Ok(Some((mut stream, resumed))) => {
                 if got > 0 && !resumed {
-                    file.set_len(0).map_err(local)?;
-                    file.rewind().map_err(local)?;
-                    sha256 = sha2::Sha256::new();
-                    blake = blake3::Hasher::new();
+                    send!(|| Piece::Restart);
                     got = 0;
                 }
                 let mut broken = None;
-                // Network chunks are small; hashing and writing a MiB at a time lets sha256
-                // and blake3 run side by side on two cores.
-                let mut batch: Vec<u8> = Vec::with_capacity(BATCH);
+                // Network chunks are small: they are gathered into blocks for the threads.
+                let mut block = pool.take().await;
                 loop {
                     let chunk = stream.next().await;
                     if cancel.load(Ordering::Relaxed) {
@@ -233,7 +564,7 @@ async fn download(
                     }
                     let end = match chunk {
                         Some(Ok(b)) => {
-                            if got + (batch.len() + b.len()) as u64 > size {
+                            if got + (block.len + b.len()) as u64 > size {
                                 conn.state.mark_bad(sha);
                                 return Err(RemoteError::Corrupt(format!(
                                     "cas/{sha} is larger than the recorded {size} bytes"
@@ -243,7 +574,17 @@ async fn download(
                                 .counters
                                 .downloaded_bytes
                                 .fetch_add(b.len() as u64, Ordering::Relaxed);
-                            batch.extend_from_slice(&b);
+                            let mut rest: &[u8] = &b;
+                            while !rest.is_empty() {
+                                let n = block.fill(rest);
+                                rest = &rest[n..];
+                                if block.is_full() {
+                                    let full = std::mem::replace(&mut block, pool.take().await);
+                                    got += full.len as u64;
+                                    let piece = pool.lend(full);
+                                    send!(|| Piece::Data(piece.clone()));
+                                }
+                            }
                             false
                         }
                         Some(Err(e)) => {
@@ -252,13 +593,12 @@ async fn download(
                         }
                         None => true,
                     };
-                    if batch.len() >= BATCH || (end && !batch.is_empty()) {
-                        file.write_all(&batch).map_err(local)?;
-                        rayon::join(|| sha256.update(&batch), || blake.update(&batch));
-                        got += batch.len() as u64;
-                        batch.clear();
-                    }
                     if end {
+                        if block.len > 0 {
+                            got += block.len as u64;
+                            let piece = pool.lend(block);
+                            send!(|| Piece::Data(piece.clone()));
+                        }
                         break;
                     }
                 }
@@ -291,10 +631,7 @@ async fn download(
             e => return Err(e),
         }
     }
-    Ok((
-        hex(&sha256.finalize()),
-        Digest(*blake.finalize().as_bytes()),
-    ))
+    sink.finish().await
 }
 
 /// sha256 of local object `b3`, from the map or by hashing it (off the async threads).
