@@ -158,23 +158,37 @@ pub fn build(
         .build()
         .map_err(|e| Error::Build(format!("cannot start worker threads: {e}")))?;
 
-    let sources = pool.install(|| hash_sources(plan, &sel, &stat))?;
     let mut report = BuildReport {
         actions: sel.nodes.len(),
         ..Default::default()
     };
     let mut progress = progress::Progress::new(opts.progress, sel.nodes.len() as u64);
-    let outcome = Scheduler {
-        layout,
-        plan,
-        sel: &sel,
-        sources: &sources,
-        stat: &stat,
-        old_lock: &old_lock,
-        opts,
-        cancel: &cancel,
-    }
-    .run(&pool, &mut progress);
+    let prefetch = prefetch_list(layout, plan, &sel, &stat, &old_lock, opts);
+    let stop_prefetch = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        if let Some(remote) = layout.store.remote().filter(|_| !prefetch.is_empty()) {
+            remote.expect_prefetch(prefetch.iter().map(|(k, _)| *k));
+            s.spawn(|| remote.prefetch(&layout.store, &stat, &prefetch, &stop_prefetch));
+        }
+        let outcome = pool
+            .install(|| hash_sources(plan, &sel, &stat))
+            .map(|sources| {
+                Scheduler {
+                    layout,
+                    plan,
+                    sel: &sel,
+                    sources: &sources,
+                    stat: &stat,
+                    old_lock: &old_lock,
+                    opts,
+                    cancel: &cancel,
+                }
+                .run(&pool, &mut progress)
+            });
+        // What the build did not ask for is not needed.
+        stop_prefetch.store(true, Ordering::SeqCst);
+        outcome
+    })?;
     let (states, mut details) = (outcome.states, outcome.details);
     progress.finish();
     // Background uploads finish before the build reports success.
@@ -253,6 +267,33 @@ pub fn build(
     report.hashed_bytes = stat.hashed_bytes.load(Ordering::Relaxed);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Actions a `--locked` build with a remote cache downloads up front: their keys are the
+/// lock's (anything else fails the build), so downloads need not wait for source hashing or
+/// for upstream actions. Those already restorable from the local cache are left out.
+fn prefetch_list(
+    layout: &ProjectLayout,
+    plan: &BuildPlan,
+    sel: &Selection,
+    stat: &StatCache,
+    old_lock: &LockFile,
+    opts: &BuildOptions,
+) -> Vec<(Digest, Vec<String>)> {
+    if !opts.locked || opts.dry_run || layout.store.remote().is_none() {
+        return Vec::new();
+    }
+    sel.nodes
+        .iter()
+        .filter_map(|&ix| {
+            let node = &plan.graph[ix];
+            let entry = old_lock.actions.get(&node.id)?;
+            if layout.store.intact_record(stat, &entry.key).is_some() {
+                return None;
+            }
+            Some((entry.key, node.action.outputs()))
+        })
+        .collect()
 }
 
 /// Digests of every source file and directory the selection reads, hashed in parallel.

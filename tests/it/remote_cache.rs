@@ -717,3 +717,63 @@ fn status_and_dry_runs_report_remote_hits_without_downloading_anything() {
         "{st}"
     );
 }
+
+#[test]
+fn a_locked_restore_downloads_up_front_and_still_rejects_corrupt_blobs_and_builds_misses() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    // One corrupt blob (a hit that must be rejected) and one action result gone (a miss).
+    let blobs = blobs_by_size(&ngx.cache_dir());
+    let flipped = &blobs[0].1;
+    let mut bytes = std::fs::read(flipped).unwrap();
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x01;
+    std::fs::write(flipped, &bytes).unwrap();
+    let mut ac: Vec<_> = std::fs::read_dir(ngx.cache_dir().join("ac"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ac.sort();
+    std::fs::remove_file(&ac[0]).unwrap();
+
+    // `--locked`: every key is known from the lock, so downloads start before anything is
+    // hashed; what they bring is verified all the same, and what they miss is built.
+    copy_lock(a.path(), b.path());
+    let (rb, err) = build(b.path(), &cb, &[], &["--locked", "--remote-cache", &url]);
+    assert!(n(&rb, "run") >= 2, "{err}");
+    assert!(n(&rb, "remote.hits") >= 10, "{}", rb["remote"]);
+    assert!(n(&rb, "remote.misses") >= 1, "{}", rb["remote"]);
+    assert!(n(&rb, "remote.errors") >= 1, "{}", rb["remote"]);
+    assert_eq!(
+        n(&rb, "run") + n(&rb, "from_cache"),
+        20,
+        "every action ran or came from the remote: {err}"
+    );
+    assert!(err.contains("corrupt on the server"), "{err}");
+    assert_eq!(lines_with(&err, "is unavailable"), 0, "{err}");
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_eq!(
+        std::fs::read(a.path().join("tinylm.lock")).unwrap(),
+        std::fs::read(b.path().join("tinylm.lock")).unwrap()
+    );
+    assert_cache_clean(&cb);
+    // Nothing is left half-downloaded.
+    let leftovers: Vec<_> = std::fs::read_dir(cb.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub use config::{RemoteConfig, parse_url};
@@ -444,6 +445,60 @@ pub struct Remote {
     state: Arc<State>,
     client: OnceLock<Option<Client>>,
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    prefetch: Prefetched,
+}
+
+/// A fetch result: the outputs and the remote record, or `None` (miss or failure, reported).
+type Fetched = Option<(BTreeMap<String, OutputEntry>, RemoteRecord)>;
+
+/// Results of [`Remote::prefetch`] by action key: `None` while the download runs.
+#[derive(Debug, Default)]
+struct Prefetched {
+    slots: Mutex<BTreeMap<Digest, Option<Fetched>>>,
+    done: std::sync::Condvar,
+}
+
+impl Prefetched {
+    fn fill(&self, key: &Digest, r: Fetched) {
+        if let Ok(mut m) = self.slots.lock()
+            && let Some(slot) = m.get_mut(key)
+        {
+            *slot = Some(r);
+        }
+        self.done.notify_all();
+    }
+
+    /// Marks every unfinished slot a miss (the prefetch stopped), so no one waits forever.
+    fn abandon(&self) {
+        if let Ok(mut m) = self.slots.lock() {
+            for slot in m.values_mut().filter(|s| s.is_none()) {
+                *slot = Some(None);
+            }
+        }
+        self.done.notify_all();
+    }
+
+    /// The prefetched result for `key`, waiting for its download; `None` if it was not
+    /// prefetched (or was already taken).
+    fn take(&self, key: &Digest) -> Option<Fetched> {
+        let mut m = self.slots.lock().ok()?;
+        loop {
+            match m.get(key) {
+                None => return None,
+                Some(Some(_)) => return m.remove(key).flatten(),
+                Some(None) => m = self.done.wait(m).ok()?,
+            }
+        }
+    }
+}
+
+/// Fills every slot it did not fill when dropped (early return, panic).
+struct Abandon<'a>(&'a Prefetched);
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
 }
 
 impl std::fmt::Debug for Remote {
@@ -468,6 +523,7 @@ impl Remote {
             cfg,
             client: OnceLock::new(),
             pending: Mutex::new(Vec::new()),
+            prefetch: Prefetched::default(),
         }
     }
 
@@ -497,7 +553,8 @@ impl Remote {
     }
 
     /// Looks `key` up and downloads its outputs into the local CAS. Returns the outputs and the
-    /// remote's record, or `None` on a miss or any failure (already reported).
+    /// remote's record, or `None` on a miss or any failure (already reported). A key given to
+    /// a running [`Remote::prefetch`] waits for that download instead of starting another.
     pub fn fetch(
         &self,
         store: &Store,
@@ -505,7 +562,10 @@ impl Remote {
         key: &Digest,
         expected: &[String],
         cancel: &AtomicBool,
-    ) -> Option<(BTreeMap<String, OutputEntry>, RemoteRecord)> {
+    ) -> Fetched {
+        if let Some(r) = self.prefetch.take(key) {
+            return r;
+        }
         let client = self.client()?;
         let conn = &client.conn;
         // Not on the caller's thread: that is usually a rayon worker of the build, and rayon
@@ -520,19 +580,69 @@ impl Remote {
             .join()
         })
         .unwrap_or_else(|_| Err(RemoteError::Local("the download thread panicked".into())));
+        self.count_fetch(key, r)
+    }
+
+    fn count_fetch(&self, key: &Digest, r: Result<Fetched, RemoteError>) -> Fetched {
+        let c = &self.state.counters;
         match r {
             Ok(Some(hit)) => {
-                conn.state.counters.hits.fetch_add(1, Ordering::Relaxed);
+                c.hits.fetch_add(1, Ordering::Relaxed);
                 Some(hit)
             }
             Ok(None) => {
-                conn.state.counters.misses.fetch_add(1, Ordering::Relaxed);
+                c.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
             Err(e) => {
-                conn.state
+                self.state
                     .failed(&format!("action {}", &key.to_hex()[..12]), &e);
                 None
+            }
+        }
+    }
+
+    /// Downloads the results of `actions` (key, expected output names) side by side, on the
+    /// calling thread, until all are done or `stop` is set; [`Remote::fetch`] of one of these
+    /// keys, from another thread, waits for its download. For builds whose keys are known in
+    /// advance (`--locked`): downloads then overlap source hashing and each other instead of
+    /// following the order of the dependency graph.
+    pub fn prefetch(
+        &self,
+        store: &Store,
+        stat: &StatCache,
+        actions: &[(Digest, Vec<String>)],
+        stop: &AtomicBool,
+    ) {
+        let _abandon = Abandon(&self.prefetch);
+        let Some(client) = self.client() else {
+            return;
+        };
+        let conn = &client.conn;
+        let fetches = actions.iter().map(|(key, expected)| async move {
+            let r = transfer::fetch_action(conn, store, stat, key, expected, stop).await;
+            let stopped = matches!(r, Err(RemoteError::Cancelled));
+            // Stopped: the build no longer needs it, and a later fetch tries again.
+            let r = if stopped {
+                None
+            } else {
+                self.count_fetch(key, r)
+            };
+            self.prefetch.fill(key, r);
+        });
+        client.rt.block_on(
+            futures_util::stream::iter(fetches)
+                .buffer_unordered(conn.jobs.max(1))
+                .for_each(|()| async {}),
+        );
+    }
+
+    /// Registers the keys [`Remote::prefetch`] is about to download, before it runs, so that a
+    /// fetch of one of them never starts a second download.
+    pub fn expect_prefetch(&self, keys: impl IntoIterator<Item = Digest>) {
+        if let Ok(mut m) = self.prefetch.slots.lock() {
+            for k in keys {
+                m.entry(k).or_insert(None);
             }
         }
     }

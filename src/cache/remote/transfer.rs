@@ -252,7 +252,7 @@ enum Piece {
 /// of every logical block size `O_DIRECT` asks for).
 const ALIGN: usize = 4096;
 /// Blocks per download: bounds its memory to `BLOCKS` × [`BATCH`] whatever the blob's size.
-const BLOCKS: usize = 6;
+const BLOCKS: usize = 4;
 /// Bytes written before asking the kernel to start writing them back (buffered writes only).
 const WRITEBACK: u64 = 8 << 20;
 
