@@ -38,6 +38,7 @@ mod quant_golden;
 mod quant_imatrix;
 mod remote_cache;
 mod remote_s3;
+mod remote_stores;
 mod robustness;
 mod schema;
 mod template_detect;

@@ -67,9 +67,15 @@ pub fn parse_url(s: &str) -> Result<url::Url, String> {
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "remote cache URL `{}` names no host or bucket",
+        // As typed (`gs://`), unless it carries a password.
+        let shown = if url.password().is_some() {
             redact(&url)
+        } else {
+            s.to_string()
+        };
+        return Err(format!(
+            "remote cache URL `{shown}` names no host or bucket (e.g. {}://my-bucket/tinylm)",
+            url.scheme()
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {

@@ -86,7 +86,8 @@ impl ObjectBackend {
                 .map(|s| Box::new(s) as Box<dyn ObjectStore>),
             other => return Err(format!("unsupported object store scheme `{other}`")),
         };
-        let store = built.map_err(|e| super::chain(&e))?;
+        let store =
+            built.map_err(|e| format!("{}; {}", super::chain(&e), credentials_hint(url)))?;
         Ok(ObjectBackend {
             store,
             prefix: url.path().trim_matches('/').to_string(),
@@ -202,6 +203,27 @@ impl ObjectBackend {
                 let _ = writer.abort().await;
                 Err(e)
             }
+        }
+    }
+}
+
+/// Where the credentials of `url`'s store come from, for error messages.
+pub(super) fn credentials_hint(url: &url::Url) -> &'static str {
+    match url.scheme() {
+        "s3" | "s3a" => {
+            "S3 credentials come from the environment: AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, a web identity or instance role), AWS_REGION, \
+             and AWS_ENDPOINT for S3-compatible servers"
+        }
+        "gs" => {
+            "GCS credentials come from the environment: GOOGLE_SERVICE_ACCOUNT (path of a \
+             service-account JSON key) or GOOGLE_SERVICE_ACCOUNT_KEY (its contents), else \
+             application default credentials"
+        }
+        _ => {
+            "Azure credentials come from the environment: AZURE_STORAGE_ACCOUNT_NAME with \
+             AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or a service principal \
+             (AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_TENANT_ID)"
         }
     }
 }
