@@ -20,8 +20,21 @@
 # Measured after the merge into main (e9e5ab4), same machine idle (load ~2): cold 5.0-6.7 s /
 #   1.2-1.4 GiB; push 2.5-2.7 s / 21 MiB; restore 2.84-2.91 s / 962 MiB with memory-mapped
 #   source hashing, 37-38 MiB since sources are hashed in 16 MiB reads (same wall time).
-#   The restore moves and verifies (sha256 + blake3 + fsync) 1.76 GB, so with a ~5 s cold
-#   build the speed-up is ~2x, not the 10x the issue hoped for.
+# Profile of that restore (perf, 560bb17): 34% of CPU samples the kernel copying downloaded bytes
+#   into the page cache, 17% sha256, 9% blake3, 12% socket copies; network, write and hashes took
+#   turns, and the graph's order serialized the downloads (f16, then the quants).
+# After pipelined O_DIRECT downloads and --locked prefetch (fe8e8e6), side by side with 560bb17,
+#   load average 8-9 from other engineers' builds (2 cores):
+#   560bb17: cold 19.3 s; restore 7.97 s / 38 MiB (2.4x); repeated restores 6.7-9.7 s
+#   fe8e8e6: cold 22.8 s; restore 5.08 s / 51 MiB (4.5x); repeated restores 3.9-5.8 s
+#   (CPU of one restore: 3.8 s, of which sha256 ~1.1 s).
+# The floor, same load, CPU seconds (wall is meaningless at load 8): sha256 of the three GGUFs
+#   (1.85 GB, `openssl dgst -sha256`, SHA-NI) 1.06 s user; blake3 of every object (`tinylm
+#   verify`) 0.75 s user; the sources' blake3 on a fresh cache (`tinylm status`) 0.45 s; a
+#   loopback GET of the 953 MiB f16 (`curl -o /dev/null`) 0.36 s sys. That is ~2.6 s of CPU
+#   that no verified restore avoids (sha256 and blake3 of every byte before it enters the CAS),
+#   >= 1.3 s on two idle cores, and the f16's sha256 alone is 0.57 s of serial work. Against an
+#   idle cold build of 5.0-6.7 s, 10x is out of reach here; ~4-5x is the ceiling.
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
 # /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores),
 # TINYLM (a tinylm binary to measure instead of building target/release/tinylm).

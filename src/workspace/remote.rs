@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Workspace;
 use crate::cache::remote::{self, Remote, RemoteReport};
-use crate::cache::{ActionRecord, StoreUsage, roots};
+use crate::cache::{ActionRecord, Digest, StoreUsage, roots};
 use crate::exec::lockfile::{LockEntry, LockFile};
 use crate::plan::PlanOptions;
 use crate::{Error, Result};
@@ -142,35 +142,46 @@ impl Workspace {
         let (mut present, mut pulled) = (0usize, 0usize);
         let mut not_found = Vec::new();
         let mut differs = Vec::new();
-        for (id, e) in &entries {
-            if store.intact_record(&stat, &e.key).is_some() {
-                present += 1;
-                continue;
-            }
-            let names: Vec<String> = e.outputs.keys().cloned().collect();
-            match remote.fetch(store, &stat, &e.key, &names, cancel) {
-                Some((outputs, rec)) => {
-                    if outputs != e.outputs {
-                        tracing::warn!(
-                            "`{id}`: the remote's outputs differ from tinylm.lock (a \
-                             non-reproducible build?); using the remote's"
-                        );
-                        differs.push(id.clone());
-                    }
-                    store.write_record(&ActionRecord::new(
-                        e.key,
-                        &rec.kind,
-                        rec.preimage,
-                        outputs,
-                    ))?;
-                    pulled += 1;
+        // Every key is known: download them side by side, then record them in lock order.
+        let todo: Vec<(Digest, Vec<String>)> = entries
+            .iter()
+            .filter(|(_, e)| store.intact_record(&stat, &e.key).is_none())
+            .map(|(_, e)| (e.key, e.outputs.keys().cloned().collect()))
+            .collect();
+        remote.expect_prefetch(todo.iter().map(|(k, _)| *k));
+        std::thread::scope(|s| {
+            s.spawn(|| remote.prefetch(store, &stat, &todo, cancel));
+            for (id, e) in &entries {
+                if store.intact_record(&stat, &e.key).is_some() {
+                    present += 1;
+                    continue;
                 }
-                None => not_found.push(id.clone()),
+                let names: Vec<String> = e.outputs.keys().cloned().collect();
+                match remote.fetch(store, &stat, &e.key, &names, cancel) {
+                    Some((outputs, rec)) => {
+                        if outputs != e.outputs {
+                            tracing::warn!(
+                                "`{id}`: the remote's outputs differ from tinylm.lock (a \
+                                 non-reproducible build?); using the remote's"
+                            );
+                            differs.push(id.clone());
+                        }
+                        store.write_record(&ActionRecord::new(
+                            e.key,
+                            &rec.kind,
+                            rec.preimage,
+                            outputs,
+                        ))?;
+                        pulled += 1;
+                    }
+                    None => not_found.push(id.clone()),
+                }
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
             }
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-        }
+            Ok(())
+        })?;
         let report = remote.finish(store);
         stat.save()?;
         Ok(PullReport {
