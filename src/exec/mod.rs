@@ -168,7 +168,7 @@ pub fn build(
     let outcome = std::thread::scope(|s| {
         if let Some(remote) = layout.store.remote().filter(|_| !prefetch.is_empty()) {
             remote.expect_prefetch(prefetch.iter().map(|(k, _)| *k));
-            s.spawn(|| remote.prefetch(&layout.store, &stat, &prefetch, &stop_prefetch));
+            s.spawn(|| remote.prefetch(&layout.store, &stat, &prefetch, &stop_prefetch, &cancel));
         }
         let outcome = pool
             .install(|| hash_sources(plan, &sel, &stat))

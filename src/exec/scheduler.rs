@@ -229,6 +229,10 @@ impl Scheduler<'_> {
                             );
                             match fetched {
                                 Some(outputs) => Ok((outputs, true)),
+                                // A download stopped by Ctrl-C is not a reason to build.
+                                None if self.cancel.load(Ordering::Relaxed) => {
+                                    Err(Error::Interrupted)
+                                }
                                 None => self.run_node(n, inputs, &k, preimage).map(|o| (o, false)),
                             }
                         });

@@ -150,7 +150,7 @@ impl Workspace {
             .collect();
         remote.expect_prefetch(todo.iter().map(|(k, _)| *k));
         std::thread::scope(|s| {
-            s.spawn(|| remote.prefetch(store, &stat, &todo, cancel));
+            s.spawn(|| remote.prefetch(store, &stat, &todo, cancel, cancel));
             for (id, e) in &entries {
                 if store.intact_record(&stat, &e.key).is_some() {
                     present += 1;

@@ -477,8 +477,9 @@ fn the_manifest_can_name_the_remote_and_turn_uploads_on() {
 }
 
 /// A TCP proxy in front of `target` that cuts the connection once, `after` response bytes
-/// into the first request whose request line contains `needle`.
-fn cutting_proxy(target: u16, needle: String, after: usize) -> u16 {
+/// into the first request whose request line contains `needle` — or, with `stall`, stops
+/// sending there and holds the connection open.
+fn cutting_proxy(target: u16, needle: String, after: usize, stall: bool) -> u16 {
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::Arc;
@@ -525,6 +526,12 @@ fn cutting_proxy(target: u16, needle: String, after: usize) -> u16 {
                             n = after - sent_armed;
                             let _ = c_out.write_all(&buf[..n]);
                             done.store(true, Ordering::SeqCst);
+                            if stall {
+                                // Hold the connection open, silent, until the test ends.
+                                loop {
+                                    std::thread::sleep(Duration::from_secs(1));
+                                }
+                            }
                             let _ = c_out.shutdown(Shutdown::Both);
                             let _ = s_in.shutdown(Shutdown::Both);
                             return;
@@ -560,7 +567,7 @@ fn a_download_cut_mid_body_resumes_with_a_range_request() {
     let sha = biggest.file_name().unwrap().to_string_lossy().into_owned();
     assert!(size > 200_000, "{size}");
     // Cut 100 kB into the body of the largest blob (after the response head).
-    let port = cutting_proxy(ngx.port, format!("GET /cache/cas/{sha}"), 100_000);
+    let port = cutting_proxy(ngx.port, format!("GET /cache/cas/{sha}"), 100_000, false);
     let url = format!("http://127.0.0.1:{port}/cache");
     let (r, err) = build(b.path(), &cb, &[], &["-j", "1", "--remote-cache", &url]);
     assert_eq!((n(&r, "run"), n(&r, "remote.errors")), (0, 0), "{err}");
@@ -776,4 +783,111 @@ fn a_locked_restore_downloads_up_front_and_still_rejects_corrupt_blobs_and_build
         .map(|e| e.file_name())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn ctrl_c_during_a_locked_restore_stops_at_once_and_leaves_nothing_partial() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &ngx.url(), "--remote-upload"],
+    );
+    let (size, biggest) = blobs_by_size(&ngx.cache_dir()).remove(0);
+    let sha = biggest.file_name().unwrap().to_string_lossy().into_owned();
+    // The largest blob stalls halfway: its download (a --locked prefetch) never ends by itself.
+    let port = cutting_proxy(
+        ngx.port,
+        format!("GET /cache/cas/{sha}"),
+        size as usize / 2,
+        true,
+    );
+    copy_lock(a.path(), b.path());
+    let mut child = std::process::Command::new(crate::support::bin())
+        .current_dir(b.path())
+        .args(["--cache"])
+        .arg(&cb)
+        .args(["build", "--locked", "--remote-cache"])
+        .arg(format!("http://127.0.0.1:{port}/cache"))
+        .env_remove("TINYLM_REMOTE_CACHE")
+        .env_remove("RUST_LOG")
+        .env("TINYLM_REMOTE_TIMEOUT", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let downloading = |cb: &Path| {
+        std::fs::read_dir(cb.join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains("-remote-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let t0 = Instant::now();
+    while !ngx.access_log().contains(&format!("GET /cache/cas/{sha}")) || downloading(&cb) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the download never started"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the build ended before the stall: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "stuck on the stalled blob"
+    );
+    let sent = Instant::now();
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("Ctrl-C did not stop a build waiting on a stalled download");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?}: {err}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(downloading(&cb), 0, "a partial download was left behind");
+    // Whatever did arrive is whole and verified; the stalled blob is not among it.
+    for e in walkdir::WalkDir::new(cb.join("cas"))
+        .min_depth(2)
+        .into_iter()
+        .flatten()
+    {
+        let d = tinylm::cache::hash_file(e.path()).unwrap();
+        assert_eq!(d.to_hex(), e.file_name().to_string_lossy());
+        assert_ne!(e.metadata().unwrap().len(), size, "{}", e.path().display());
+    }
+    assert!(
+        !b.path().join("dist").exists()
+            || tree(&b.path().join("dist")).len() < tree(&a.path().join("dist")).len()
+    );
 }

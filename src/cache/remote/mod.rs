@@ -607,34 +607,48 @@ impl Remote {
     /// keys, from another thread, waits for its download. For builds whose keys are known in
     /// advance (`--locked`): downloads then overlap source hashing and each other instead of
     /// following the order of the dependency graph.
+    ///
+    /// `stop` (the build is done with them) or `cancel` (Ctrl-C) abandon the downloads at once:
+    /// their temp files are deleted and waiting fetches get a miss.
     pub fn prefetch(
         &self,
         store: &Store,
         stat: &StatCache,
         actions: &[(Digest, Vec<String>)],
         stop: &AtomicBool,
+        cancel: &AtomicBool,
     ) {
         let _abandon = Abandon(&self.prefetch);
         let Some(client) = self.client() else {
             return;
         };
         let conn = &client.conn;
+        let halt = AtomicBool::new(false);
+        let halt = &halt;
         let fetches = actions.iter().map(|(key, expected)| async move {
-            let r = transfer::fetch_action(conn, store, stat, key, expected, stop).await;
-            let stopped = matches!(r, Err(RemoteError::Cancelled));
-            // Stopped: the build no longer needs it, and a later fetch tries again.
-            let r = if stopped {
+            let r = transfer::fetch_action(conn, store, stat, key, expected, halt).await;
+            let r = if matches!(r, Err(RemoteError::Cancelled)) {
                 None
             } else {
                 self.count_fetch(key, r)
             };
             self.prefetch.fill(key, r);
         });
-        client.rt.block_on(
-            futures_util::stream::iter(fetches)
-                .buffer_unordered(conn.jobs.max(1))
-                .for_each(|()| async {}),
-        );
+        let work = futures_util::stream::iter(fetches)
+            .buffer_unordered(conn.jobs.max(1))
+            .for_each(|()| async {});
+        // Transfers notice a flag between chunks; this also ends those waiting for a permit
+        // or a response.
+        let watch = async {
+            while !stop.load(Ordering::SeqCst) && !cancel.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            halt.store(true, Ordering::SeqCst);
+        };
+        client.rt.block_on(futures_util::future::select(
+            Box::pin(work),
+            Box::pin(watch),
+        ));
     }
 
     /// Registers the keys [`Remote::prefetch`] is about to download, before it runs, so that a
