@@ -28,6 +28,10 @@
 #   560bb17: cold 19.3 s; restore 7.97 s / 38 MiB (2.4x); repeated restores 6.7-9.7 s
 #   fe8e8e6: cold 22.8 s; restore 5.08 s / 51 MiB (4.5x); repeated restores 3.9-5.8 s
 #   (CPU of one restore: 3.8 s, of which sha256 ~1.1 s).
+#   Again at d7a9c8f, two rounds each, alternating with 560bb17, load average 8.6-14.4:
+#   560bb17: cold 22.7 / 19.9 s; restore 6.64 / 8.77 s, 38-39 MiB (3.4x / 2.3x)
+#   d7a9c8f: cold 19.6 / 16.3 s; restore 4.05 / 4.54 s, 50 MiB (4.8x / 3.6x); demo-only
+#   restore 0.38-0.40 s / 21-23 MiB (RSS follows the number of parallel transfers, not size).
 # The floor, same load, CPU seconds (wall is meaningless at load 8): sha256 of the three GGUFs
 #   (1.85 GB, `openssl dgst -sha256`, SHA-NI) 1.06 s user; blake3 of every object (`tinylm
 #   verify`) 0.75 s user; the sources' blake3 on a fresh cache (`tinylm status`) 0.45 s; a
