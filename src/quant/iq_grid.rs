@@ -13,6 +13,18 @@ use super::iq_tables::{
     KGRID_IQ1S, KGRID_IQ2S, KGRID_IQ2XS, KGRID_IQ2XXS, KGRID_IQ3S, KGRID_IQ3XXS,
 };
 
+/// The neighbour lists again, laid out for an 8-wide SIMD scan: each list in steps of eight
+/// neighbours, coordinate-major within a step (`coords[at + 8·(N·step + i) + lane]` is
+/// coordinate `i` of neighbour `8·step + lane`), zero past the list's end. A scan then loads
+/// coordinates straight from memory instead of gathering and unpacking grid points.
+#[derive(Debug)]
+pub struct NeighbourRows {
+    /// Per packed point: `[offset into coords, neighbour count]` (`[0, 0]` on the grid).
+    pub at: Vec<[u32; 2]>,
+    /// Coordinates `2l + 1`.
+    pub coords: Vec<u8>,
+}
+
 /// A lattice of `N`-element points with coordinates `2l + 1`.
 #[derive(Debug)]
 pub struct Lattice<const N: usize> {
@@ -23,6 +35,8 @@ pub struct Lattice<const N: usize> {
     pub map: Vec<i32>,
     /// Neighbour lists (count, then grid indices), concatenated.
     pub neighbours: Vec<u16>,
+    /// [`NeighbourRows`], built on first use (only the SIMD searches need them).
+    rows: OnceLock<NeighbourRows>,
 }
 
 impl<const N: usize> Lattice<N> {
@@ -32,6 +46,32 @@ impl<const N: usize> Lattice<N> {
         let off = (-m - 1) as usize;
         let n = usize::from(self.neighbours[off]);
         &self.neighbours[off + 1..off + 1 + n]
+    }
+
+    /// The neighbour lists as [`NeighbourRows`].
+    pub fn rows(&self) -> &NeighbourRows {
+        self.rows.get_or_init(|| {
+            let mut at = vec![[0u32; 2]; self.map.len()];
+            let mut coords = Vec::new();
+            for (u, &m) in self.map.iter().enumerate() {
+                if m >= 0 {
+                    continue;
+                }
+                let list = self.neighbours_of(m);
+                at[u] = [coords.len() as u32, list.len() as u32];
+                for step in list.chunks(8) {
+                    for i in 0..N {
+                        for lane in 0..8 {
+                            coords.push(
+                                step.get(lane)
+                                    .map_or(0, |&g| self.grid[usize::from(g)][i] as u8),
+                            );
+                        }
+                    }
+                }
+            }
+            NeighbourRows { at, coords }
+        })
     }
 
     /// Builds the lattice from packed points (`bits` bits per coordinate), with neighbour lists
@@ -114,6 +154,7 @@ impl<const N: usize> Lattice<N> {
             grid,
             map,
             neighbours,
+            rows: OnceLock::new(),
         }
     }
 }
