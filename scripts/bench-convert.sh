@@ -6,6 +6,14 @@
 # Not a test: numbers depend on the machine. Target (issue 15): tinylm ≤ 1.0 s wall and
 # ≤ 300 MB peak RSS for f16 and bf16.
 #
+# Last figures (2 shared cores, load average 8–10, so walls are inflated 2–4×; best of 3):
+#   cp 1.47 s (sys 0.48 s); f16 2.79 s (user 0.35, sys 0.96, 115 MB); bf16 2.17 s (user 0.21,
+#   sys 0.82, 110 MB); convert_hf_to_gguf.py 22–23 s, 1.2–1.3 GB; outputs identical.
+#   Same load, 5 interleaved runs, median wall: bf16 3.83 → 3.03 s, f16 4.47 → 3.42 s against
+#   the streaming writer of 560bb17 (cp 1.49 s). At idle that writer did f16 1.05 s, bf16 1.13 s.
+#   bf16 tensors are now copied file to file (copy_file_range, as cp does); f16 still goes
+#   through a buffer and write(), whose kernel copy is most of its time.
+#
 #   scripts/bench-convert.sh [MODEL_DIR] [OUTTYPE...]
 #     MODEL_DIR  default /work/bench/llama-500m (made by scripts/bench/make_llama_500m.py)
 #     OUTTYPE    f32 | f16 | bf16 | q8_0 | auto (default: f16 bf16)

@@ -872,6 +872,36 @@ MORE_FIXTURES = [
         "generation": dict(bos_token_id=151643, eos_token_id=[151643, 151645], pad_token_id=151643),
         "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
     },
+    {
+        # Phi-3-mini-4k-instruct style: Llama 2's tokenizer.model with Phi-3's added_tokens.json
+        # (<|endoftext|> and the chat markers at 32000..32010, vocab padded to 32064), no
+        # rope_scaling, sliding_window 2047: Phi3MiniModel.set_vocab's SentencePiece branch.
+        "name": "phi3-spm",
+        "dir_name": "Phi-3-mini-tiny-4k-instruct",
+        "spm": "llama-spm",
+        "tok_files": {"model"},
+        "tokenizer_config": {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                             "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>",
+                             "legacy": False, "model_max_length": 4096, "padding_side": "left",
+                             "clean_up_tokenization_spaces": False, "tokenizer_class": "LlamaTokenizer"},
+        "extra_files": {"added_tokens.json": json.dumps({
+            "<|endoftext|>": 32000, "<|assistant|>": 32001, "<|placeholder1|>": 32002,
+            "<|placeholder2|>": 32003, "<|placeholder3|>": 32004, "<|placeholder4|>": 32005,
+            "<|system|>": 32006, "<|end|>": 32007, "<|placeholder5|>": 32008, "<|placeholder6|>": 32009,
+            "<|user|>": 32010}, indent=2) + "\n"},
+        "arch": "Phi3ForCausalLM",
+        "model_type": "phi3",
+        "config": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=4, max_position_embeddings=4096, original_max_position_embeddings=4096,
+                       rms_norm_eps=1e-5, rope_theta=10000.0, rope_scaling=None, sliding_window=2047,
+                       vocab_size=32064, tie_word_embeddings=False, bos_token_id=1, eos_token_id=32000,
+                       pad_token_id=32000),
+        "dtype": torch.bfloat16,
+        "shard": None,
+        "template": "microsoft-Phi-3.5-mini-instruct.jinja",
+        "generation": dict(bos_token_id=1, eos_token_id=[32000, 32001, 32007], pad_token_id=32000),
+        "outtypes": ["f32", "f16", "bf16", "q8_0", "auto"],
+    },
 ]
 # OLMo 1.7 uses the GPT-NeoX tokenizer, so the reference names the pre-tokenizer "olmo".
 EXPECTED_PRE["gpt-neox"] = ("b6dc8df998e1cfbdc4eac8243701a65afe638679230920b50d6f17d81c098166", "olmo")

@@ -1,8 +1,6 @@
 //! `gguf`: the base GGUF of a Hugging Face folder or a tiny-lm run, as `convert_hf_to_gguf.py`
 //! would write it.
 
-use std::io::Write;
-
 use serde::Serialize;
 
 use super::export_hf::ExportParams;
@@ -94,9 +92,7 @@ impl Action for GgufAction {
         };
         let path = ctx.output(MODEL_GGUF);
         let file = std::fs::File::create(&path).with_path(&path)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        let report = hf_to_gguf::convert(&model, &opts, &mut w)?;
-        w.flush().with_path(&path)?;
+        let report = hf_to_gguf::convert_file(&model, &opts, &file)?;
         for warning in &report.warnings {
             tracing::warn!("{warning}");
         }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 /// Pages are not pre-faulted (that would make the whole file resident): streaming readers map
 /// windows with [`tensor::TensorBytes::prefetch`] and drop them with
 /// [`tensor::TensorBytes::release`].
-pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<memmap2::Mmap>> {
-    crate::fsutil::input::map(path, false)
+pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<tensor::MappedFile>> {
+    let (map, file) = crate::fsutil::input::map(path, false)?;
+    Ok(Arc::new(tensor::MappedFile { map, file }))
 }

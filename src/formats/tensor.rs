@@ -7,13 +7,31 @@ use std::sync::Arc;
 
 use super::DType;
 
+/// A read-only mapping of a whole file, with the file itself: tensors are read through the
+/// mapping, and copied whole with `copy_file_range` through the file.
+#[derive(Debug)]
+pub struct MappedFile {
+    /// The mapping of the whole file, from offset 0.
+    pub map: memmap2::Mmap,
+    /// The open file.
+    pub file: std::fs::File,
+}
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 /// Bytes of one tensor: a slice of a memory-mapped file, or an owned buffer.
 #[derive(Clone)]
 pub enum TensorBytes {
     /// A range of a memory-mapped file (zero-copy).
     Mapped {
         /// The mapping, shared by every tensor of the file.
-        map: Arc<memmap2::Mmap>,
+        map: Arc<MappedFile>,
         /// Byte range of this tensor inside the mapping.
         range: Range<usize>,
     },
@@ -37,9 +55,11 @@ impl TensorBytes {
             && let Some((off, len)) = page_span(own, &range, false)
         {
             #[cfg(target_os = "linux")]
-            let _ = map.advise_range(memmap2::Advice::PopulateRead, off, len);
+            let _ = map
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, off, len);
             #[cfg(not(target_os = "linux"))]
-            let _ = map.advise_range(memmap2::Advice::WillNeed, off, len);
+            let _ = map.map.advise_range(memmap2::Advice::WillNeed, off, len);
         }
     }
 
@@ -55,8 +75,23 @@ impl TensorBytes {
             // SAFETY: the mapping is a shared, read-only file mapping (`formats::map_file`):
             // MADV_DONTNEED only unmaps its pages; the next access faults the same file bytes
             // back in, so no reader ever sees different data.
-            let _ =
-                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len) };
+            let _ = unsafe {
+                map.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len)
+            };
+        }
+    }
+}
+
+impl TensorBytes {
+    /// The file and file offset holding `range` (bytes of this tensor), for copying file to
+    /// file; `None` for owned bytes.
+    pub fn file_range(&self, range: &Range<usize>) -> Option<(&std::fs::File, u64)> {
+        match self {
+            TensorBytes::Mapped { map, range: own } => {
+                Some((&map.file, (own.start + range.start) as u64))
+            }
+            TensorBytes::Owned(_) => None,
         }
     }
 }

@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Opens `path` for reading if it is a regular file (symlinks followed); otherwise an
 /// `InvalidInput` error saying what it is. Never blocks on a FIFO.
@@ -60,7 +59,8 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 
 /// A read-only memory map of the regular file `path`; `populate` pre-faults every page (for
 /// inputs that will be read in full).
-pub fn map(path: &Path, populate: bool) -> io::Result<Arc<memmap2::Mmap>> {
+/// The open file comes along for system calls that copy between files (`copy_file_range`).
+pub fn map(path: &Path, populate: bool) -> io::Result<(memmap2::Mmap, File)> {
     let file = open(path)?;
     let mut opts = memmap2::MmapOptions::new();
     if populate {
@@ -70,7 +70,7 @@ pub fn map(path: &Path, populate: bool) -> io::Result<Arc<memmap2::Mmap>> {
     // inputs. Like every mmap-based model reader, we rely on the user not truncating the file
     // while tinylm runs; readers bounds-check every offset against the mapping's length.
     let map = unsafe { opts.map(&file)? };
-    Ok(Arc::new(map))
+    Ok((map, file))
 }
 
 /// Whether `path` (symlinks followed) is something [`open`] would refuse: it exists but is not

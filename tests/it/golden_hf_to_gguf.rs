@@ -516,6 +516,47 @@ fn mistral_v03_sentencepiece_matches_reference() {
 }
 
 #[test]
+fn phi3_mini_sentencepiece_matches_reference() {
+    // Phi-3-mini: Llama 2's tokenizer.model plus added_tokens.json (32000..32010), vocab padded
+    // to 32064: Phi3MiniModel.set_vocab's SentencePiece branch, not the Llama one.
+    let fx = load_fixture("phi3-spm");
+    assert!(fx.model.files.contains_key("added_tokens.json"));
+    check_fixture(&fx, &fx.model, "as generated");
+    // The same folder on disk through `tinylm convert`: bf16 weights stored as they are are
+    // copied file to file (copy_file_range) and the GGUF written by position; same bytes.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(fx.expected["dir_name"].as_str().unwrap());
+    tinylm::convert::tinylm_to_hf::write_hf_dir(&fx.model, &dir).unwrap();
+    for outtype in ["bf16", "f16", "f32"] {
+        let out = tmp.path().join(format!("{outtype}.gguf"));
+        let run = std::process::Command::new(crate::support::bin())
+            .args([
+                "convert",
+                dir.to_str().unwrap(),
+                "--to",
+                "gguf",
+                "--outtype",
+                outtype,
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let want = &fx.expected["outputs"][outtype]["sha256"];
+        assert_eq!(
+            sha256_hex(&std::fs::read(&out).unwrap()),
+            want.as_str().unwrap(),
+            "tinylm convert --outtype {outtype}"
+        );
+    }
+}
+
+#[test]
 fn llama_hf_tokenizer_json_only_matches_reference() {
     // no tokenizer.model: an SPM-style tokenizer.json (BPE + byte fallback), _set_vocab_llama_hf.
     let fx = load_fixture("llama-hf");

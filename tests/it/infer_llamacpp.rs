@@ -59,8 +59,13 @@ fn base_gguf(case: &str, source: &str, dir: &Path, out: &Path) {
     hf_to_gguf::convert(&hf, &opts, &mut f).unwrap_or_else(|e| panic!("{case}: {e}"));
 }
 
-/// Max |Δ| and the fraction of rows whose argmax agrees.
+/// Max |Δ| and the fraction of rows whose argmax agrees, counting only rows where `want`'s top
+/// two logits are more than `tie` apart (0: every row).
 fn compare(got: &[f32], want: &[f32], nv: usize) -> (f32, f64) {
+    compare_beyond_ties(got, want, nv, 0.0)
+}
+
+fn compare_beyond_ties(got: &[f32], want: &[f32], nv: usize, tie: f32) -> (f32, f64) {
     assert_eq!(got.len(), want.len());
     let d = got
         .iter()
@@ -76,13 +81,28 @@ fn compare(got: &[f32], want: &[f32], nv: usize) -> (f32, f64) {
             )
             .0
     };
-    let rows = got.len() / nv;
-    let agree = got
+    let margin = |r: &[f32]| {
+        let top = argmax(r);
+        let second = r
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != top)
+            .fold(f32::NEG_INFINITY, |m, (_, &v)| m.max(v));
+        r[top] - second
+    };
+    let decisive: Vec<(&[f32], &[f32])> = got
         .chunks_exact(nv)
         .zip(want.chunks_exact(nv))
+        .filter(|(_, b)| margin(b) > tie)
+        .collect();
+    let agree = decisive
+        .iter()
         .filter(|(a, b)| argmax(a) == argmax(b))
         .count();
-    (d, agree as f64 / rows as f64)
+    if decisive.is_empty() {
+        return (d, 1.0);
+    }
+    (d, agree as f64 / decisive.len() as f64)
 }
 
 /// Allowed max |Δlogit| against llama.cpp, relative to the largest |logit|, with
@@ -93,6 +113,15 @@ fn compare(got: &[f32], want: &[f32], nv: usize) -> (f32, f64) {
 /// Gemma's F32 runs differ more (measured 2.0e-5 gemma, 1.7e-5 gemma2, 7.9e-5 gemma3, argmax
 /// always equal) while its BF16/Q8_0 runs agree to ~1e-7, so the block is right and the gap is
 /// in how ggml runs F32 weights; not traced yet, so their F32 bound is 1e-4 until it is.
+///
+/// Gemma 3's six-layer random model amplifies rounding more than the others: moving every F32
+/// norm weight of llama.cpp's own GGUFs by ±1 ulp (scripts/golden/infer/ulp_sensitivity.py, 10
+/// trials) moves llama.cpp's logits by up to 2.1e-4 (F32), 2.2e-3 (F16), 5.4e-3 (BF16), 2.0e-2
+/// (Q8_0), 3.6e-2 (Q4_0), 9.7e-3 (Q4_1), 1.9e-2 (Q5_0) and 1.8e-2 (Q5_1), and flips Q5_1's
+/// top-1 on row 13, whose top two logits are 0.0087 apart, in one trial of ten. A summation-order
+/// difference is such a perturbation, so those quantized types get 5e-2 (measured 3.1e-2 for
+/// Q4_0) and top-1 is not required on rows whose top two are closer than 2e-2 of max|logit|
+/// (Q5_1's row 13: 1.0e-3; Q8_0's row 26: 1.3e-2; every other row of these types is checked).
 fn tolerance(case: &str, ty: &str) -> f32 {
     match ty {
         "F32" if case.starts_with("gemma") => 1e-4,
@@ -102,6 +131,7 @@ fn tolerance(case: &str, ty: &str) -> f32 {
         "F32" if case == "gptneox" => 2e-4,
         "F32" => 1e-5,
         "F16" | "BF16" => 5e-3,
+        "Q8_0" | "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" if case == "gemma3" => 5e-2,
         _ => 3e-2,
     }
 }
@@ -161,7 +191,14 @@ fn check(case: &str) {
         };
         let want = read_f32(&dir.join(format!("llamacpp-{ty}.bin")));
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let (d, agree) = compare(&got, &want, nv);
+        // Gemma 3: top-1 may flip where llama.cpp's top two are closer than its own median
+        // shift under 1-ulp perturbations (~2e-2 of max|logit| for these types).
+        let tie = if tolerance(case, ty) > 3e-2 {
+            2e-2 * scale
+        } else {
+            0.0
+        };
+        let (d, agree) = compare_beyond_ties(&got, &want, nv, tie);
         report.push(format!(
             "{ty} {:.1e} ({:.0}% top-1)",
             d / scale,
@@ -245,8 +282,43 @@ fn gemma2_matches_llama_cpp() {
 }
 
 #[test]
-#[ignore = "open: vs llama.cpp F32 7.9e-5, F16 1.4e-3, BF16 1.0e-7, Q8_0 2.5e-7, Q4_1 1.7e-2, Q5_0 1.9e-2 of max|logit|, but Q4_0 3.1e-2 (> 3e-2) and Q5_1's top-1 differs on 1 of 3 rows"]
 fn gemma3_matches_llama_cpp() {
-    // + q/k norms, 8-token windows with their own rope base on five layers of six.
+    // + q/k norms, 8-token windows with their own rope base on five layers of six. BF16 and
+    // Q8_0 agree to ~1e-7 while llama.cpp itself moves 5e-3 / 2e-2 under 1-ulp perturbations, so
+    // the block is computed as llama.cpp computes it; the quantized gaps are rounding noise.
     check("gemma3");
+}
+
+#[test]
+fn gemma3_gguf_matches_transformers() {
+    // The same F32 GGUF with exact numerics against transformers' Gemma3ForCausalLM on the HF
+    // folder: the embedding scale, sliding windows, local rope base, linear-scaled global rope,
+    // query scaling and (1 + w) norms are transformers', not only llama.cpp's.
+    let (dir, g) = golden("gemma3");
+    let tokens: Vec<u32> = g["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect();
+    let nv = g["n_vocab"].as_u64().unwrap() as usize;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("F32.gguf");
+    base_gguf("gemma3", "hf", &dir, &base);
+    let model = Model::load(&base).unwrap();
+    let numerics = Numerics {
+        ggml_gelu: false,
+        kv_f16: false,
+        ggml_activations: false,
+    };
+    let mut s = model.session_with(tokens.len(), numerics);
+    let got = s.eval(&tokens, 0).unwrap();
+    let want = read_f32(&dir.join("transformers.bin"));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (d, agree) = compare(&got, &want, nv);
+    eprintln!("gemma3 GGUF vs transformers: max |Δ| {d:.2e} (|logit| ≤ {scale})");
+    assert!(
+        d <= 1e-5 * scale && agree == 1.0,
+        "gemma3 vs transformers: max |Δ| {d}"
+    );
 }

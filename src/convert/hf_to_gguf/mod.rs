@@ -576,17 +576,7 @@ impl ConversionPlan {
     /// Streams the GGUF: header first, then each tensor in order.
     pub fn write(&self, out: &mut dyn Write, opts: &GgufOptions) -> Result<()> {
         let cancel = opts.cancel.as_deref();
-        let pool = match opts.threads {
-            Some(n) if n > 0 => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| {
-                        ConvertError::Write(crate::Error::Build(format!("thread pool: {e}")))
-                    })?,
-            ),
-            _ => None,
-        };
+        let pool = thread_pool(opts)?;
         let mut out = out;
         // Tensors are encoded on another thread, a few chunks ahead of this one's writes.
         tensors::pipelined(&self.tensors, cancel, pool.as_ref(), |pipe| {
@@ -599,6 +589,82 @@ impl ConversionPlan {
             other => ConvertError::Write(other),
         })
     }
+}
+
+impl ConversionPlan {
+    /// Writes the GGUF into `file`, a new empty file, by position: the header, then each tensor
+    /// at its offset, tensors stored as they are (same type, no layout change) copied file to
+    /// file by the kernel (see [`tensors::Out`]). The bytes are those of
+    /// [`ConversionPlan::write`].
+    #[cfg(unix)]
+    pub fn write_file(&self, file: &std::fs::File, opts: &GgufOptions) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let io_err = |e: std::io::Error| {
+            ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}")))
+        };
+        let pool = thread_pool(opts)?;
+        let header = self.writer.header_bytes();
+        file.write_all_at(&header, 0).map_err(io_err)?;
+        let start = header.len() as u64;
+        let specs = self.writer.tensors();
+        let offsets = self.writer.data_offsets();
+        tensors::pipelined(
+            &self.tensors,
+            opts.cancel.as_deref(),
+            pool.as_ref(),
+            |pipe| {
+                for (spec, off) in specs.iter().zip(offsets) {
+                    let mut pos = start + off;
+                    pipe.write_next_to(&mut tensors::Out::At {
+                        file,
+                        pos: &mut pos,
+                    })?;
+                    if pos - (start + off) != spec.nbytes() {
+                        return Err(ConvertError::Write(crate::Error::Build(format!(
+                            "internal error: tensor '{}' produced {} bytes, expected {}",
+                            spec.name,
+                            pos - (start + off),
+                            spec.nbytes()
+                        ))));
+                    }
+                }
+                // The padding between and after tensors: zeros, as the file's length covers it.
+                file.set_len(self.writer.file_size()).map_err(io_err)
+            },
+        )
+    }
+
+    /// Writes the GGUF into `file` (streamed where positional writes are not available).
+    #[cfg(not(unix))]
+    pub fn write_file(&self, file: &std::fs::File, opts: &GgufOptions) -> Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        self.write(&mut w, opts)?;
+        w.flush()
+            .map_err(|e| ConvertError::Write(crate::Error::Build(format!("writing GGUF: {e}"))))
+    }
+}
+
+/// The pool of `opts.threads` workers (`None`: rayon's global pool).
+fn thread_pool(opts: &GgufOptions) -> Result<Option<rayon::ThreadPool>> {
+    match opts.threads {
+        Some(n) if n > 0 => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(Some)
+            .map_err(|e| ConvertError::Write(crate::Error::Build(format!("thread pool: {e}")))),
+        _ => Ok(None),
+    }
+}
+
+/// Converts `model` to GGUF into `file`, a new empty file (see [`ConversionPlan::write_file`]).
+pub fn convert_file(
+    model: &HfModel,
+    opts: &GgufOptions,
+    file: &std::fs::File,
+) -> Result<ConvertReport> {
+    let plan = plan(model, opts)?;
+    plan.write_file(file, opts)?;
+    Ok(plan.report)
 }
 
 /// Converts `model` to GGUF, streaming into `out`.
@@ -623,11 +689,7 @@ pub fn convert_to_path(
     };
     // Mode 0666 less the umask like any new file (tempfile's default is 0600).
     let tmp = crate::fsutil::public_temp_file_for(path).with_path(dir)?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-        plan.write(&mut w, opts)?;
-        w.flush().with_path(tmp.path())?;
-    }
+    plan.write_file(tmp.as_file(), opts)?;
     tmp.persist(path)
         .map_err(|e| crate::Error::io(path, e.error))?;
     Ok(plan.report)

@@ -3,6 +3,7 @@
 //! a few chunks whatever the model size.
 
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -307,7 +308,7 @@ impl Chunking {
         if let (Source::Hf(t, _), Some(w)) = (&p.source, &window) {
             t.data.prefetch(w.clone());
         }
-        buf.clear();
+        // Every byte is overwritten: only growth needs filling.
         buf.resize(rows * self.rb, 0);
         let work = |buf: &mut Vec<u8>| {
             buf.par_chunks_mut((self.item_rows * self.rb).max(1))
@@ -338,19 +339,134 @@ fn cancelled(cancel: Option<&AtomicBool>) -> bool {
 enum Piece {
     /// Encoded bytes of the current tensor.
     Bytes(Vec<u8>),
+    /// Bytes `range` of the current tensor's mapped source, which are already its output bytes:
+    /// written from the mapping, so they never pass through a buffer.
+    Raw(Range<usize>),
     /// The current tensor is complete (or failed).
     End(Result<()>),
 }
 
 /// The writer's side of [`pipelined`]: tensors must be taken in order.
-pub struct Pipeline {
+pub struct Pipeline<'a> {
     pieces: std::sync::mpsc::Receiver<Piece>,
     free: std::sync::mpsc::SyncSender<Vec<u8>>,
+    tensors: &'a [PlannedTensor],
+    /// Index of the tensor `write_next` writes.
+    next: usize,
 }
 
-impl Pipeline {
+/// Where [`Pipeline`] puts a tensor's bytes.
+pub enum Out<'a> {
+    /// A stream; bytes stored as is are written from the source mapping.
+    Stream(&'a mut dyn Write),
+    /// A file at a position, advanced as bytes are written; bytes stored as is are copied file
+    /// to file (`copy_file_range`), so they never pass through this process.
+    #[cfg(unix)]
+    At {
+        /// The output file.
+        file: &'a std::fs::File,
+        /// Where the next byte goes.
+        pos: &'a mut u64,
+    },
+}
+
+impl Out<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Stream(w) => w.write_all(bytes),
+            #[cfg(unix)]
+            Out::At { file, pos } => {
+                use std::os::unix::fs::FileExt;
+                file.write_all_at(bytes, **pos)?;
+                **pos += bytes.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes bytes `range` of `t` as stored: copied file to file where the system can,
+    /// else from the mapping (dropped from memory after).
+    fn stored(
+        &mut self,
+        t: &crate::formats::tensor::TensorBytes,
+        range: Range<usize>,
+    ) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Out::At { file, pos } = self
+            && let Some((src, at)) = t.file_range(&range)
+            && copy_file_range(src, at, file, **pos, range.len())?
+        {
+            **pos += range.len() as u64;
+            return Ok(());
+        }
+        t.prefetch(range.clone());
+        self.write_all(&t.as_bytes()[range.clone()])?;
+        t.release(range);
+        Ok(())
+    }
+}
+
+/// Copies `len` bytes from `src` at `src_at` to `dst` at `dst_at` inside the kernel (page cache
+/// to page cache, or a reflink where the file system shares blocks). `false` when the system
+/// cannot copy between these files (other file systems, old kernels): nothing was written.
+#[cfg(target_os = "linux")]
+fn copy_file_range(
+    src: &std::fs::File,
+    src_at: u64,
+    dst: &std::fs::File,
+    dst_at: u64,
+    len: usize,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let too_far = || std::io::Error::other("offset out of range");
+    let mut off_in = libc::loff_t::try_from(src_at).map_err(|_| too_far())?;
+    let mut off_out = libc::loff_t::try_from(dst_at).map_err(|_| too_far())?;
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: both descriptors are open for the call; the offsets are our own locals.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                dst.as_raw_fd(),
+                &mut off_out,
+                left,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            let unsupported = matches!(
+                e.raw_os_error(),
+                Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EPERM)
+            );
+            if unsupported && left == len {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a weight file shrank while it was being converted",
+            ));
+        }
+        left -= n as usize;
+    }
+    Ok(true)
+}
+
+impl Pipeline<'_> {
     /// Writes the next tensor's bytes (they are being encoded ahead on another thread) to `out`.
     pub fn write_next(&mut self, out: &mut dyn Write) -> Result<()> {
+        self.write_next_to(&mut Out::Stream(out))
+    }
+
+    /// [`Pipeline::write_next`] to any [`Out`].
+    pub fn write_next_to(&mut self, out: &mut Out<'_>) -> Result<()> {
         loop {
             match self.pieces.recv() {
                 Ok(Piece::Bytes(buf)) => {
@@ -358,7 +474,19 @@ impl Pipeline {
                     // The encoder may have stopped (error, cancel): a lost buffer is fine.
                     let _ = self.free.try_send(buf);
                 }
-                Ok(Piece::End(r)) => return r,
+                Ok(Piece::Raw(range)) => {
+                    let Some(Source::Hf(t, _)) = self.tensors.get(self.next).map(|p| &p.source)
+                    else {
+                        return Err(ConvertError::Write(crate::Error::Build(
+                            "internal error: raw bytes for a generated tensor".into(),
+                        )));
+                    };
+                    out.stored(&t.data, range).map_err(write_err)?;
+                }
+                Ok(Piece::End(r)) => {
+                    self.next += 1;
+                    return r;
+                }
                 Err(_) => {
                     return Err(ConvertError::Write(crate::Error::Build(
                         "internal error: the tensor encoder stopped early".into(),
@@ -376,7 +504,7 @@ pub fn pipelined<R>(
     tensors: &[PlannedTensor],
     cancel: Option<&AtomicBool>,
     pool: Option<&rayon::ThreadPool>,
-    body: impl FnOnce(&mut Pipeline) -> R,
+    body: impl FnOnce(&mut Pipeline<'_>) -> R,
 ) -> R {
     let (piece_tx, piece_rx) = std::sync::mpsc::sync_channel::<Piece>(BUFFERS);
     let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
@@ -387,6 +515,33 @@ pub fn pipelined<R>(
         s.spawn(move || {
             for p in tensors {
                 let r = (|| -> std::result::Result<Result<()>, ()> {
+                    if let Some((t, scan)) = stored_as_is(p) {
+                        for w in raw_windows(t.data.as_bytes().len()) {
+                            if cancelled(cancel) {
+                                return Ok(Err(ConvertError::Cancelled));
+                            }
+                            if !scan {
+                                piece_tx.send(Piece::Raw(w)).map_err(|_| ())?;
+                                continue;
+                            }
+                            // Checked here, on the encoder's core, while the writer copies.
+                            t.data.prefetch(w.clone());
+                            let src = &t.data.as_bytes()[w.clone()];
+                            let quiet = bf16_is_quiet(src);
+                            let mut piece = Piece::Raw(w.clone());
+                            if !quiet {
+                                // A signaling NaN: ggml's encoding quiets it, so this window
+                                // goes through the encoder like any converted bytes.
+                                let mut buf = free_rx.recv().map_err(|_| ())?;
+                                buf.resize(src.len(), 0);
+                                crate::quant::convert_run(t.dtype, p.ggml_type, src, &mut buf);
+                                piece = Piece::Bytes(buf);
+                            }
+                            t.data.release(w);
+                            piece_tx.send(piece).map_err(|_| ())?;
+                        }
+                        return Ok(Ok(()));
+                    }
                     let c = match Chunking::new(p) {
                         Ok(c) => c,
                         Err(e) => return Ok(Err(e)),
@@ -416,12 +571,58 @@ pub fn pipelined<R>(
         let mut pipe = Pipeline {
             pieces: piece_rx,
             free: free_tx,
+            tensors,
+            next: 0,
         };
         let r = body(&mut pipe);
         // Dropping the channels unblocks an encoder still waiting to send or for a buffer.
         drop(pipe);
         r
     })
+}
+
+/// Bytes per window of a tensor written as stored: a few system calls per tensor, a few
+/// windows in memory.
+const RAW_WINDOW: usize = 4 << 20;
+
+fn raw_windows(len: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..len)
+        .step_by(RAW_WINDOW)
+        .map(move |s| s..(s + RAW_WINDOW).min(len))
+}
+
+/// A mapped HF tensor whose output bytes are its stored bytes (no layout change, same type),
+/// and whether it must be checked for signaling NaNs first (BF16, which ggml's encoding
+/// quiets); `None` for everything that needs encoding.
+fn stored_as_is(p: &PlannedTensor) -> Option<(&Tensor, bool)> {
+    let Source::Hf(t, Transform::None) = &p.source else {
+        return None;
+    };
+    if !matches!(t.data, crate::formats::tensor::TensorBytes::Mapped { .. }) {
+        return None;
+    }
+    match (t.dtype, p.ggml_type) {
+        (DType::F32, GgmlType::F32) | (DType::F16, GgmlType::F16) => Some((t, false)),
+        (DType::BF16, GgmlType::BF16) => Some((t, true)),
+        _ => None,
+    }
+}
+
+/// Whether no bf16 value in `src` is a signaling NaN (exponent all ones, non-zero mantissa,
+/// quiet bit clear). Branch-free over fixed blocks so it compiles to a vector loop.
+fn bf16_is_quiet(src: &[u8]) -> bool {
+    let signaling = |c: &[u8]| {
+        let w = u16::from_le_bytes([c[0], c[1]]);
+        (w & 0x7fff) > 0x7f80 && w & 0x40 == 0
+    };
+    let blocks = src.chunks_exact(64);
+    let tail = blocks.remainder();
+    for b in blocks {
+        if b.chunks_exact(2).fold(false, |any, c| any | signaling(c)) {
+            return false;
+        }
+    }
+    !tail.chunks_exact(2).any(signaling)
 }
 
 /// Encodes output rows `first..` of `p` into `dst` (whole rows): bytes to bytes when the dtype
@@ -552,6 +753,108 @@ mod tests {
         for (p, got) in planned.iter().zip(&got) {
             assert!(*got == naive(p), "{} differs", p.name);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn tensors_stored_as_is_are_copied_file_to_file_with_signaling_nans_still_quieted() {
+        use crate::formats::safetensors;
+        use crate::formats::tensor::{TensorBytes, WeightFile};
+        use std::os::unix::fs::FileExt;
+        // bf16 over 2.5 copy windows with one signaling NaN in the middle window (which must
+        // be re-encoded) and a quiet one in the last (copied as is), f16 and f32 tensors copied
+        // unchanged (finite values: `naive` goes through f32, the copy keeps NaN payloads like
+        // the reference), and a stored tensor written with a layout change; at odd offsets.
+        let n = RAW_WINDOW * 5 / 4;
+        let mut bf = vec![0u8; n * 2];
+        for (i, c) in bf.chunks_exact_mut(2).enumerate() {
+            let w = ((i as u32).wrapping_mul(2_654_435_761) >> 16) as u16 & 0x3fff;
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        let snan = RAW_WINDOW / 2 + 3;
+        bf[snan * 2..snan * 2 + 2].copy_from_slice(&0x7f81u16.to_le_bytes());
+        let qnan = n - 5;
+        bf[qnan * 2..qnan * 2 + 2].copy_from_slice(&0xffc1u16.to_le_bytes());
+        let owned = |name: &str, dtype, shape: Vec<usize>, bytes: Vec<u8>| Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data: TensorBytes::Owned(Arc::from(bytes)),
+        };
+        let wf = WeightFile {
+            file_name: "m.safetensors".into(),
+            tensors: vec![
+                owned("a", DType::BF16, vec![3], vec![1, 2, 3, 4, 5, 6]),
+                owned("b", DType::BF16, vec![n / 64, 64], bf),
+                owned(
+                    "c",
+                    DType::F16,
+                    vec![9, 32],
+                    (0..576).map(|i| (i % 100) as u8).collect(),
+                ),
+                owned(
+                    "d",
+                    DType::F32,
+                    vec![7],
+                    (0..28).map(|i| 255 - i as u8).collect(),
+                ),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        safetensors::write_file(&path, &wf).unwrap();
+        let read = safetensors::read(&path).unwrap();
+        let get = |name: &str| {
+            read.tensors
+                .iter()
+                .find(|t| t.name == name)
+                .unwrap()
+                .clone()
+        };
+        let plan = |t: Tensor, ty, tr| PlannedTensor {
+            name: format!("{}/{ty}/{tr:?}", t.name),
+            shape: t.shape.clone(),
+            ggml_type: ty,
+            src_dtype: Some(t.dtype),
+            source: Source::Hf(t, tr),
+        };
+        let planned = vec![
+            plan(get("a"), GgmlType::BF16, Transform::None),
+            plan(get("b"), GgmlType::BF16, Transform::None),
+            plan(get("c"), GgmlType::F16, Transform::None),
+            plan(get("d"), GgmlType::F32, Transform::None),
+            plan(get("b"), GgmlType::BF16, Transform::Permute(4)),
+            plan(get("c"), GgmlType::F32, Transform::None),
+        ];
+        assert!(stored_as_is(&planned[1]).is_some_and(|(_, scan)| scan));
+        assert!(stored_as_is(&planned[2]).is_some() && stored_as_is(&planned[4]).is_none());
+        let out = tempfile::tempfile().unwrap();
+        let mut pos = 5u64;
+        let mut ends = Vec::new();
+        pipelined(&planned, None, None, |pipe| {
+            for _ in &planned {
+                let start = pos;
+                pipe.write_next_to(&mut Out::At {
+                    file: &out,
+                    pos: &mut pos,
+                })
+                .unwrap();
+                ends.push((start, pos));
+            }
+        });
+        for (p, (start, end)) in planned.iter().zip(ends) {
+            let mut got = vec![0u8; (end - start) as usize];
+            out.read_exact_at(&mut got, start).unwrap();
+            assert!(got == naive(p), "{} differs", p.name);
+        }
+        // The signaling NaN was quieted, the quiet one kept its payload.
+        let mut two = [0u8; 2];
+        out.read_exact_at(&mut two, 5 + 6 + snan as u64 * 2)
+            .unwrap();
+        assert_eq!(u16::from_le_bytes(two), 0x7fc1);
+        out.read_exact_at(&mut two, 5 + 6 + qnan as u64 * 2)
+            .unwrap();
+        assert_eq!(u16::from_le_bytes(two), 0xffc1);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub type PytorchError = super::FileError;
 #[derive(Debug)]
 pub struct Checkpoint {
     path: PathBuf,
-    map: Arc<memmap2::Mmap>,
+    map: Arc<crate::formats::tensor::MappedFile>,
     index: zip::ZipIndex,
     prefix: String,
     big_endian: bool,
