@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::kernel;
+use super::qdot;
 use crate::formats::gguf::GgmlType;
 use crate::formats::tensor::TensorBytes;
 use crate::quant;
@@ -160,6 +161,53 @@ impl Weight {
         self.dequant_rows(0, self.rows, &mut v);
         v
     }
+}
+
+/// `out[t × rows] = x[t × cols] · wᵀ` with ggml's numerics ([`super::Numerics::ggml_activations`]):
+/// for the types with an integer dot product ([`qdot::ActFormat::for_weight`]) the activations
+/// are quantized to Q8 blocks once and multiplied in integers like ggml's `vec_dot`; other types
+/// see [`ggml_activation_roundtrip`]ed activations and the f32 kernels.
+pub fn matmul_ggml(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
+    match qdot::ActFormat::for_weight(w.ty) {
+        Some(fmt) => {
+            assert_eq!(x.len(), t * w.cols, "{}: input width", w.name);
+            let acts = qdot::QActs::quantize(fmt, x, w.cols);
+            matmul_q8(&acts, w, out);
+        }
+        None => {
+            let mut xr = x.to_vec();
+            xr.par_chunks_mut(w.cols)
+                .for_each(|r| ggml_activation_roundtrip(w.ty, r));
+            matmul(&xr, t, w, out);
+            ggml_q8_1_correction(w, x, t, out);
+        }
+    }
+}
+
+/// The integer path of [`matmul_ggml`]: each task unpacks a tile of weight rows once and runs
+/// every activation row over it; each output is computed on its own, so the result does not
+/// depend on the tiling or the thread count.
+fn matmul_q8(acts: &qdot::QActs, w: &Weight, out: &mut [f32]) {
+    let (n, t) = (w.rows, acts.rows());
+    assert_eq!(out.len(), t * n, "{}: output size", w.name);
+    let dst = SendPtr(out.as_mut_ptr());
+    let tile = dot_tile_rows(n);
+    let rb = w.row_bytes();
+    (0..n.div_ceil(tile))
+        .into_par_iter()
+        .for_each_init(qdot::QTile::default, |qt, ti| {
+            let r0 = ti * tile;
+            let nr = tile.min(n - r0);
+            qt.decode(
+                w.ty,
+                &w.data.as_bytes()[r0 * rb..(r0 + nr) * rb],
+                nr,
+                w.cols,
+            );
+            // SAFETY: columns r0..r0+nr of every row of `out` (row stride n) belong to this
+            // task alone.
+            unsafe { qdot::tile_dot(acts, qt, dst.ptr().add(r0), n) };
+        });
 }
 
 /// Rounds one activation row the way ggml's CPU dot products see it for a weight of type `ty`
