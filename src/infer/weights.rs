@@ -539,3 +539,46 @@ mod tests {
         assert!(e.contains("block size"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod qdot_tests {
+    use super::*;
+
+    #[test]
+    fn integer_path_matches_the_roundtrip_f32_path() {
+        let (t, n) = (133, 100);
+        for (ty, k) in [
+            (GgmlType::Q5_0, 576),
+            (GgmlType::Q8_0, 576),
+            (GgmlType::Q4_0, 576),
+            (GgmlType::Q4K, 1536),
+            (GgmlType::Q6K, 1536),
+        ] {
+            let x: Vec<f32> = (0..t * k)
+                .map(|i| {
+                    let v = ((i as f32) * 0.377).sin() * 0.3;
+                    if i % 131 == 7 { v * 60.0 } else { v }
+                })
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i as f32) * 0.211).cos() * 0.05)
+                .collect();
+            let mut q = vec![0u8; ty.bytes_for((n * k) as u64).unwrap() as usize];
+            assert!(quant::quantize_row(ty, &w, &mut q));
+            let wq = Weight::new("w", ty, n, k, TensorBytes::Owned(q.into())).unwrap();
+            let mut got = vec![0f32; t * n];
+            matmul_ggml(&x, t, &wq, &mut got);
+            let mut xr = x.clone();
+            xr.chunks_mut(k)
+                .for_each(|r| ggml_activation_roundtrip(ty, r));
+            let mut want = vec![0f32; t * n];
+            matmul(&xr, t, &wq, &mut want);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{ty:?} {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
