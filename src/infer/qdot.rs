@@ -4,10 +4,15 @@
 //! Q8_K for the K-quants), a tile of weight rows is unpacked once into bytes, and every output
 //! is a sum of exact integer products scaled per block.
 //!
-//! Exactness and order: the integer part of each block is exact, split into 8 lanes of 4
-//! consecutive bytes (the lane layout of `maddubs`+`madd` and of VNNI `dpbusd`), and every lane
-//! accumulates `lane_int · d` with one fused multiply-add per block, in block order; the 8
-//! lanes are summed with a fixed tree at the end. The scalar fallback performs the same
+//! Exactness and order: integer sums are exact and kept in 8 lanes of 32 bits (the lane layout
+//! of `maddubs`+`madd` and of VNNI `dpbusd`: lane `l` of a 32-byte vector sums bytes `4l..4l+4`).
+//! K-quants: lane `l` of a 256-value block sums its bytes `32s + 4l..+4` over the 8 steps `s`,
+//! and accumulates `lane · d·dx` (and the mins term) with fused multiply-adds, block by block.
+//! 32-value types: both operands are stored with their blocks interleaved in groups of 8 (then
+//! 4, 2, 1 at the end of a row) so that each lane belongs to one block: a group of 8 blocks is 8
+//! vectors whose lane `l` holds block `l`, so one float multiply-add per lane finishes 8 blocks
+//! (instead of 8 per block). Every lane accumulates in group order and the 8 lanes are summed
+//! with a fixed tree at the end. The scalar fallback performs the same
 //! operations on the same lanes, so AVX2, AVX-512 VNNI and scalar results are bit-identical,
 //! whatever the tiling or thread count.
 
@@ -52,21 +57,63 @@ impl ActFormat {
     }
 }
 
+/// The offset a 32-value type's unsigned quants carry (`value = d · (u - offset)`).
+fn legacy_offset(ty: GgmlType) -> i32 {
+    match ty {
+        GgmlType::Q4_0 => 8,
+        GgmlType::Q5_0 => 16,
+        _ => 128,
+    }
+}
+
+/// The groups of 32-value blocks of a row of `nb` blocks: `(first block, blocks)`, 8 blocks
+/// each, then 4, 2 and 1 for the rest.
+fn groups(nb: usize) -> impl Iterator<Item = (usize, usize)> {
+    let full = nb / 8;
+    let rest = nb % 8;
+    (0..full)
+        .map(|g| (8 * g, 8))
+        .chain(
+            [4, 2, 1]
+                .into_iter()
+                .filter(move |p| rest & p != 0)
+                .scan(8 * full, |b0, p| {
+                    let g = (*b0, p);
+                    *b0 += p;
+                    Some(g)
+                }),
+        )
+}
+
+/// Where quad `q` (bytes `4q..4q+4`) of block `p` of a group of `np` blocks starting at block
+/// `b0` is stored: vector `q / (8/np)`, lane `p·(8/np) + q % (8/np)` of the group.
+fn slot(b0: usize, np: usize, p: usize, q: usize) -> usize {
+    let per = 8 / np;
+    32 * b0 + 32 * (q / per) + 4 * (p * per + q % per)
+}
+
 /// Rows of activations quantized to Q8 blocks.
 pub struct QActs {
     fmt: ActFormat,
     k: usize,
     rows: usize,
+    /// Q8_K: row-major; Q8_0: blocks interleaved per group (see [`slot`]).
     q: Vec<i8>,
+    /// Q8_K: one scale per block; Q8_0: per group, the scale of each lane's block.
     d: Vec<f32>,
     /// Sums of each 16 consecutive values (Q8_K only).
     bsums: Vec<i16>,
+    /// Q8_0: per group and lane, `-offset · Σ` of the lane's values (the weights are stored
+    /// unsigned, `u = q + offset`).
+    corr: Vec<i32>,
 }
 
 impl QActs {
     /// Quantizes `x` (rows of `k` values; `k` a multiple of the block) like ggml's
-    /// `quantize_row_q8_0` / `quantize_row_q8_K`, one row per task.
-    pub fn quantize(fmt: ActFormat, x: &[f32], k: usize) -> QActs {
+    /// `quantize_row_q8_0` / `quantize_row_q8_K` for multiplying weights of type `ty`, one row
+    /// per task. Panics for a type without [`ActFormat::for_weight`].
+    pub fn quantize(ty: GgmlType, x: &[f32], k: usize) -> QActs {
+        let fmt = ActFormat::for_weight(ty).expect("QActs: type without an integer dot product");
         let bl = fmt.block();
         assert!(
             k > 0 && k.is_multiple_of(bl) && x.len().is_multiple_of(k),
@@ -78,12 +125,19 @@ impl QActs {
         let mut q = vec![0i8; rows * k];
         let mut d = vec![0f32; rows * nb];
         let mut bsums = Vec::new();
+        let mut corr = Vec::new();
         match fmt {
-            ActFormat::Q8_0 => q
-                .par_chunks_mut(k)
-                .zip(d.par_chunks_mut(nb))
-                .zip(x.par_chunks(k))
-                .for_each(|((q, d), x)| quantize_q8_0_row(x, q, d)),
+            ActFormat::Q8_0 => {
+                let ng = groups(nb).count();
+                d = vec![0f32; rows * ng * 8];
+                corr = vec![0i32; rows * ng * 8];
+                let off = legacy_offset(ty);
+                q.par_chunks_mut(k)
+                    .zip(d.par_chunks_mut(ng * 8))
+                    .zip(corr.par_chunks_mut(ng * 8))
+                    .zip(x.par_chunks(k))
+                    .for_each(|(((q, d), c), x)| quantize_q8_0_row(x, off, q, d, c));
+            }
             ActFormat::Q8K => {
                 bsums = vec![0i16; rows * k / 16];
                 q.par_chunks_mut(k)
@@ -100,6 +154,7 @@ impl QActs {
             q,
             d,
             bsums,
+            corr,
         }
     }
 
@@ -108,26 +163,69 @@ impl QActs {
         self.rows
     }
 
-    /// The values the integers stand for (`d · q`), row after row.
+    /// The values the integers stand for (`d · q`), row after row, in their natural order.
     pub fn dequantize(&self) -> Vec<f32> {
-        let bl = self.fmt.block();
-        self.q
-            .chunks_exact(bl)
-            .zip(&self.d)
-            .flat_map(|(q, &d)| q.iter().map(move |&v| d * f32::from(v)))
-            .collect()
+        let k = self.k;
+        let mut out = vec![0f32; self.rows * k];
+        match self.fmt {
+            ActFormat::Q8K => {
+                for ((o, q), &d) in out
+                    .chunks_exact_mut(256)
+                    .zip(self.q.chunks_exact(256))
+                    .zip(&self.d)
+                {
+                    for (o, &v) in o.iter_mut().zip(q) {
+                        *o = d * f32::from(v);
+                    }
+                }
+            }
+            ActFormat::Q8_0 => {
+                let nb = k / 32;
+                let ng = groups(nb).count();
+                for r in 0..self.rows {
+                    let (o, q) = (&mut out[r * k..(r + 1) * k], &self.q[r * k..(r + 1) * k]);
+                    for (g, (b0, np)) in groups(nb).enumerate() {
+                        for p in 0..np {
+                            let d = self.d[(r * ng + g) * 8 + p * (8 / np)];
+                            for qd in 0..8 {
+                                let src = slot(b0, np, p, qd);
+                                for t in 0..4 {
+                                    o[32 * (b0 + p) + 4 * qd + t] = d * f32::from(q[src + t]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-/// ggml's reference Q8_0 quantizer (through tinylm's byte-exact one), unpacked.
-fn quantize_q8_0_row(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+/// ggml's reference Q8_0 quantizer (through tinylm's byte-exact one), stored interleaved with
+/// per-lane scales and offset corrections.
+fn quantize_q8_0_row(x: &[f32], off: i32, q: &mut [i8], dl: &mut [f32], corr: &mut [i32]) {
     let mut buf = vec![0u8; x.len() / 32 * 34];
     let ok = crate::quant::quantize_row(GgmlType::Q8_0, x, &mut buf);
     debug_assert!(ok);
-    for ((b, qb), db) in buf.chunks_exact(34).zip(q.chunks_exact_mut(32)).zip(d) {
-        let blk = BlockQ8_0::read(b);
-        *db = f16v(blk.d);
-        qb.copy_from_slice(&blk.qs);
+    let blocks: Vec<BlockQ8_0> = buf.chunks_exact(34).map(BlockQ8_0::read).collect();
+    for (g, (b0, np)) in groups(blocks.len()).enumerate() {
+        let per = 8 / np;
+        for p in 0..np {
+            let blk = &blocks[b0 + p];
+            let d = f16v(blk.d);
+            for qd in 0..8 {
+                let dst = slot(b0, np, p, qd);
+                q[dst..dst + 4].copy_from_slice(&blk.qs[4 * qd..4 * qd + 4]);
+                let lane = p * per + qd % per;
+                let sum: i32 = blk.qs[4 * qd..4 * qd + 4]
+                    .iter()
+                    .map(|&v| i32::from(v))
+                    .sum();
+                corr[8 * g + lane] -= off * sum;
+            }
+            dl[8 * g + p * per..8 * g + (p + 1) * per].fill(d);
+        }
     }
 }
 
@@ -165,7 +263,8 @@ fn quantize_q8k_row(x: &[f32], q: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
 
 /// A tile of weight rows unpacked for the kernels.
 ///
-/// 32-element types: signed values (`q - offset`) and one scale per block. K-quants: unsigned
+/// 32-element types: unsigned values (`q + offset`, so `value = d·(u - offset)`) interleaved
+/// like the activations (see [`slot`]) and per group the scale of each lane. K-quants: unsigned
 /// values (0..64), per 32 values a vector of 16 `i16` sub-block scales (entries `2l`, `2l+1`
 /// belong to the 4-byte lane `l`), 16 `i16` "mins" per block that multiply the activations'
 /// 16-value sums, and the block's `d` and `dmin` (`value = d·sc·q - dmin·mn`).
@@ -174,6 +273,8 @@ pub struct QTile {
     k: usize,
     nr: usize,
     kquant: bool,
+    /// 32-value types: the quants' offset (128 for Q8_0: stored as `q + 128`).
+    off: i32,
     vals: Vec<i8>,
     scales: Vec<i16>,
     mins: Vec<i16>,
@@ -193,40 +294,19 @@ impl QTile {
         self.nr = nr;
         self.kquant = fmt == ActFormat::Q8K;
         self.vals.resize(nr * k, 0);
-        self.d.resize(nb, 0.0);
-        if self.kquant {
-            self.scales.resize(nr * k / 2, 0);
-            self.mins.resize(nr * k / 16, 0);
-            self.dmin.resize(nb, 0.0);
-        }
         let bytes = ty.type_size() as usize;
         assert_eq!(src.len(), nb * bytes, "QTile: byte size");
+        if !self.kquant {
+            self.decode_legacy(ty, src, nr, k);
+            return;
+        }
+        self.d.resize(nb, 0.0);
+        self.scales.resize(nr * k / 2, 0);
+        self.mins.resize(nr * k / 16, 0);
+        self.dmin.resize(nb, 0.0);
         for (b, raw) in src.chunks_exact(bytes).enumerate() {
             let v = &mut self.vals[b * bl..(b + 1) * bl];
             match ty {
-                GgmlType::Q4_0 => {
-                    let blk = BlockQ4_0::read(raw);
-                    self.d[b] = f16v(blk.d);
-                    for (j, &q) in blk.qs.iter().enumerate() {
-                        v[j] = (q & 15) as i8 - 8;
-                        v[j + 16] = (q >> 4) as i8 - 8;
-                    }
-                }
-                GgmlType::Q5_0 => {
-                    let blk = BlockQ5_0::read(raw);
-                    self.d[b] = f16v(blk.d);
-                    for (j, &q) in blk.qs.iter().enumerate() {
-                        let h0 = ((blk.qh >> j) & 1) as u8;
-                        let h1 = ((blk.qh >> (j + 16)) & 1) as u8;
-                        v[j] = ((q & 15) | (h0 << 4)) as i8 - 16;
-                        v[j + 16] = ((q >> 4) | (h1 << 4)) as i8 - 16;
-                    }
-                }
-                GgmlType::Q8_0 => {
-                    let blk = BlockQ8_0::read(raw);
-                    self.d[b] = f16v(blk.d);
-                    v.copy_from_slice(&blk.qs);
-                }
                 GgmlType::Q4K | GgmlType::Q5K => {
                     let (d, dmin, scales, qs, qh) = if ty == GgmlType::Q4K {
                         let blk = BlockQ4K::read(raw);
@@ -278,6 +358,61 @@ impl QTile {
                     }
                 }
                 _ => unreachable!("checked by ActFormat::for_weight"),
+            }
+        }
+    }
+
+    /// [`QTile::decode`] for the 32-value types.
+    fn decode_legacy(&mut self, ty: GgmlType, src: &[u8], nr: usize, k: usize) {
+        let nb = k / 32;
+        let ng = groups(nb).count();
+        let bytes = ty.type_size() as usize;
+        self.off = legacy_offset(ty);
+        self.d.resize(nr * ng * 8, 0.0);
+        for r in 0..nr {
+            let row = &src[r * nb * bytes..(r + 1) * nb * bytes];
+            let vals = &mut self.vals[r * k..(r + 1) * k];
+            let dl = &mut self.d[r * ng * 8..(r + 1) * ng * 8];
+            for (g, (b0, np)) in groups(nb).enumerate() {
+                let per = 8 / np;
+                for p in 0..np {
+                    let raw = &row[(b0 + p) * bytes..(b0 + p + 1) * bytes];
+                    let mut u = [0u8; 32];
+                    let d = match ty {
+                        GgmlType::Q4_0 => {
+                            let blk = BlockQ4_0::read(raw);
+                            for (j, &q) in blk.qs.iter().enumerate() {
+                                u[j] = q & 15;
+                                u[j + 16] = q >> 4;
+                            }
+                            blk.d
+                        }
+                        GgmlType::Q5_0 => {
+                            let blk = BlockQ5_0::read(raw);
+                            for (j, &q) in blk.qs.iter().enumerate() {
+                                let h0 = ((blk.qh >> j) & 1) as u8;
+                                let h1 = ((blk.qh >> (j + 16)) & 1) as u8;
+                                u[j] = (q & 15) | (h0 << 4);
+                                u[j + 16] = (q >> 4) | (h1 << 4);
+                            }
+                            blk.d
+                        }
+                        _ => {
+                            let blk = BlockQ8_0::read(raw);
+                            for (o, &q) in u.iter_mut().zip(&blk.qs) {
+                                *o = (q as u8) ^ 0x80;
+                            }
+                            blk.d
+                        }
+                    };
+                    for qd in 0..8 {
+                        let dst = slot(b0, np, p, qd);
+                        for t in 0..4 {
+                            vals[dst + t] = u[4 * qd + t] as i8;
+                        }
+                    }
+                    dl[8 * g + p * per..8 * g + (p + 1) * per].fill(f16v(d));
+                }
             }
         }
     }
@@ -383,15 +518,31 @@ fn scalar_pair(a: &QActs, i: usize, t: &QTile, j: usize) -> f32 {
     let w = &t.vals[j * k..(j + 1) * k];
     let dot4 = |e: usize| -> i32 { (e..e + 4).map(|e| i32::from(w[e]) * i32::from(x[e])).sum() };
     let mut f = [0f32; 8];
+    if !t.kquant {
+        // Unsigned weights: Σ u·x per lane, then the activations' `-offset·Σx`.
+        let udot4 = |e: usize| -> i32 {
+            (e..e + 4)
+                .map(|e| i32::from(w[e] as u8) * i32::from(x[e]))
+                .sum()
+        };
+        let ng = groups(nb).count();
+        for (g, (b0, np)) in groups(nb).enumerate() {
+            let (dx, dw) = (&a.d[(i * ng + g) * 8..], &t.d[(j * ng + g) * 8..]);
+            let c = &a.corr[(i * ng + g) * 8..];
+            for (l, fl) in f.iter_mut().enumerate() {
+                let mut acc = c[l];
+                for v in 0..np {
+                    acc += udot4(32 * (b0 + v) + 4 * l);
+                }
+                *fl = (acc as f32).mul_add(dx[l] * dw[l], *fl);
+            }
+        }
+        return hsum8(f);
+    }
     for b in 0..nb {
         let dx = a.d[i * nb + b];
         let dw = t.d[j * nb + b];
-        if !t.kquant {
-            let d = dx * dw;
-            for (l, fl) in f.iter_mut().enumerate() {
-                *fl = (dot4(32 * b + 4 * l) as f32).mul_add(d, *fl);
-            }
-        } else {
+        {
             let da = dx * dw;
             let dm = -(dx * t.dmin[j * nb + b]);
             let sc = &t.scales[(j * k + 256 * b) / 2..];
@@ -469,6 +620,9 @@ mod x86 {
     struct View {
         k: usize,
         nb: usize,
+        /// Groups per row (32-value types).
+        ng: usize,
+        xc: *const i32,
         xq: *const i8,
         xd: *const f32,
         xs: *const i16,
@@ -481,29 +635,55 @@ mod x86 {
         ldo: usize,
     }
 
-    /// `RM` activation rows from `i` × `RN` weight rows from `j` of a 32-element type.
+    /// `RM` activation rows from `i` × `RN` weight rows from `j` of a 32-element type; with
+    /// `SIGNED` (AVX2 and Q8_0 weights, whose `u = q + 128` would saturate `maddubs`) the
+    /// products are formed as `|q|·(x·sign q)` instead of `u·x - 128·x`.
     #[inline(always)]
-    unsafe fn block_q8_0<O: Ops, const RM: usize, const RN: usize>(v: View, i: usize, j: usize) {
+    unsafe fn block_q8_0<O: Ops, const RM: usize, const RN: usize, const SIGNED: bool>(
+        v: View,
+        i: usize,
+        j: usize,
+    ) {
         unsafe {
             let mut f = [[_mm256_setzero_ps(); RN]; RM];
-            for b in 0..v.nb {
-                let mut wv = [_mm256_setzero_si256(); RN];
-                let mut wa = [_mm256_setzero_si256(); RN];
-                let mut dw = [0f32; RN];
-                for c in 0..RN {
-                    wv[c] = _mm256_loadu_si256(v.wq.add((j + c) * v.k + 32 * b).cast());
-                    wa[c] = _mm256_abs_epi8(wv[c]);
-                    dw[c] = *v.wd.add((j + c) * v.nb + b);
+            for (g, (b0, np)) in super::groups(v.nb).enumerate() {
+                let mut acc = [[_mm256_setzero_si256(); RN]; RM];
+                if !SIGNED {
+                    for (r, ar) in acc.iter_mut().enumerate() {
+                        let c = _mm256_loadu_si256(v.xc.add(((i + r) * v.ng + g) * 8).cast());
+                        *ar = [c; RN];
+                    }
                 }
-                for (r, fr) in f.iter_mut().enumerate() {
-                    let xv = _mm256_loadu_si256(v.xq.add((i + r) * v.k + 32 * b).cast());
-                    let dx = *v.xd.add((i + r) * v.nb + b);
+                for vi in 0..np {
+                    let off = 32 * (b0 + vi);
+                    let mut wv = [_mm256_setzero_si256(); RN];
                     for c in 0..RN {
-                        // Σ w·x as Σ |w|·(x·sign w): an unsigned first operand.
-                        let s = _mm256_sign_epi8(xv, wv[c]);
-                        let l = O::dot_u8i8(_mm256_setzero_si256(), wa[c], s);
-                        let d = _mm256_set1_ps(dx * dw[c]);
-                        fr[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l), d, fr[c]);
+                        wv[c] = _mm256_loadu_si256(v.wq.add((j + c) * v.k + off).cast());
+                        if SIGNED {
+                            wv[c] = _mm256_xor_si256(wv[c], _mm256_set1_epi8(-128));
+                        }
+                    }
+                    for (r, ar) in acc.iter_mut().enumerate() {
+                        let xv = _mm256_loadu_si256(v.xq.add((i + r) * v.k + off).cast());
+                        for c in 0..RN {
+                            ar[c] = if SIGNED {
+                                let s = _mm256_sign_epi8(xv, wv[c]);
+                                O::dot_u8i8(ar[c], _mm256_abs_epi8(wv[c]), s)
+                            } else {
+                                O::dot_u8i8(ar[c], wv[c], xv)
+                            };
+                        }
+                    }
+                }
+                let mut dw = [_mm256_setzero_ps(); RN];
+                for c in 0..RN {
+                    dw[c] = _mm256_loadu_ps(v.wd.add(((j + c) * v.ng + g) * 8));
+                }
+                for (r, (fr, ar)) in f.iter_mut().zip(&acc).enumerate() {
+                    let dx = _mm256_loadu_ps(v.xd.add(((i + r) * v.ng + g) * 8));
+                    for c in 0..RN {
+                        let d = _mm256_mul_ps(dx, dw[c]);
+                        fr[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ar[c]), d, fr[c]);
                     }
                 }
             }
@@ -572,15 +752,18 @@ mod x86 {
 
     /// Every block of the tile: `RM × RN` register blocks, narrower ones at the edges.
     #[inline(always)]
-    unsafe fn run<O: Ops, const RM: usize, const RN: usize, const KQ: bool>(
+    unsafe fn run<O: Ops, const RM: usize, const RN: usize, const KQ: bool, const SIGNED: bool>(
         a: &QActs,
         t: &QTile,
         out: *mut f32,
         ldo: usize,
     ) {
+        let nb = a.k / a.fmt.block();
         let v = View {
             k: a.k,
-            nb: a.k / a.fmt.block(),
+            nb,
+            ng: super::groups(nb).count(),
+            xc: a.corr.as_ptr(),
             xq: a.q.as_ptr(),
             xd: a.d.as_ptr(),
             xs: a.bsums.as_ptr(),
@@ -596,8 +779,10 @@ mod x86 {
             ($rm:tt, $rn:tt, $i:expr, $j:expr) => {
                 if KQ {
                     block_q8k::<O, $rm, $rn>(v, $i, $j)
+                } else if SIGNED {
+                    block_q8_0::<O, $rm, $rn, true>(v, $i, $j)
                 } else {
-                    block_q8_0::<O, $rm, $rn>(v, $i, $j)
+                    block_q8_0::<O, $rm, $rn, false>(v, $i, $j)
                 }
             };
         }
@@ -640,9 +825,11 @@ mod x86 {
     pub(super) unsafe fn run_avx2(a: &QActs, t: &QTile, out: *mut f32, ldo: usize) {
         unsafe {
             if t.kquant {
-                run::<Avx2, 2, 2, true>(a, t, out, ldo)
+                run::<Avx2, 2, 2, true, false>(a, t, out, ldo)
+            } else if t.off > 16 {
+                run::<Avx2, 2, 2, false, true>(a, t, out, ldo)
             } else {
-                run::<Avx2, 4, 2, false>(a, t, out, ldo)
+                run::<Avx2, 2, 2, false, false>(a, t, out, ldo)
             }
         }
     }
@@ -652,9 +839,9 @@ mod x86 {
     pub(super) unsafe fn run_vnni(a: &QActs, t: &QTile, out: *mut f32, ldo: usize) {
         unsafe {
             if t.kquant {
-                run::<Vnni, 4, 2, true>(a, t, out, ldo)
+                run::<Vnni, 4, 2, true, false>(a, t, out, ldo)
             } else {
-                run::<Vnni, 4, 3, false>(a, t, out, ldo)
+                run::<Vnni, 4, 3, false, false>(a, t, out, ldo)
             }
         }
     }
@@ -689,6 +876,34 @@ mod tests {
         GgmlType::Q6K,
     ];
 
+    /// A row length with every group size of the 32-value layout (23 = 16 + 4 + 2 + 1 blocks;
+    /// three rows of it: 69 = 64 + 4 + 1), or two K-quant blocks.
+    fn row_len(ty: GgmlType) -> usize {
+        if ActFormat::for_weight(ty) == Some(ActFormat::Q8_0) {
+            23 * 32
+        } else {
+            512
+        }
+    }
+
+    #[test]
+    fn groups_cover_every_block_once() {
+        for nb in 0..40 {
+            let mut seen = vec![0; 32 * nb];
+            for (b0, np) in groups(nb) {
+                assert!([1, 2, 4, 8].contains(&np));
+                for p in 0..np {
+                    for q in 0..8 {
+                        let s = slot(b0, np, p, q);
+                        assert!(s >= 32 * b0 && s + 4 <= 32 * (b0 + np), "{nb}: {s}");
+                        seen[s..s + 4].iter_mut().for_each(|v| *v += 1);
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&v| v == 1), "{nb}");
+        }
+    }
+
     fn quantized(ty: GgmlType, w: &[f32]) -> Vec<u8> {
         let mut q = vec![0u8; ty.bytes_for(w.len() as u64).unwrap() as usize];
         assert!(crate::quant::quantize_row(ty, w, &mut q));
@@ -704,15 +919,15 @@ mod tests {
 
     #[test]
     fn integer_dot_products_match_the_dequantized_f32_products() {
-        let (m, k, n) = (5, 512, 7);
-        let x = values(m * k, 1);
-        let w = values(n * k, 2);
+        let (m, n) = (5, 7);
         for ty in TYPES {
-            let fmt = ActFormat::for_weight(ty).unwrap();
+            let k = row_len(ty);
+            let x = values(m * k, 1);
+            let w = values(n * k, 2);
             let q = quantized(ty, &w);
             let mut wd = vec![0f32; n * k];
             assert!(crate::quant::dequantize_row(ty, &q, &mut wd));
-            let acts = QActs::quantize(fmt, &x, k);
+            let acts = QActs::quantize(ty, &x, k);
             let xd = acts.dequantize();
             let mut tile = QTile::default();
             tile.decode(ty, &q, n, k);
@@ -737,10 +952,10 @@ mod tests {
 
     #[test]
     fn q8_activations_equal_the_ggml_roundtrip() {
-        let k = 512;
-        let x = values(3 * k, 3);
         for ty in [GgmlType::Q8_0, GgmlType::Q6K] {
-            let acts = QActs::quantize(ActFormat::for_weight(ty).unwrap(), &x, k);
+            let k = row_len(ty);
+            let x = values(3 * k, 3);
+            let acts = QActs::quantize(ty, &x, k);
             let mut want = x.clone();
             for r in want.chunks_exact_mut(k) {
                 super::super::weights::ggml_activation_roundtrip(ty, r);
@@ -758,10 +973,7 @@ mod tests {
     #[test]
     fn simd_kernels_give_the_scalar_bits() {
         // Odd shapes exercise the edge blocks; zero rows the all-zero scale.
-        let (m, k, n) = (11, 768, 13);
-        let mut x = values(m * k, 4);
-        x[3 * k..4 * k].fill(0.0);
-        let w = values(n * k, 5);
+        let (m, n) = (11, 13);
         let mut isas = vec![];
         if best_isa() != Isa::Scalar {
             isas.push(Isa::Avx2);
@@ -770,7 +982,11 @@ mod tests {
             isas.push(Isa::Vnni);
         }
         for ty in TYPES {
-            let acts = QActs::quantize(ActFormat::for_weight(ty).unwrap(), &x, k);
+            let k = 3 * row_len(ty);
+            let mut x = values(m * k, 4);
+            x[3 * k..4 * k].fill(0.0);
+            let w = values(n * k, 5);
+            let acts = QActs::quantize(ty, &x, k);
             let mut tile = QTile::default();
             tile.decode(ty, &quantized(ty, &w), n, k);
             let want: Vec<u32> = run(Isa::Scalar, &acts, &tile)

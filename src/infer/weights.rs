@@ -169,9 +169,9 @@ impl Weight {
 /// see [`ggml_activation_roundtrip`]ed activations and the f32 kernels.
 pub fn matmul_ggml(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
     match qdot::ActFormat::for_weight(w.ty) {
-        Some(fmt) => {
+        Some(_) => {
             assert_eq!(x.len(), t * w.cols, "{}: input width", w.name);
-            let acts = qdot::QActs::quantize(fmt, x, w.cols);
+            let acts = qdot::QActs::quantize(w.ty, x, w.cols);
             matmul_q8(&acts, w, out);
         }
         None => {
