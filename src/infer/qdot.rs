@@ -564,6 +564,8 @@ fn scalar_pair(a: &QActs, i: usize, t: &QTile, j: usize) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
+// Register blocks index several parallel arrays by weight row; index loops say that best.
+#[allow(clippy::needless_range_loop)]
 mod x86 {
     use super::{QActs, QTile};
     use std::arch::x86_64::*;
