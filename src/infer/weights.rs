@@ -545,6 +545,35 @@ mod qdot_tests {
     use super::*;
 
     #[test]
+    fn integer_path_gives_the_same_bits_for_any_thread_count() {
+        // Tiles and tasks differ with the pool size (dot_tile_rows); outputs must not.
+        let (t, n) = (70, 150);
+        for (ty, k) in [(GgmlType::Q5_0, 576), (GgmlType::Q6K, 512)] {
+            let x: Vec<f32> = (0..t * k).map(|i| ((i as f32) * 0.173).sin()).collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i as f32) * 0.091).cos() * 0.1)
+                .collect();
+            let mut q = vec![0u8; ty.bytes_for((n * k) as u64).unwrap() as usize];
+            assert!(quant::quantize_row(ty, &w, &mut q));
+            let wq = Weight::new("w", ty, n, k, TensorBytes::Owned(q.into())).unwrap();
+            let runs: Vec<Vec<u32>> = [1, 3, 8]
+                .iter()
+                .map(|&threads| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut out = vec![0f32; t * n];
+                    pool.install(|| matmul_ggml(&x, t, &wq, &mut out));
+                    out.iter().map(|v| v.to_bits()).collect()
+                })
+                .collect();
+            assert_eq!(runs[0], runs[1], "{ty:?}: 1 vs 3 threads");
+            assert_eq!(runs[0], runs[2], "{ty:?}: 1 vs 8 threads");
+        }
+    }
+
+    #[test]
     fn integer_path_matches_the_roundtrip_f32_path() {
         let (t, n) = (133, 100);
         for (ty, k) in [
