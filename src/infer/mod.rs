@@ -14,6 +14,7 @@ pub mod kernel;
 mod load;
 pub mod model;
 pub mod ops;
+pub mod qdot;
 pub mod sample;
 pub mod tokenizer;
 pub mod weights;

@@ -9,7 +9,7 @@ use super::InferError;
 use super::config::{FfnKind, ModelConfig, NormKind};
 use super::kernel;
 use super::ops;
-use super::weights::{Weight, ggml_activation_roundtrip, ggml_q8_1_correction, matmul, sgemm};
+use super::weights::{Weight, matmul, matmul_ggml, sgemm};
 
 /// A normalisation layer's parameters.
 pub struct Norm {
@@ -520,10 +520,10 @@ impl Session<'_> {
             o.observe(&w.output, &hx, n_out);
         }
         if act {
-            hx.par_chunks_mut(d)
-                .for_each(|r| ggml_activation_roundtrip(w.output.ty, r));
+            matmul_ggml(&hx, n_out, &w.output, logits);
+        } else {
+            matmul(&hx, n_out, &w.output, logits);
         }
-        matmul(&hx, n_out, &w.output, logits);
         if let Some(cap) = c.extras.final_softcap {
             for l in logits.iter_mut() {
                 *l = cap * (*l / cap).tanh();
@@ -553,11 +553,7 @@ fn linear(
     let n = l.w.rows;
     let mut y = vec![0f32; t * n];
     if ggml_activations {
-        let mut xr = x.to_vec();
-        xr.par_chunks_mut(l.w.cols)
-            .for_each(|r| ggml_activation_roundtrip(l.w.ty, r));
-        matmul(&xr, t, &l.w, &mut y);
-        ggml_q8_1_correction(&l.w, x, t, &mut y);
+        matmul_ggml(x, t, &l.w, &mut y);
     } else {
         matmul(x, t, &l.w, &mut y);
     }

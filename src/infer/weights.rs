@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::kernel;
+use super::qdot;
 use crate::formats::gguf::GgmlType;
 use crate::formats::tensor::TensorBytes;
 use crate::quant;
@@ -160,6 +161,53 @@ impl Weight {
         self.dequant_rows(0, self.rows, &mut v);
         v
     }
+}
+
+/// `out[t × rows] = x[t × cols] · wᵀ` with ggml's numerics ([`super::Numerics::ggml_activations`]):
+/// for the types with an integer dot product ([`qdot::ActFormat::for_weight`]) the activations
+/// are quantized to Q8 blocks once and multiplied in integers like ggml's `vec_dot`; other types
+/// see [`ggml_activation_roundtrip`]ed activations and the f32 kernels.
+pub fn matmul_ggml(x: &[f32], t: usize, w: &Weight, out: &mut [f32]) {
+    match qdot::ActFormat::for_weight(w.ty) {
+        Some(_) => {
+            assert_eq!(x.len(), t * w.cols, "{}: input width", w.name);
+            let acts = qdot::QActs::quantize(w.ty, x, w.cols);
+            matmul_q8(&acts, w, out);
+        }
+        None => {
+            let mut xr = x.to_vec();
+            xr.par_chunks_mut(w.cols)
+                .for_each(|r| ggml_activation_roundtrip(w.ty, r));
+            matmul(&xr, t, w, out);
+            ggml_q8_1_correction(w, x, t, out);
+        }
+    }
+}
+
+/// The integer path of [`matmul_ggml`]: each task unpacks a tile of weight rows once and runs
+/// every activation row over it; each output is computed on its own, so the result does not
+/// depend on the tiling or the thread count.
+fn matmul_q8(acts: &qdot::QActs, w: &Weight, out: &mut [f32]) {
+    let (n, t) = (w.rows, acts.rows());
+    assert_eq!(out.len(), t * n, "{}: output size", w.name);
+    let dst = SendPtr(out.as_mut_ptr());
+    let tile = dot_tile_rows(n);
+    let rb = w.row_bytes();
+    (0..n.div_ceil(tile))
+        .into_par_iter()
+        .for_each_init(qdot::QTile::default, |qt, ti| {
+            let r0 = ti * tile;
+            let nr = tile.min(n - r0);
+            qt.decode(
+                w.ty,
+                &w.data.as_bytes()[r0 * rb..(r0 + nr) * rb],
+                nr,
+                w.cols,
+            );
+            // SAFETY: columns r0..r0+nr of every row of `out` (row stride n) belong to this
+            // task alone.
+            unsafe { qdot::tile_dot(acts, qt, dst.ptr().add(r0), n) };
+        });
 }
 
 /// Rounds one activation row the way ggml's CPU dot products see it for a weight of type `ty`
@@ -489,5 +537,77 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("block size"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod qdot_tests {
+    use super::*;
+
+    #[test]
+    fn integer_path_gives_the_same_bits_for_any_thread_count() {
+        // Tiles and tasks differ with the pool size (dot_tile_rows); outputs must not.
+        let (t, n) = (70, 150);
+        for (ty, k) in [(GgmlType::Q5_0, 576), (GgmlType::Q6K, 512)] {
+            let x: Vec<f32> = (0..t * k).map(|i| ((i as f32) * 0.173).sin()).collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i as f32) * 0.091).cos() * 0.1)
+                .collect();
+            let mut q = vec![0u8; ty.bytes_for((n * k) as u64).unwrap() as usize];
+            assert!(quant::quantize_row(ty, &w, &mut q));
+            let wq = Weight::new("w", ty, n, k, TensorBytes::Owned(q.into())).unwrap();
+            let runs: Vec<Vec<u32>> = [1, 3, 8]
+                .iter()
+                .map(|&threads| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut out = vec![0f32; t * n];
+                    pool.install(|| matmul_ggml(&x, t, &wq, &mut out));
+                    out.iter().map(|v| v.to_bits()).collect()
+                })
+                .collect();
+            assert_eq!(runs[0], runs[1], "{ty:?}: 1 vs 3 threads");
+            assert_eq!(runs[0], runs[2], "{ty:?}: 1 vs 8 threads");
+        }
+    }
+
+    #[test]
+    fn integer_path_matches_the_roundtrip_f32_path() {
+        let (t, n) = (133, 100);
+        for (ty, k) in [
+            (GgmlType::Q5_0, 576),
+            (GgmlType::Q8_0, 576),
+            (GgmlType::Q4_0, 576),
+            (GgmlType::Q4K, 1536),
+            (GgmlType::Q6K, 1536),
+        ] {
+            let x: Vec<f32> = (0..t * k)
+                .map(|i| {
+                    let v = ((i as f32) * 0.377).sin() * 0.3;
+                    if i % 131 == 7 { v * 60.0 } else { v }
+                })
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i as f32) * 0.211).cos() * 0.05)
+                .collect();
+            let mut q = vec![0u8; ty.bytes_for((n * k) as u64).unwrap() as usize];
+            assert!(quant::quantize_row(ty, &w, &mut q));
+            let wq = Weight::new("w", ty, n, k, TensorBytes::Owned(q.into())).unwrap();
+            let mut got = vec![0f32; t * n];
+            matmul_ggml(&x, t, &wq, &mut got);
+            let mut xr = x.clone();
+            xr.chunks_mut(k)
+                .for_each(|r| ggml_activation_roundtrip(ty, r));
+            let mut want = vec![0f32; t * n];
+            matmul(&xr, t, &wq, &mut want);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{ty:?} {i}: {a} vs {b}"
+                );
+            }
+        }
     }
 }
