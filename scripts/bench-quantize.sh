@@ -16,6 +16,9 @@
 #   type           llama-quantize wall / cpu   tinylm wall / cpu   wall   cpu   identical
 #   IQ3_S:imat           285.70 / 144.21         77.26 / 38.11    3.70x 3.78x  yes
 #   IQ2_XXS:imat         320.17 / 146.35         77.34 / 37.05    4.14x 3.95x  yes
+# Same binary after the merge into main (07e213c), idle machine (load 1.5-2.1):
+#   IQ3_S:imat            82.75 / 161.53         26.38 / 49.44    3.14x 3.27x  yes
+#   IQ2_XXS:imat          89.26 / 175.17         23.00 / 43.75    3.88x 4.00x  yes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1090
