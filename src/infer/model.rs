@@ -672,18 +672,7 @@ fn attention_dot(
                     for x in &mut row[..vis] {
                         *x *= scale;
                     }
-                    if let Some(cap) = softcap {
-                        for x in &mut row[..vis] {
-                            *x = cap * (*x / cap).tanh();
-                        }
-                    }
-                    if let Some(wnd) = window {
-                        // llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa.
-                        row[..vis.saturating_sub(wnd)].fill(f32::NEG_INFINITY);
-                    }
-                    ops::softmax(&mut row[..vis]);
-                    // Probabilities of the keys this row cannot see, for the group's P·V.
-                    row[vis..].fill(0.0);
+                    scores_to_probs(row, vis, softcap, window);
                 }
                 // SAFETY: probabilities rows i..i+g (stride s, vis_g long), V columns
                 // kvh·hd.. as rows of vt (stride n_kv ≥ vis_g); output rows i0+i.. columns
@@ -706,6 +695,23 @@ fn attention_dot(
         },
     );
     out
+}
+
+/// Turns one row of scaled attention scores into probabilities, the same way for both
+/// attention paths: soft-capping, the causal mask (keys from `vis` on get probability 0) and
+/// the sliding window (llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa).
+fn scores_to_probs(row: &mut [f32], vis: usize, softcap: Option<f32>, window: Option<usize>) {
+    let (seen, unseen) = row.split_at_mut(vis);
+    if let Some(cap) = softcap {
+        for x in seen.iter_mut() {
+            *x = cap * (*x / cap).tanh();
+        }
+    }
+    if let Some(wnd) = window {
+        seen[..vis.saturating_sub(wnd)].fill(f32::NEG_INFINITY);
+    }
+    ops::softmax(seen);
+    unseen.fill(0.0);
 }
 
 /// [`attention`] on the portable GEMM.
@@ -746,23 +752,7 @@ fn attention_gemm(
             );
         }
         for (r, row) in scores.chunks_exact_mut(s).enumerate() {
-            if let Some(cap) = softcap {
-                for x in row.iter_mut() {
-                    *x = cap * (*x / cap).tanh();
-                }
-            }
-            let p = pos0 + i0 + r;
-            for x in &mut row[p + 1..] {
-                *x = f32::NEG_INFINITY;
-            }
-            if let Some(wnd) = window {
-                // llama.cpp masks a key at p0 from a query at p1 when p1 - p0 >= n_swa.
-                let first = (p + 1).saturating_sub(wnd);
-                for x in &mut row[..first] {
-                    *x = f32::NEG_INFINITY;
-                }
-            }
-            ops::softmax(row);
+            scores_to_probs(row, pos0 + i0 + r + 1, softcap, window);
         }
         // SAFETY: as above.
         unsafe {
