@@ -90,6 +90,9 @@ pub fn run(g: &GlobalOpts, args: BuildArgs) -> Result<ExitCode> {
         if args.dry_run {
             for d in &report.details {
                 eprintln!("{:>12} {}", d.status.label(), d.id);
+                if let Some(nd) = &d.source_not_downloaded {
+                    eprintln!("{:>12} {nd}", "");
+                }
             }
         }
         if !g.quiet {

@@ -17,6 +17,7 @@ mod cache;
 mod clean;
 mod completions;
 mod convert;
+mod download;
 mod eval;
 mod gc;
 mod graph;
@@ -212,21 +213,18 @@ fn open(g: &GlobalOpts) -> Result<Workspace> {
 }
 
 /// Resolves the project's Hub and Ollama sources before a build: downloads what the Hugging Face
-/// cache lacks unless offline (`--offline`, `HF_HUB_OFFLINE`) or `dry_run`.
+/// cache lacks unless offline (`--offline`, `HF_HUB_OFFLINE`); a `dry_run` downloads nothing and
+/// reports what a build would download.
 fn resolve_sources(g: &GlobalOpts, ws: &mut Workspace, dry_run: bool) -> Result<()> {
-    let net = if g.offline || crate::hub::offline_from_env() {
-        crate::workspace::Network::Offline
-    } else if dry_run {
-        crate::workspace::Network::ReadOnly
-    } else {
-        crate::workspace::Network::Allowed
+    use crate::workspace::Network;
+    let offline = g.offline || crate::hub::offline_from_env();
+    let net = match (dry_run, offline) {
+        (true, offline) => Network::Preview { offline },
+        (false, true) => Network::Offline,
+        (false, false) => Network::Allowed,
     };
-    let quiet = g.quiet || g.json;
-    ws.resolve_sources(net, &|what| {
-        if !quiet {
-            eprintln!("{:>12} {what}", "Downloading");
-        }
-    })
+    let progress = download::Display::new(!(g.quiet || g.json));
+    ws.resolve_sources(net, &progress)
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -261,6 +259,8 @@ fn init_logging(g: &GlobalOpts) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::exec::LogWriter)
+        // Field names (`id=`) are styled by the field formatter, which follows this flag.
+        .with_ansi(g.color.enabled())
         .event_format(log::HumanFormat {
             ansi: g.color.enabled(),
         })

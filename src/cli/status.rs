@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{GlobalOpts, open, print_json};
+use super::{GlobalOpts, open, print_json, resolve_sources};
 use crate::Result;
 use crate::exec::Status;
 
@@ -22,7 +22,9 @@ pub struct StatusArgs {
 
 /// Runs `tinylm status`.
 pub fn run(g: &GlobalOpts, args: StatusArgs) -> Result<ExitCode> {
-    let ws = open(g)?;
+    let mut ws = open(g)?;
+    // Never downloads: a Hub source the cache lacks is reported as what a build would fetch.
+    resolve_sources(g, &mut ws, true)?;
     let status = ws.status(args.targets, args.explain || g.json)?;
     let b = &status.build;
     let code = if args.exit_code && b.would_run + b.remote_hit + b.from_cache > 0 {

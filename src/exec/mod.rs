@@ -307,6 +307,7 @@ fn hash_sources(
     for &ix in &sel.nodes {
         for (_, input) in &plan.graph[ix].inputs {
             match input {
+                Input::File(p) | Input::Dir(p) if plan.not_downloaded.contains_key(p) => {}
                 Input::File(p) => {
                     wanted.insert(p.clone(), false);
                 }

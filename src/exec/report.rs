@@ -60,6 +60,9 @@ pub struct ActionReport {
     /// The key preimage (kept for `status --explain`, not serialized).
     #[serde(skip)]
     pub preimage: Option<serde_json::Value>,
+    /// A dry run: the Hub source it reads is not downloaded yet, so its key is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_not_downloaded: Option<crate::hub::NotDownloaded>,
 }
 
 impl ActionReport {
@@ -78,6 +81,7 @@ impl ActionReport {
             seconds,
             error,
             preimage: None,
+            source_not_downloaded: None,
         }
     }
 }

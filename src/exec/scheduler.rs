@@ -103,8 +103,12 @@ impl Scheduler<'_> {
                     // Resolve inputs; an upstream that failed or would run decides for us.
                     let mut inputs = Vec::new();
                     let mut blocked: Option<NodeState> = None;
+                    let mut absent = None;
                     for (name, input) in &node.inputs {
                         match input {
+                            Input::File(p) | Input::Dir(p) if plan.not_downloaded.contains_key(p) => {
+                                absent = plan.not_downloaded.get(p);
+                            }
                             Input::File(p) | Input::Dir(p) => {
                                 let (digest, size) = self.sources[p];
                                 inputs.push(ResolvedInput {
@@ -128,6 +132,23 @@ impl Scheduler<'_> {
                                 _ => blocked = Some(NodeState::Skipped),
                             },
                         }
+                    }
+                    if let Some(nd) = absent {
+                        // Only status and dry runs plan a source the cache lacks; a build
+                        // downloads it first.
+                        let (status, st, error) = if opts.dry_run {
+                            (Status::WouldRun, NodeState::WouldRun, None)
+                        } else {
+                            let msg = format!("{}: {nd}", node.id);
+                            errors.push(msg.clone());
+                            stop |= !opts.keep_going;
+                            (Status::Failed, NodeState::Failed, Some(msg))
+                        };
+                        let mut r = ActionReport::new(node, status, None, 0.0, error);
+                        r.source_not_downloaded = Some(nd.clone());
+                        details.push(r);
+                        finish(&mut states, st, &mut ready, &mut pending);
+                        continue;
                     }
                     if let Some(st) = blocked {
                         let status = if matches!(st, NodeState::WouldRun) {

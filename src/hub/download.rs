@@ -22,7 +22,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, RANGE};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::{HubCache, RepoId, Snapshot, is_commit, wanted_file};
+use super::{HubCache, NotDownloaded, RepoId, Snapshot, is_commit, wanted_file};
 use crate::fsutil::{lock, write_atomic};
 use crate::{Error, IoContext, Result};
 
@@ -94,6 +94,28 @@ struct LfsInfo {
     size: u64,
 }
 
+/// Hears about each file as it downloads (a progress bar on a terminal, a line per file in a
+/// log, nothing for `--json`).
+pub trait DownloadProgress {
+    /// `file` (`org/name/file`) starts: `size` bytes in all when the Hub listed it, `done` of
+    /// them already on disk from an interrupted run.
+    fn start(&self, file: &str, size: Option<u64>, done: u64);
+    /// `n` more bytes arrived.
+    fn advance(&self, n: u64);
+    /// The file is complete (`ok`) or its download failed.
+    fn finish(&self, ok: bool);
+}
+
+/// Shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl DownloadProgress for Silent {
+    fn start(&self, _: &str, _: Option<u64>, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self, _: bool) {}
+}
+
 /// One file to fetch, with what it must be.
 #[derive(Debug, Clone)]
 struct Wanted {
@@ -104,27 +126,72 @@ struct Wanted {
     sha256: Option<String>,
 }
 
-/// Downloads what the cache lacks of `repo` at `revision` and returns the snapshot. `note` is
-/// told about each file before it downloads.
+/// Downloads what the cache lacks of `repo` at `revision` and returns the snapshot.
+/// `progress` hears about each file as it downloads.
 pub fn fetch(
     cache: &HubCache,
     endpoint: &Endpoint,
     repo: &RepoId,
     revision: &str,
-    note: &dyn Fn(&str),
+    progress: &dyn DownloadProgress,
 ) -> Result<Snapshot> {
+    let (rt, client) = runtime(Duration::from_secs(15), None)?;
+    rt.block_on(fetch_async(
+        &client, cache, endpoint, repo, revision, progress,
+    ))
+}
+
+/// What [`fetch`] would download, from the one API call that lists the revision's files (no
+/// file is downloaded, nothing is written). Short timeouts: `status` must not hang on a Hub
+/// it cannot reach.
+pub fn preview(
+    cache: &HubCache,
+    endpoint: &Endpoint,
+    repo: &RepoId,
+    revision: &str,
+) -> Result<NotDownloaded> {
+    let (rt, client) = runtime(Duration::from_secs(5), Some(Duration::from_secs(20)))?;
+    let (commit, wanted) = rt.block_on(revision_info(&client, endpoint, repo, revision))?;
+    let dir = cache.snapshot_dir(repo, &commit);
+    let todo: Vec<&Wanted> = wanted
+        .iter()
+        .filter(|w| {
+            let dest = dir.join(&w.name);
+            !(dest.is_file() && w.size.is_none_or(|s| file_len(&dest) == Some(s)))
+        })
+        .collect();
+    let bytes = todo.iter().map(|w| w.size).sum::<Option<u64>>();
+    Ok(NotDownloaded {
+        repo: repo.to_string(),
+        revision: revision.to_string(),
+        commit: Some(commit),
+        missing: Some(todo.iter().map(|w| w.name.clone()).collect()),
+        bytes,
+        unresolved: None,
+    })
+}
+
+/// A one-thread runtime and an HTTP client with these timeouts.
+fn runtime(
+    connect: Duration,
+    total: Option<Duration>,
+) -> Result<(tokio::runtime::Runtime, reqwest::Client)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Build(format!("cannot start the download runtime: {e}")))?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect)
         .read_timeout(Duration::from_secs(60))
-        .user_agent(concat!("tinylm/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("tinylm/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = total {
+        builder = builder.timeout(t);
+    }
+    let client = builder
         .build()
         .map_err(|e| Error::Build(format!("cannot create the HTTP client: {}", chain(&e))))?;
-    rt.block_on(fetch_async(&client, cache, endpoint, repo, revision, note))
+    Ok((rt, client))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -161,14 +228,13 @@ fn encode_path(s: &str) -> String {
         .join("/")
 }
 
-async fn fetch_async(
+/// The commit `revision` names on the Hub and the files of it a conversion may read.
+async fn revision_info(
     client: &reqwest::Client,
-    cache: &HubCache,
     endpoint: &Endpoint,
     repo: &RepoId,
     revision: &str,
-    note: &dyn Fn(&str),
-) -> Result<Snapshot> {
+) -> Result<(String, Vec<Wanted>)> {
     let what = format!("{repo}@{revision}");
     let url = format!(
         "{}/api/models/{}/revision/{}?blobs=true",
@@ -224,10 +290,6 @@ async fn fetch_async(
         )));
     }
     let commit = info.sha.clone();
-    let snap = Snapshot {
-        dir: cache.snapshot_dir(repo, &commit),
-        commit: commit.clone(),
-    };
     let wanted: Vec<Wanted> = info
         .siblings
         .iter()
@@ -249,6 +311,23 @@ async fn fetch_async(
             "{what}: the repository lists no config, tokenizer or safetensors files"
         )));
     }
+    Ok((commit, wanted))
+}
+
+async fn fetch_async(
+    client: &reqwest::Client,
+    cache: &HubCache,
+    endpoint: &Endpoint,
+    repo: &RepoId,
+    revision: &str,
+    progress: &dyn DownloadProgress,
+) -> Result<Snapshot> {
+    let what = format!("{repo}@{revision}");
+    let (commit, wanted) = revision_info(client, endpoint, repo, revision).await?;
+    let snap = Snapshot {
+        dir: cache.snapshot_dir(repo, &commit),
+        commit: commit.clone(),
+    };
     for w in &wanted {
         if w.etag.contains(['/', '\\']) || w.etag.starts_with('.') {
             return Err(Error::Build(format!(
@@ -262,11 +341,6 @@ async fn fetch_async(
         }
         let blob = cache.repo_dir(repo).join("blobs").join(&w.etag);
         if !(blob.is_file() && w.size.is_none_or(|s| file_len(&blob) == Some(s))) {
-            let shown = match w.size {
-                Some(s) => format!("{}/{} ({})", repo, w.name, human(s)),
-                None => format!("{}/{}", repo, w.name),
-            };
-            note(&shown);
             let lock_path = cache
                 .root
                 .join(".locks")
@@ -285,7 +359,11 @@ async fn fetch_async(
                     repo.as_str(),
                     encode_path(&w.name)
                 );
-                download_blob(client, endpoint, &url, &blob, w, &what).await?;
+                let shown = format!("{repo}/{}", w.name);
+                let r =
+                    download_blob(client, endpoint, &url, &blob, w, &what, &shown, progress).await;
+                progress.finish(r.is_ok());
+                r?;
             }
         }
         link_into_snapshot(&blob, &dest)?;
@@ -310,16 +388,9 @@ fn file_len(p: &Path) -> Option<u64> {
     std::fs::metadata(p).ok().map(|m| m.len())
 }
 
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
-/// Downloads `url` to `blob` through `blob.incomplete`, resuming what a previous run left.
+/// Downloads `url` to `blob` through `blob.incomplete`, resuming what a previous run left;
+/// `progress` hears about it as `shown`.
+#[allow(clippy::too_many_arguments)]
 async fn download_blob(
     client: &reqwest::Client,
     endpoint: &Endpoint,
@@ -327,6 +398,8 @@ async fn download_blob(
     blob: &Path,
     w: &Wanted,
     what: &str,
+    shown: &str,
+    progress: &dyn DownloadProgress,
 ) -> Result<()> {
     let dir = crate::fsutil::parent(blob);
     std::fs::create_dir_all(dir).with_path(dir)?;
@@ -418,6 +491,7 @@ async fn download_blob(
         file.set_len(0).with_path(&part)?;
         file.rewind().with_path(&part)?;
     }
+    progress.start(shown, w.size, written);
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -436,6 +510,7 @@ async fn download_blob(
         file.write_all(&chunk).with_path(&part)?;
         hasher.update(&chunk);
         written += chunk.len() as u64;
+        progress.advance(chunk.len() as u64);
         if w.size.is_some_and(|s| written > s) {
             break;
         }

@@ -10,6 +10,8 @@ pub mod download;
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::{Error, Result};
 
 /// The default revision of `source.hf = { repo }`.
@@ -264,6 +266,73 @@ pub fn missing_files(dir: &Path) -> Vec<String> {
     missing
 }
 
+/// A Hub source the cache lacks (wholly or in part), as `status` and `build -n` report it
+/// without downloading: what a build would fetch, as far as is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotDownloaded {
+    /// `org/name`.
+    pub repo: String,
+    /// The revision the manifest asks for.
+    pub revision: String,
+    /// The commit it resolves to, when the cache's `refs/` or the Hub said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Files a build would download (`None`: unknown without asking the Hub).
+    pub missing: Option<Vec<String>>,
+    /// Their total size, when the Hub listed sizes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Why the commit or the file list is unknown (offline, Hub unreachable, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
+}
+
+impl std::fmt::Display for NotDownloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "source not downloaded: {}@{}", self.repo, self.revision)?;
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(c) = self.commit.as_ref().filter(|c| **c != self.revision) {
+            parts.push(format!("commit {c}"));
+        }
+        match &self.missing {
+            Some(files) => {
+                let n = files.len();
+                let mut s = format!(
+                    "{n} file{} missing from the Hugging Face cache",
+                    if n == 1 { "" } else { "s" }
+                );
+                if let Some(b) = self.bytes {
+                    s.push_str(&format!(", {} to download", human_bytes(b)));
+                }
+                const SHOWN: usize = 4;
+                if n > 0 {
+                    let mut names = files[..n.min(SHOWN)].join(", ");
+                    if n > SHOWN {
+                        names.push_str(&format!(", … {} more", n - SHOWN));
+                    }
+                    s.push_str(&format!(": {names}"));
+                }
+                parts.push(s);
+            }
+            None => parts.push("not in the Hugging Face cache".into()),
+        }
+        if let Some(why) = &self.unresolved {
+            parts.push(why.clone());
+        }
+        write!(f, " ({})", parts.join("; "))
+    }
+}
+
+/// `n` bytes for people: `1.5 GiB`, `312.0 KiB`, `12 B`.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
 /// Whether a file of a repo is one a conversion may read: top-level JSON, safetensors,
 /// tokenizer and template files and the model card (not PyTorch/TF/ONNX/GGUF weights).
 pub fn wanted_file(name: &str) -> bool {
@@ -315,6 +384,33 @@ mod tests {
         for bad in ["", "../x", "a b", "/x", "x/"] {
             assert!(check_revision(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn not_downloaded_wording() {
+        let mut nd = NotDownloaded {
+            repo: "org/m".into(),
+            revision: "main".into(),
+            commit: None,
+            missing: None,
+            bytes: None,
+            unresolved: Some("revision not resolved: offline".into()),
+        };
+        assert_eq!(
+            nd.to_string(),
+            "source not downloaded: org/m@main (not in the Hugging Face cache; revision not resolved: offline)"
+        );
+        nd.commit = Some("c".repeat(40));
+        nd.missing = Some((0..6).map(|i| format!("f{i}")).collect());
+        nd.bytes = Some(3 << 20);
+        nd.unresolved = None;
+        assert_eq!(
+            nd.to_string(),
+            format!(
+                "source not downloaded: org/m@main (commit {}; 6 files missing from the Hugging Face cache, 3.0 MiB to download: f0, f1, f2, f3, … 2 more)",
+                "c".repeat(40)
+            )
+        );
     }
 
     #[test]

@@ -211,6 +211,9 @@ pub struct SourceOrigin {
     pub locator: String,
     /// The name a downloaded folder would have (`general.name` of a conversion).
     pub name: String,
+    /// Set by `status` and `build -n` for a Hub source the cache lacks: `path` does not
+    /// exist (yet) and the actions reading it would run after a download.
+    pub not_downloaded: Option<crate::hub::NotDownloaded>,
 }
 
 /// tiny-lm inputs with absolute paths.

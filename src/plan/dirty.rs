@@ -62,6 +62,8 @@ pub enum DirtyReason {
     /// The previous record was garbage-collected and no input changed: parameters or the
     /// implementation version must have.
     ParamsOrVersion,
+    /// It reads a Hugging Face Hub source the local cache lacks; a build downloads it first.
+    SourceNotDownloaded(crate::hub::NotDownloaded),
 }
 
 impl fmt::Display for DirtyReason {
@@ -107,6 +109,7 @@ impl fmt::Display for DirtyReason {
             DirtyReason::InputChanged { input, .. } => write!(f, "input `{input}` changed"),
             DirtyReason::InputAdded { input } => write!(f, "input `{input}` added"),
             DirtyReason::InputRemoved { input } => write!(f, "input `{input}` removed"),
+            DirtyReason::SourceNotDownloaded(nd) => write!(f, "{nd}"),
             DirtyReason::ParamsOrVersion => f.write_str(
                 "parameters or implementation version changed (previous record not in cache)",
             ),

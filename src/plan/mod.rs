@@ -34,6 +34,7 @@ use crate::actions::{
     ReleaseImatrix, ReleaseItem, SHA256SUMS, TEMPLATE_JSON,
 };
 use crate::convert::hf_to_gguf::OutType;
+use crate::hub::NotDownloaded;
 use crate::manifest::{
     EvalSpec, ImatrixSpec, ModelSpec, Project, SourceSpec, TemplateSpec, base_file_type, closest,
     quant_name,
@@ -97,6 +98,9 @@ pub struct BuildPlan {
     /// Source paths outside the project (Hub snapshots, Ollama blobs) and how `tinylm.lock`
     /// names them, so the lock is the same on every machine.
     pub locators: BTreeMap<PathBuf, String>,
+    /// Hub sources the cache lacks (`status`, `build -n`): their paths do not exist, and the
+    /// actions reading them would run once a build downloaded them.
+    pub not_downloaded: BTreeMap<PathBuf, NotDownloaded>,
 }
 
 /// Choices that change actions but are not in the manifest.
@@ -411,6 +415,9 @@ fn plan_model(
     let group = format!("model:{name}");
     if let Some(o) = &m.origin {
         p.locators.insert(o.path.clone(), o.locator.clone());
+        if let Some(nd) = &o.not_downloaded {
+            p.not_downloaded.insert(o.path.clone(), nd.clone());
+        }
     }
     let sources: Vec<(String, Input)> = match &m.source {
         SourceSpec::HfHub(h) => {

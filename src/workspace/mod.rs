@@ -158,11 +158,15 @@ impl Workspace {
         &self.layout
     }
 
-    /// Resolves the Hub and Ollama sources (see [`Network`]); `note` hears about each download.
-    /// Commands that build call it before [`Workspace::plan`].
-    pub fn resolve_sources(&mut self, net: Network, note: &dyn Fn(&str)) -> Result<()> {
+    /// Resolves the Hub and Ollama sources (see [`Network`]); `progress` hears about each
+    /// download. Commands that build call it before [`Workspace::plan`].
+    pub fn resolve_sources(
+        &mut self,
+        net: Network,
+        progress: &dyn crate::hub::download::DownloadProgress,
+    ) -> Result<()> {
         if sources::needs_resolving(&self.project) {
-            self.project = sources::resolve(&self.project, net, note)?;
+            self.project = sources::resolve(&self.project, net, progress)?;
         }
         Ok(())
     }
@@ -171,7 +175,11 @@ impl Workspace {
     /// never downloaded).
     pub fn plan(&self, opts: PlanOptions) -> Result<BuildPlan> {
         if sources::needs_resolving(&self.project) {
-            let resolved = sources::resolve(&self.project, Network::ReadOnly, &|_| {})?;
+            let resolved = sources::resolve(
+                &self.project,
+                Network::ReadOnly,
+                &crate::hub::download::Silent,
+            )?;
             return plan::plan(&resolved, opts);
         }
         plan::plan(&self.project, opts)

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use crate::exec::lockfile::LockFile;
-use crate::hub::download::{self, Endpoint};
-use crate::hub::{HubCache, Lookup};
+use crate::hub::download::{self, DownloadProgress, Endpoint};
+use crate::hub::{HubCache, Lookup, NotDownloaded};
 use crate::install::ollama::{OllamaStore, StoredModel, read_model};
 use crate::manifest::{
     HubSpec, ModelSpec, Project, RawValue, SourceOrigin, SourceSpec, TemplateSpec,
@@ -21,8 +21,15 @@ pub enum Network {
     Allowed,
     /// `--offline` or `HF_HUB_OFFLINE=1`.
     Offline,
-    /// A command that never downloads (status, graph, dry runs, …).
+    /// A command that never downloads and needs every source (graph, lint, …): a source the
+    /// cache lacks is an error.
     ReadOnly,
+    /// `status` and `build -n`: a source the cache lacks is reported as what a build would
+    /// download ([`NotDownloaded`]), found with one API call for its file list unless `offline`.
+    Preview {
+        /// `--offline` or `HF_HUB_OFFLINE`: no network at all.
+        offline: bool,
+    },
 }
 
 /// Whether `project` has sources left to resolve.
@@ -33,12 +40,16 @@ pub(super) fn needs_resolving(project: &Project) -> bool {
         .any(|m| matches!(m.source, SourceSpec::HfHub(_) | SourceSpec::Ollama(_)))
 }
 
-/// `project` with its Hub and Ollama sources resolved; `note` hears about each download.
-pub(super) fn resolve(project: &Project, net: Network, note: &dyn Fn(&str)) -> Result<Project> {
+/// `project` with its Hub and Ollama sources resolved; `progress` hears about each download.
+pub(super) fn resolve(
+    project: &Project,
+    net: Network,
+    progress: &dyn DownloadProgress,
+) -> Result<Project> {
     let mut out = project.clone();
     for m in out.models.values_mut() {
         match m.source.clone() {
-            SourceSpec::HfHub(h) => resolve_hub(m, &h, net, note)?,
+            SourceSpec::HfHub(h) => resolve_hub(m, &h, net, progress)?,
             SourceSpec::Ollama(name) => resolve_ollama(m, &name)?,
             _ => {}
         }
@@ -46,11 +57,31 @@ pub(super) fn resolve(project: &Project, net: Network, note: &dyn Fn(&str)) -> R
     Ok(out)
 }
 
-fn resolve_hub(m: &mut ModelSpec, h: &HubSpec, net: Network, note: &dyn Fn(&str)) -> Result<()> {
+fn resolve_hub(
+    m: &mut ModelSpec,
+    h: &HubSpec,
+    net: Network,
+    progress: &dyn DownloadProgress,
+) -> Result<()> {
     let cache = HubCache::from_env()?;
     let what = format!("model `{}`: {}@{}", m.name, h.repo, h.revision);
     let snap = match cache.lookup(&h.repo, &h.revision)? {
         Lookup::Complete(s) => s,
+        missing if matches!(net, Network::Preview { .. }) => {
+            let offline = net == (Network::Preview { offline: true });
+            let nd = not_downloaded(&cache, h, missing, offline);
+            tracing::info!("model `{}`: {nd}", m.name);
+            let commit = nd.commit.clone();
+            let at = commit.as_deref().unwrap_or(&h.revision);
+            m.origin = Some(SourceOrigin {
+                path: cache.snapshot_dir(&h.repo, at),
+                locator: format!("hf://{}@{at}", h.repo),
+                name: h.repo.name().to_string(),
+                not_downloaded: Some(nd),
+            });
+            m.source = SourceSpec::Hf(cache.snapshot_dir(&h.repo, at));
+            return Ok(());
+        }
         missing if net != Network::Allowed => {
             let why = match net {
                 Network::Offline => "offline (--offline or HF_HUB_OFFLINE)",
@@ -71,15 +102,73 @@ fn resolve_hub(m: &mut ModelSpec, h: &HubSpec, net: Network, note: &dyn Fn(&str)
                 ),
             }));
         }
-        _ => download::fetch(&cache, &Endpoint::from_env(), &h.repo, &h.revision, note)?,
+        _ => download::fetch(
+            &cache,
+            &Endpoint::from_env(),
+            &h.repo,
+            &h.revision,
+            progress,
+        )?,
     };
     m.origin = Some(SourceOrigin {
         path: snap.dir.clone(),
         locator: format!("hf://{}@{}", h.repo, snap.commit),
         name: h.repo.name().to_string(),
+        not_downloaded: None,
     });
     m.source = SourceSpec::Hf(snap.dir);
     Ok(())
+}
+
+/// What a build would download of a source the cache lacks. Unless `offline`, one API call
+/// lists the revision's files (a few KB; never a weights file); offline, or when the Hub
+/// cannot be asked, the cache's own `refs/` and snapshot say what they can.
+fn not_downloaded(cache: &HubCache, h: &HubSpec, found: Lookup, offline: bool) -> NotDownloaded {
+    let asked = if offline {
+        Err("offline (--offline or HF_HUB_OFFLINE)".to_string())
+    } else {
+        download::preview(cache, &Endpoint::from_env(), &h.repo, &h.revision).map_err(|e| {
+            let msg = e.to_string();
+            // The error already names `org/name@revision`.
+            let prefix = format!("{}@{}: ", h.repo, h.revision);
+            format!(
+                "the Hub could not be asked: {}",
+                msg.strip_prefix(&prefix).unwrap_or(&msg)
+            )
+        })
+    };
+    let why = match asked {
+        Ok(nd) => return nd,
+        Err(why) => why,
+    };
+    let mut nd = NotDownloaded {
+        repo: h.repo.to_string(),
+        revision: h.revision.clone(),
+        commit: None,
+        missing: None,
+        bytes: None,
+        unresolved: None,
+    };
+    match found {
+        Lookup::Incomplete(snap, files) => {
+            nd.commit = Some(snap.commit);
+            nd.missing = Some(files);
+            nd.unresolved = Some(format!(
+                "{why}: other files the Hub lists may be missing too"
+            ));
+        }
+        _ if crate::hub::is_commit(&h.revision) => {
+            nd.commit = Some(h.revision.clone());
+            nd.unresolved = Some(format!("{why}: the file list is unknown"));
+        }
+        _ => {
+            nd.unresolved = Some(format!(
+                "no refs/{} in the cache and {why}: the revision is unresolved",
+                h.revision
+            ));
+        }
+    }
+    nd
 }
 
 fn resolve_ollama(m: &mut ModelSpec, name: &str) -> Result<()> {
@@ -92,6 +181,7 @@ fn resolve_ollama(m: &mut ModelSpec, name: &str) -> Result<()> {
         path: stored.gguf.clone(),
         locator: format!("ollama://{name}@{}", stored.digest),
         name: name.to_string(),
+        not_downloaded: None,
     });
     m.source = SourceSpec::Gguf(stored.gguf.clone());
     apply_store_defaults(m, &stored);

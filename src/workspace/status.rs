@@ -84,6 +84,12 @@ impl Workspace {
         let mut actions = Vec::new();
         for d in &build.details {
             let reasons = match d.status {
+                // Shown even without --explain: the build would download first.
+                Status::WouldRun if d.source_not_downloaded.is_some() => d
+                    .source_not_downloaded
+                    .iter()
+                    .map(|nd| DirtyReason::SourceNotDownloaded(nd.clone()))
+                    .collect(),
                 Status::WouldRun if explain => self.explain(&plan, &lock, d, &status_of),
                 Status::FromCache => vec![DirtyReason::OutputsMissing {
                     out: self.project.out.clone(),

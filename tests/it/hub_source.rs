@@ -237,9 +237,15 @@ fn a_missing_or_dangling_file_is_listed_and_offline_never_downloads() {
         err.contains("missing model.safetensors") && err.contains(COMMIT_A),
         "{err}"
     );
-    let st = hub.run(&["status"], &server.url, &[]);
-    assert_eq!(st.status.code(), Some(1));
-    assert!(stderr(&st).contains("model.safetensors"), "{}", stderr(&st));
+    let st = hub.run(&["status", "--offline"], &server.url, &[]);
+    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+    let shown = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        shown.contains(&format!(
+            "source not downloaded: {REPO}@main (commit {COMMIT_A}; 1 file missing from the Hugging Face cache: model.safetensors; offline"
+        )),
+        "{shown}"
+    );
     assert_eq!(server.requests().len(), 0);
 
     // A symlink whose blob was deleted counts as missing.
@@ -399,6 +405,328 @@ fn a_download_with_the_wrong_sha256_or_size_keeps_nothing() {
     }
 }
 
+/// The files of `files` a conversion reads (what a download fetches), sorted.
+fn wanted(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    files.keys().cloned().collect()
+}
+
+fn resolve_gets(server: &HubServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/resolve/"))
+        .collect()
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(o)
+        )
+    })
+}
+
+/// The status entry of action `id` in `tinylm --json status` output.
+fn status_entry<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    st["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {st}"))
+}
+
+#[test]
+fn status_and_dry_runs_report_a_source_not_downloaded_and_fetch_no_file() {
+    let files = repo_files();
+    let server = HubServer::start(files.clone(), COMMIT_A);
+    let hub = Hub::new(&format!("{{ repo = \"{REPO}\" }}"));
+    let names = wanted(&files);
+    let bytes: usize = files.values().map(Vec::len).sum();
+
+    // Online: one API call lists the revision's files; nothing is downloaded or written.
+    let st = hub.run(&["status"], &server.url, &[]);
+    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+    let out = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(out.contains("   stale  gguf:m"), "{out}");
+    let want = format!(
+        "source not downloaded: {REPO}@main (commit {COMMIT_A}; {} files missing from the Hugging Face cache, ",
+        names.len()
+    );
+    assert!(out.contains(&want), "{out}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert!(
+        reqs[0]
+            .path
+            .starts_with(&format!("/api/models/{REPO}/revision/main"))
+    );
+    assert!(
+        !hub.repo_dir().exists(),
+        "status wrote into the Hugging Face cache"
+    );
+
+    // --json: a structured reason on the conversion, its dependents stale because of it.
+    let st = json_of(&hub.run(&["--json", "status"], &server.url, &[]));
+    let r = &status_entry(&st, "gguf:m")["reasons"][0];
+    assert_eq!(r["reason"], "source_not_downloaded", "{st}");
+    assert_eq!(r["repo"], REPO);
+    assert_eq!(r["revision"], "main");
+    assert_eq!(r["commit"], COMMIT_A);
+    assert_eq!(r["bytes"], bytes as u64);
+    let missing: Vec<String> = serde_json::from_value(r["missing"].clone()).unwrap();
+    assert_eq!(missing, names);
+    assert!(r["message"].as_str().unwrap().starts_with(&want), "{r}");
+    assert_eq!(status_entry(&st, "gguf:m")["status"], "would_run");
+    let modelfile = status_entry(&st, "modelfile:m:f16");
+    assert_eq!(modelfile["reasons"][0]["reason"], "upstream_stale", "{st}");
+
+    // --exit-code: stale.
+    let st = hub.run(&["status", "--exit-code"], &server.url, &[]);
+    assert_eq!(st.status.code(), Some(1), "{}", stderr(&st));
+
+    // build -n: the same, on stderr and in --json; still no file fetched.
+    let dry = hub.run(&["build", "-n"], &server.url, &[]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let err = stderr(&dry);
+    assert!(
+        err.contains("would run gguf:m") && err.contains(&want),
+        "{err}"
+    );
+    let dry = json_of(&hub.run(&["--json", "build", "-n"], &server.url, &[]));
+    let gguf = dry["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "gguf:m")
+        .unwrap();
+    assert_eq!(gguf["status"], "would_run", "{dry}");
+    assert_eq!(gguf["source_not_downloaded"]["commit"], COMMIT_A, "{dry}");
+    assert!(resolve_gets(&server).is_empty(), "{:?}", server.requests());
+    assert!(!hub.repo_dir().exists());
+    assert!(!hub.p.path().join("tinylm.lock").exists());
+    assert!(!hub.p.path().join("dist").exists());
+
+    // Offline (flag or HF_HUB_OFFLINE): no request at all, the revision stays unresolved.
+    let before = server.requests().len();
+    for (args, env) in [
+        (vec!["status"], vec![("HF_HUB_OFFLINE", "1")]),
+        (vec!["status", "--offline"], vec![]),
+        (vec!["build", "-n", "--offline"], vec![]),
+    ] {
+        let o = hub.run(&args, &server.url, &env);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert!(
+            text.contains(&format!(
+                "source not downloaded: {REPO}@main (not in the Hugging Face cache; no refs/main in the cache and offline (--offline or HF_HUB_OFFLINE): the revision is unresolved)"
+            )),
+            "{args:?}: {text}"
+        );
+    }
+    assert_eq!(server.requests().len(), before, "offline used the network");
+
+    // A Hub that cannot be reached: status still answers, saying why it knows so little.
+    let o = hub.run(&["status"], NO_HUB, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("the Hub could not be asked") && text.contains("unresolved"),
+        "{text}"
+    );
+
+    // After a build downloaded it, status has nothing to say about the source.
+    let b = hub.run(&["build"], &server.url, &[]);
+    assert!(b.status.success(), "{}", stderr(&b));
+    let before = server.requests().len();
+    let st = json_of(&hub.run(&["--json", "status"], &server.url, &[]));
+    assert!(
+        st["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == "up_to_date"),
+        "{st}"
+    );
+    assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn an_incomplete_snapshot_lists_only_what_a_build_would_download() {
+    let mut files = repo_files();
+    let server = HubServer::start(files.clone(), COMMIT_A);
+    let hub = Hub::new(&format!("{{ repo = \"{REPO}\" }}"));
+    let weights = files.remove("model.safetensors").unwrap();
+    files.remove("tokenizer.json");
+    put_in_cache(&hub.cache, COMMIT_A, &files, Some("main"));
+
+    // Online, the API's list finds the tokenizer missing too (the cache alone knows only of
+    // the weights) and sizes the download.
+    let st = json_of(&hub.run(&["--json", "status"], &server.url, &[]));
+    let r = &status_entry(&st, "gguf:m")["reasons"][0];
+    let missing: Vec<String> = serde_json::from_value(r["missing"].clone()).unwrap();
+    assert_eq!(missing, ["model.safetensors", "tokenizer.json"], "{r}");
+    assert_eq!(
+        r["bytes"],
+        (weights.len() + repo_files()["tokenizer.json"].len()) as u64
+    );
+    assert!(resolve_gets(&server).is_empty());
+
+    // Offline, the cache's own knowledge, saying it may be incomplete.
+    let st = json_of(&hub.run(&["--json", "status", "--offline"], &server.url, &[]));
+    let r = &status_entry(&st, "gguf:m")["reasons"][0];
+    assert_eq!(
+        r["missing"],
+        serde_json::json!(["model.safetensors"]),
+        "{r}"
+    );
+    assert!(r.get("bytes").is_none(), "{r}");
+    assert!(
+        r["unresolved"]
+            .as_str()
+            .unwrap()
+            .contains("other files the Hub lists may be missing too"),
+        "{r}"
+    );
+}
+
+#[test]
+fn downloads_show_one_line_per_file_off_a_terminal_and_nothing_in_json() {
+    let files = repo_files();
+    let server = HubServer::start(files.clone(), COMMIT_A);
+    let hub = Hub::new(&format!("{{ repo = \"{REPO}\" }}"));
+    let out = hub.run(&["build"], &server.url, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("Downloading")).collect();
+    assert_eq!(lines.len(), files.len(), "{err}");
+    let w = files["model.safetensors"].len() as f64 / 1024.0;
+    assert!(
+        lines.contains(
+            &format!(
+                "{:>12} {REPO}/model.safetensors ({w:.1} KiB)",
+                "Downloading"
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    // No bar, no cursor movement, no colour, no carriage returns in a log.
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+
+    // --json: stdout is the report alone and stderr says nothing of downloads.
+    let hub = Hub::new(&format!("{{ repo = \"{REPO}\" }}"));
+    let out = hub.run(&["--json", "build"], &server.url, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json_of(&out);
+    assert_eq!(count(&r, "failed"), 0);
+    assert!(!stderr(&out).contains("Downloading"), "{}", stderr(&out));
+    assert!(hub.p.path().join("dist/m/m-f16.gguf").exists());
+}
+
+#[test]
+fn downloads_show_a_byte_bar_on_a_terminal() {
+    let files = repo_files();
+    let server = HubServer::start(files.clone(), COMMIT_A);
+    server.set(|s| s.slow = true);
+    let hub = Hub::new(&format!("{{ repo = \"{REPO}\" }}"));
+    let (status, tty) = run_with_tty_stderr(&hub, &["build"], &server.url);
+    assert!(status.success(), "{tty}");
+    // An 80-column terminal: no line of the bar wraps (no cursor-up to redraw two lines).
+    let downloads = &tty[..tty.rfind("  Downloaded ").unwrap_or(tty.len())];
+    assert!(!downloads.contains("\x1b[1A"), "{tty:?}");
+    // The bar (file name, bytes, rate, ETA) was drawn, then replaced by one line per file.
+    assert!(
+        tty.contains("Downloading model.safetensors [")
+            && tty.contains("ETA")
+            && tty.contains("/s"),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains(&format!(
+            "  Downloaded {REPO}/model.safetensors (964.2 KiB in "
+        )),
+        "{tty:?}"
+    );
+    assert_eq!(
+        std::fs::read(
+            hub.repo_dir()
+                .join("snapshots")
+                .join(COMMIT_A)
+                .join("model.safetensors")
+        )
+        .unwrap(),
+        files["model.safetensors"]
+    );
+}
+
+/// Runs tinylm with stderr on a pseudo-terminal (stdout piped) and returns what the terminal
+/// showed.
+fn run_with_tty_stderr(
+    hub: &Hub,
+    args: &[&str],
+    endpoint: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors into the out-parameters.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty failed");
+    // SAFETY: both descriptors are fresh and owned here alone.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let cache = hub.cache.to_string_lossy().into_owned();
+    let mut child = std::process::Command::new(support::bin())
+        .current_dir(hub.p.path())
+        .args(args)
+        .env_remove("TINYLM_CACHE")
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm")
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_OFFLINE", "0")
+        .env("HF_TOKEN", "")
+        .env("HF_TOKEN_PATH", "/nonexistent")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::from(master);
+    let collect = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the child (the only holder of the slave side) exits.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    let status = child.wait().unwrap();
+    let tty = collect.join().unwrap();
+    (status, String::from_utf8_lossy(&tty).into_owned())
+}
+
 #[test]
 fn bad_hub_sources_are_manifest_errors_with_hints() {
     let cases = [
@@ -447,6 +775,8 @@ struct State {
     honour_range: bool,
     /// Serve this file with flipped bytes (`false`) or one byte short (`true`).
     corrupt: Option<(String, bool)>,
+    /// Send file bodies in small pieces with pauses (a download that takes a while).
+    slow: bool,
 }
 
 struct HubServer {
@@ -589,6 +919,11 @@ fn serve(mut conn: TcpStream, st: &Mutex<State>) -> std::io::Result<()> {
                 let _ = conn.shutdown(Shutdown::Both);
                 return Ok(());
             }
+            if s.slow {
+                drop(s);
+                respond_slowly(&mut conn, status, &extra, &part)?;
+                continue;
+            }
             respond(&mut conn, status, &extra, &part)?;
         } else {
             respond(&mut conn, "404 Not Found", &[], b"")?;
@@ -610,4 +945,24 @@ fn respond(
     conn.write_all(head.as_bytes())?;
     conn.write_all(body)?;
     conn.flush()
+}
+
+fn respond_slowly(
+    conn: &mut TcpStream,
+    status: &str,
+    extra: &[String],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        extra.iter().map(|h| format!("{h}\r\n")).collect::<String>()
+    );
+    conn.write_all(head.as_bytes())?;
+    for piece in body.chunks(32 << 10) {
+        conn.write_all(piece)?;
+        conn.flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
 }
