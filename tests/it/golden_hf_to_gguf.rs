@@ -564,6 +564,64 @@ fn llama_hf_tokenizer_json_only_matches_reference() {
     check_fixture(&fx, &fx.model, "as generated");
 }
 
+/// tinylm's GGUFs of the SentencePiece-style fixtures tokenize, in tinylm's own tokenizer, to
+/// llama.cpp's ids (llama-tokenize on the same GGUF; the reference converter's GGUF gives the
+/// same ids), not transformers': where the two differ is documented in docs/hf-to-gguf.md
+/// ("Tokenization: llama.cpp vs transformers"). Golden: scripts/conformance/spm_tokenization.py.
+#[test]
+fn spm_fixture_vocabularies_tokenize_as_llama_cpp_does() {
+    let g: Json = serde_json::from_slice(
+        &std::fs::read(golden_dir().join("spm_tokenization.json")).expect("golden"),
+    )
+    .expect("json");
+    let texts: Vec<&str> = g["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = |v: &Json| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let mut differ = BTreeMap::new();
+    for case in g["cases"].as_array().unwrap() {
+        let name = case["fixture"].as_str().unwrap();
+        let fx = load_fixture(name);
+        let mut out = Vec::new();
+        hf_to_gguf::convert(&fx.model, &GgufOptions::default(), &mut out).unwrap();
+        let path = tmp.path().join(format!("{name}.gguf"));
+        std::fs::write(&path, &out).unwrap();
+        let tok = tinylm::infer::Tokenizer::from_gguf(&GgufFile::open(&path).unwrap(), None)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut failures = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let want = ids(&case["llama_cpp"][i]);
+            let got = tok.encode(text, true, true);
+            if got != want {
+                failures.push(format!(
+                    "{name} text {i} {text:?}\n  llama.cpp {want:?}\n  tinylm    {got:?}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let n = (0..texts.len())
+            .filter(|&i| ids(&case["llama_cpp"][i]) != ids(&case["transformers"][i]))
+            .count();
+        differ.insert(name.to_string(), n);
+    }
+    // The counts docs/hf-to-gguf.md quotes.
+    let want: BTreeMap<String, usize> = [("llama-hf", 24), ("mistral-spm", 60), ("tinyllama", 20)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(differ, want, "of {} texts", texts.len());
+}
+
 #[test]
 fn llama32_tied_rope_scaling_matches_reference() {
     // rope_type llama3 (rope_freqs), head_dim != hidden/heads, tied embeddings.
