@@ -67,6 +67,8 @@ impl DownloadProgress for Display {
             // A resumed download's rate and ETA count only what arrives now.
             pb.set_position(done);
             pb.reset_eta();
+            // Log lines (-v) go above the bar, not through it.
+            crate::exec::set_active_bar(Some(pb.clone()));
             Some(pb)
         } else {
             let what = match size {
@@ -118,6 +120,7 @@ impl DownloadProgress for Display {
             c.received
         );
         if let Some(b) = c.bar {
+            crate::exec::set_active_bar(None);
             b.finish_and_clear();
             if ok {
                 eprintln!(

@@ -23,7 +23,7 @@ mod progress;
 mod report;
 mod scheduler;
 
-pub use progress::LogWriter;
+pub use progress::{LogWriter, set_active_bar};
 pub use report::{ActionReport, BuildReport, Status};
 
 use std::collections::{BTreeMap, HashMap};

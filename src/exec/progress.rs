@@ -166,6 +166,12 @@ impl Drop for ActionBar {
     }
 }
 
+/// Makes `bar` (a bar drawn outside a build, such as a download's) the one log lines are
+/// printed above; `None` when it is gone.
+pub fn set_active_bar(bar: Option<ProgressBar>) {
+    set_active(bar);
+}
+
 fn set_active(bar: Option<ProgressBar>) {
     if let Ok(mut active) = ACTIVE.lock() {
         *active = bar;
