@@ -394,11 +394,11 @@ mod tests {
             commit: None,
             missing: None,
             bytes: None,
-            unresolved: Some("revision not resolved: offline".into()),
+            unresolved: Some("revision unresolved: offline".into()),
         };
         assert_eq!(
             nd.to_string(),
-            "source not downloaded: org/m@main (not in the Hugging Face cache; revision not resolved: offline)"
+            "source not downloaded: org/m@main (not in the Hugging Face cache; revision unresolved: offline)"
         );
         nd.commit = Some("c".repeat(40));
         nd.missing = Some((0..6).map(|i| format!("f{i}")).collect());

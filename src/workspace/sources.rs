@@ -129,12 +129,12 @@ fn not_downloaded(cache: &HubCache, h: &HubSpec, found: Lookup, offline: bool) -
     } else {
         download::preview(cache, &Endpoint::from_env(), &h.repo, &h.revision).map_err(|e| {
             let msg = e.to_string();
-            // The error already names `org/name@revision`.
+            // The error already names `org/name@revision`, and its hint to build offline is
+            // for builds.
             let prefix = format!("{}@{}: ", h.repo, h.revision);
-            format!(
-                "the Hub could not be asked: {}",
-                msg.strip_prefix(&prefix).unwrap_or(&msg)
-            )
+            let msg = msg.strip_prefix(&prefix).unwrap_or(&msg);
+            let msg = msg.split("; use --offline").next().unwrap_or(msg);
+            format!("the Hub could not be asked: {msg}")
         })
     };
     let why = match asked {
@@ -163,7 +163,7 @@ fn not_downloaded(cache: &HubCache, h: &HubSpec, found: Lookup, offline: bool) -
         }
         _ => {
             nd.unresolved = Some(format!(
-                "no refs/{} in the cache and {why}: the revision is unresolved",
+                "revision unresolved: no refs/{} in the cache, {why}",
                 h.revision
             ));
         }
