@@ -504,6 +504,10 @@ impl Prefetched {
     }
 }
 
+/// What [`Remote::prefetch_from`] tells its caller about each key: the outputs its record
+/// names, or `None` (a miss or a failure).
+pub type RecordSeen<'a> = dyn Fn(&Digest, Option<&BTreeMap<String, OutputEntry>>) + Sync + 'a;
+
 /// The sending end of [`Remote::prefetch_queue`].
 pub struct PrefetchQueue<'a> {
     remote: &'a Remote,
@@ -687,7 +691,7 @@ impl Remote {
         store: &Store,
         stat: &StatCache,
         keys: PrefetchKeys,
-        seen: &(dyn Fn(&Digest, Option<&BTreeMap<String, OutputEntry>>) + Sync),
+        seen: &RecordSeen<'_>,
         stop: &AtomicBool,
         cancel: &AtomicBool,
     ) {
