@@ -39,6 +39,29 @@
 #   that no verified restore avoids (sha256 and blake3 of every byte before it enters the CAS),
 #   >= 1.3 s on two idle cores, and the f16's sha256 alone is 0.57 s of serial work. Against an
 #   idle cold build of 5.0-6.7 s, 10x is out of reach here; ~4-5x is the ceiling.
+# After the lookahead prefetch, largest-first transfers and grouped fsyncs (8ff34ad), against
+#   4cb6aad, restores of the same remote interleaved old/new, load average 7.4-9.0 (4 engineers
+#   on 2 cores), CPU = user + sys of the restoring process (/usr/bin/time):
+#   --locked    4cb6aad: 6.53 / 5.51 s wall, 4.09 / 4.09 s CPU, 51-52 MiB
+#               8ff34ad: 4.60 / 4.17 s wall, 3.66 / 3.72 s CPU, 52 MiB
+#   no --locked 4cb6aad: 5.36 / 5.10 s wall, 4.36 / 4.30 s CPU (downloads follow the graph:
+#                        the quants only start once the f16 is in)
+#               8ff34ad: 4.92 / 5.33 s wall, 3.93 / 4.10 s CPU (keys from records: all start
+#                        at once)
+#   full script at 8ff34ad, load 8.1-8.6: cold 24.95 s; push 8.28 s; restore 4.55 s / 51.6 MiB
+#   (5.5x); demo-only restore (no --locked) 0.15 s (was 0.57 s: its small objects' fsyncs ran
+#   one by one on the async threads and each action waited for its upstream download).
+#   perf of one --locked restore (4.24 s CPU sampled; was 4.68 s): sha256 28%, blake3 19%,
+#   kernel socket copies ~9%, copying network chunks into aligned blocks 7%, the source's
+#   read() copy ~5%, scheduling and softirqs ~10%.
+# The measured floor: sha256 1.06 s + blake3 0.75 s + the sources' blake3 0.45 s + loopback
+#   receive of 1.85 GB ~0.7 s (0.36 s per 953 MiB) = ~2.96 s of CPU no verified restore avoids;
+#   on 2 idle cores that is >= 1.48 s of wall, plus ~0.1 s of serial start and tail (reading the
+#   plan, placing dist/, the lock and roots): a floor of ~1.6 s. The restore's 3.7 s of CPU is
+#   ~1.85 s of wall on 2 idle cores, ~15-25% above that floor. The rest is copying (network
+#   chunks into aligned blocks for O_DIRECT, read() of the sources) and thread hand-offs.
+#   Against the idle cold build (8.3 s), the floor allows ~5x: 10x would need a restore of
+#   0.83 s, below what hashing every byte with both required hashes costs on 2 cores.
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
 # /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores),
 # TINYLM (a tinylm binary to measure instead of building target/release/tinylm).

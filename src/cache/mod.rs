@@ -164,6 +164,16 @@ impl Store {
         cas::insert_verified(self, stat, file, digest)
     }
 
+    /// [`Store::insert_verified_object`] for several files at once, with the fsyncs grouped
+    /// (see `cas::insert_verified_batch`); returns each one's size or error, in order.
+    pub fn insert_verified_objects(
+        &self,
+        stat: &StatCache,
+        files: &[(&Path, Digest)],
+    ) -> Vec<Result<u64>> {
+        cas::insert_verified_batch(self, stat, files)
+    }
+
     /// The record of `key` if it and every object it names are intact.
     pub fn intact_record(&self, stat: &StatCache, key: &Digest) -> Option<ActionRecord> {
         let rec = self.record(key)?;

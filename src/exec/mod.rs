@@ -18,6 +18,7 @@
 mod fault;
 mod job;
 pub(crate) mod lockfile;
+mod lookahead;
 pub(crate) mod materialize;
 mod progress;
 mod report;
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::cache::stat::digest_dir;
-use crate::cache::{Digest, StatCache, Store};
+use crate::cache::{Digest, OutputEntry, StatCache, Store};
 use crate::plan::{BuildPlan, Input, Selection};
 use crate::{Error, Result};
 use lockfile::LockFile;
@@ -165,26 +166,45 @@ pub fn build(
     let mut progress = progress::Progress::new(opts.progress, sel.nodes.len() as u64);
     let prefetch = prefetch_list(layout, plan, &sel, &stat, &old_lock, opts);
     let stop_prefetch = AtomicBool::new(false);
+    // Without --locked, keys are learned as sources are hashed and records arrive.
+    let remote = layout.store.remote();
+    let ahead = remote.filter(|_| !opts.locked && !opts.dry_run).map(|r| {
+        let (queue, keys) = r.prefetch_queue();
+        (lookahead::Lookahead::new(layout, plan, &sel, queue), keys)
+    });
+    let (ahead, keys) = match ahead {
+        Some((a, k)) => (Some(a), Some(k)),
+        None => (None, None),
+    };
     let outcome = std::thread::scope(|s| {
-        if let Some(remote) = layout.store.remote().filter(|_| !prefetch.is_empty()) {
+        if let Some(remote) = remote.filter(|_| !prefetch.is_empty()) {
             remote.expect_prefetch(prefetch.iter().map(|(k, _)| *k));
             s.spawn(|| remote.prefetch(&layout.store, &stat, &prefetch, &stop_prefetch, &cancel));
         }
-        let outcome = pool
-            .install(|| hash_sources(plan, &sel, &stat))
-            .map(|sources| {
-                Scheduler {
-                    layout,
-                    plan,
-                    sel: &sel,
-                    sources: &sources,
-                    stat: &stat,
-                    old_lock: &old_lock,
-                    opts,
-                    cancel: &cancel,
-                }
-                .run(&pool, &mut progress)
-            });
+        if let (Some(remote), Some(ahead), Some(keys)) = (remote, &ahead, keys) {
+            let seen = |k: &Digest, o: Option<&BTreeMap<String, OutputEntry>>| ahead.record(k, o);
+            let (stop, cancel, stat) = (&stop_prefetch, &cancel, &stat);
+            s.spawn(move || remote.prefetch_from(&layout.store, stat, keys, &seen, stop, cancel));
+        }
+        let on_hashed = |p: &std::path::Path, (d, size): (Digest, u64)| {
+            if let Some(a) = &ahead {
+                a.source(p, d, size);
+            }
+        };
+        let sources = pool.install(|| hash_sources(plan, &sel, &stat, &on_hashed));
+        let outcome = sources.map(|sources| {
+            Scheduler {
+                layout,
+                plan,
+                sel: &sel,
+                sources: &sources,
+                stat: &stat,
+                old_lock: &old_lock,
+                opts,
+                cancel: &cancel,
+            }
+            .run(&pool, &mut progress)
+        });
         // What the build did not ask for is not needed.
         stop_prefetch.store(true, Ordering::SeqCst);
         outcome
@@ -283,7 +303,8 @@ fn prefetch_list(
     if !opts.locked || opts.dry_run || layout.store.remote().is_none() {
         return Vec::new();
     }
-    sel.nodes
+    let mut list: Vec<(u64, Digest, Vec<String>)> = sel
+        .nodes
         .iter()
         .filter_map(|&ix| {
             let node = &plan.graph[ix];
@@ -291,9 +312,14 @@ fn prefetch_list(
             if layout.store.intact_record(stat, &entry.key).is_some() {
                 return None;
             }
-            Some((entry.key, node.action.outputs()))
+            let size: u64 = entry.outputs.values().map(|o| o.size).sum();
+            Some((size, entry.key, node.action.outputs()))
         })
-        .collect()
+        .collect();
+    // Largest first: the longest transfer must not be the one still running alone at the end,
+    // and the small ones fill in around it.
+    list.sort_by_key(|&(size, ..)| std::cmp::Reverse(size));
+    list.into_iter().map(|(_, k, o)| (k, o)).collect()
 }
 
 /// Digests of every source file and directory the selection reads, hashed in parallel.
@@ -301,6 +327,7 @@ fn hash_sources(
     plan: &BuildPlan,
     sel: &Selection,
     stat: &StatCache,
+    on_hashed: &(dyn Fn(&std::path::Path, (Digest, u64)) + Sync),
 ) -> Result<HashMap<PathBuf, (Digest, u64)>> {
     use rayon::prelude::*;
     let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
@@ -332,6 +359,7 @@ fn hash_sources(
                 }
                 other => other,
             })?;
+            on_hashed(&path, d);
             Ok((path, d))
         })
         .collect()

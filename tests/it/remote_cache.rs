@@ -225,8 +225,11 @@ fn a_server_killed_mid_download_costs_one_warning_and_nothing_partial_enters_the
     // the first MiB arrives (downloads are written a MiB at a time), so wait for the file.
     loop {
         let found = std::fs::read_dir(cb.join("tmp")).ok().is_some_and(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().contains("-remote-"))
+            d.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".remote.tinylm-tmp-")
+            })
         });
         if found {
             break;
@@ -826,7 +829,11 @@ fn ctrl_c_during_a_locked_restore_stops_at_once_and_leaves_nothing_partial() {
         std::fs::read_dir(cb.join("tmp"))
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().contains("-remote-"))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(".remote.tinylm-tmp-")
+                    })
                     .count()
             })
             .unwrap_or(0)
@@ -890,4 +897,196 @@ fn ctrl_c_during_a_locked_restore_stops_at_once_and_leaves_nothing_partial() {
         !b.path().join("dist").exists()
             || tree(&b.path().join("dist")).len() < tree(&a.path().join("dist")).len()
     );
+}
+
+/// The objects under `cache/cas`, by digest.
+fn cas_objects(cache: &Path) -> std::collections::BTreeSet<String> {
+    walkdir::WalkDir::new(cache.join("cas"))
+        .min_depth(2)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn without_lock_downloads_start_as_keys_become_known_and_a_kill_leaves_only_whole_objects() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &ngx.url(), "--remote-upload"],
+    );
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(a.path().join("tinylm.lock")).unwrap()).unwrap();
+    let actions = lock["actions"].as_table().unwrap();
+    let outputs_of = |id: &str| -> Vec<(String, u64)> {
+        actions[id]["outputs"]
+            .as_table()
+            .unwrap()
+            .values()
+            .map(|o| {
+                (
+                    o["digest"].as_str().unwrap().to_string(),
+                    o["size"].as_integer().unwrap() as u64,
+                )
+            })
+            .collect()
+    };
+    let downstream_of = |root: &str| -> Vec<String> {
+        let mut down: Vec<String> = vec![root.to_string()];
+        let mut i = 0;
+        while i < down.len() {
+            let up = format!("{}/", down[i]);
+            for (id, e) in actions {
+                let uses = e["inputs"].as_table().unwrap().values().any(|inp| {
+                    inp.get("from")
+                        .and_then(|f| f.as_str())
+                        .is_some_and(|f| f.starts_with(&up))
+                });
+                if uses && !down.contains(id) {
+                    down.push(id.clone());
+                }
+            }
+            i += 1;
+        }
+        down.remove(0);
+        down
+    };
+    // The largest output that other actions read stalls halfway, forever: the action it
+    // belongs to never finishes.
+    let (stalled, (digest, size)) = actions
+        .keys()
+        .filter(|id| !downstream_of(id).is_empty())
+        .flat_map(|id| outputs_of(id).into_iter().map(move |o| (id.clone(), o)))
+        .max_by_key(|(_, (_, size))| *size)
+        .unwrap();
+    let sha = sha256_hex(&std::fs::read(ca.join("cas").join(&digest[..2]).join(&digest)).unwrap());
+    let downstream = downstream_of(&stalled);
+    assert!(downstream.len() >= 3, "{stalled}: {downstream:?}");
+    let wanted: Vec<String> = downstream
+        .iter()
+        .flat_map(|id| outputs_of(id))
+        .map(|(d, _)| d)
+        .filter(|d| *d != digest)
+        .collect();
+    let port = cutting_proxy(
+        ngx.port,
+        format!("GET /cache/cas/{sha}"),
+        size as usize / 2,
+        true,
+    );
+    // No lock and no --locked: keys are learned from hashed sources and from the records of
+    // upstream actions, so what depends on the stalled action downloads while it stalls.
+    let mut child = std::process::Command::new(crate::support::bin())
+        .current_dir(b.path())
+        .args(["--cache"])
+        .arg(&cb)
+        .args(["build", "--remote-cache"])
+        .arg(format!("http://127.0.0.1:{port}/cache"))
+        .env_remove("TINYLM_REMOTE_CACHE")
+        .env_remove("RUST_LOG")
+        .env("TINYLM_REMOTE_TIMEOUT", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let have = cas_objects(&cb);
+        if wanted.iter().all(|d| have.contains(d)) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the build ended while a download stalled: {status}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the actions downstream of the stalled `{stalled}` were not downloaded meanwhile: \
+             have {have:?}, want {wanted:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "stuck on the stall");
+    // kill -9 mid-restore: whatever is visible in the CAS is whole.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let have = cas_objects(&cb);
+    for e in walkdir::WalkDir::new(cb.join("cas"))
+        .min_depth(2)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        let d = tinylm::cache::hash_file(e.path()).unwrap();
+        assert_eq!(d.to_hex(), e.file_name().to_string_lossy());
+    }
+    assert!(
+        !have.contains(&digest),
+        "the stalled object is not in the cache"
+    );
+    // The next build, straight to the server, finishes the restore: nothing runs, and the
+    // result is byte for byte the first machine's.
+    let (rb, err) = build(b.path(), &cb, &[], &["--remote-cache", &ngx.url()]);
+    assert_eq!(n(&rb, "run"), 0, "{err}");
+    assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+    assert_eq!(
+        std::fs::read(a.path().join("tinylm.lock")).unwrap(),
+        std::fs::read(b.path().join("tinylm.lock")).unwrap()
+    );
+    assert_cache_clean(&cb);
+}
+
+#[test]
+fn without_lock_a_fresh_machine_restores_with_prefetch_and_runs_nothing() {
+    let Some(ngx) = Nginx::start(NginxOpts::default()) else {
+        return;
+    };
+    let url = ngx.url();
+    let (a, b) = (demo_copy(), demo_copy());
+    let caches = tempfile::tempdir().unwrap();
+    let (ca, cb) = (caches.path().join("a"), caches.path().join("b"));
+    build(
+        a.path(),
+        &ca,
+        &[],
+        &["--remote-cache", &url, "--remote-upload"],
+    );
+    // Several transfers at once and one at a time: the same result.
+    for jobs in ["1", "8"] {
+        let _ = std::fs::remove_dir_all(&cb);
+        let _ = std::fs::remove_dir_all(b.path().join("dist"));
+        let _ = std::fs::remove_file(b.path().join("tinylm.lock"));
+        let env = [("TINYLM_REMOTE_JOBS".to_string(), jobs.to_string())];
+        let ac_gets = || {
+            ngx.access_log()
+                .lines()
+                .filter(|l| l.starts_with("GET /cache/ac/"))
+                .count()
+        };
+        let before = ac_gets();
+        let (rb, err) = build(b.path(), &cb, &env, &["--remote-cache", &url]);
+        assert_eq!(
+            (n(&rb, "run"), n(&rb, "from_cache"), n(&rb, "remote.hits")),
+            (0, 20, 20),
+            "{jobs} jobs: {err}"
+        );
+        assert_eq!(n(&rb, "remote.errors"), 0, "{err}");
+        // Each action looked up once: the build found every key already prefetched.
+        assert_eq!(ac_gets() - before, 20, "{jobs} jobs");
+        assert_eq!(tree(&a.path().join("dist")), tree(&b.path().join("dist")));
+        assert_eq!(
+            std::fs::read(a.path().join("tinylm.lock")).unwrap(),
+            std::fs::read(b.path().join("tinylm.lock")).unwrap()
+        );
+        assert_cache_clean(&cb);
+        assert!(std::fs::read_dir(cb.join("tmp")).unwrap().next().is_none());
+    }
 }

@@ -385,6 +385,9 @@ struct Conn {
     permits: tokio::sync::Semaphore,
     /// How many outputs of one action download at once.
     jobs: usize,
+    /// One download per object at a time: actions sharing an output (same bytes) wait for
+    /// the first download and then find the object in the local cache.
+    objects: Mutex<std::collections::HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
     state: Arc<State>,
 }
 
@@ -433,6 +436,7 @@ impl Client {
                 backend,
                 permits: tokio::sync::Semaphore::new(jobs),
                 jobs,
+                objects: Mutex::default(),
                 state,
             }),
         })
@@ -454,14 +458,21 @@ type Fetched = Option<(BTreeMap<String, OutputEntry>, RemoteRecord)>;
 /// Results of [`Remote::prefetch`] by action key: `None` while the download runs.
 #[derive(Debug, Default)]
 struct Prefetched {
-    slots: Mutex<BTreeMap<Digest, Option<Fetched>>>,
+    slots: Mutex<Slots>,
     done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    slots: BTreeMap<Digest, Option<Fetched>>,
+    /// The prefetch ended: nothing registered now would ever be filled.
+    closed: bool,
 }
 
 impl Prefetched {
     fn fill(&self, key: &Digest, r: Fetched) {
         if let Ok(mut m) = self.slots.lock()
-            && let Some(slot) = m.get_mut(key)
+            && let Some(slot) = m.slots.get_mut(key)
         {
             *slot = Some(r);
         }
@@ -471,7 +482,8 @@ impl Prefetched {
     /// Marks every unfinished slot a miss (the prefetch stopped), so no one waits forever.
     fn abandon(&self) {
         if let Ok(mut m) = self.slots.lock() {
-            for slot in m.values_mut().filter(|s| s.is_none()) {
+            m.closed = true;
+            for slot in m.slots.values_mut().filter(|s| s.is_none()) {
                 *slot = Some(None);
             }
         }
@@ -483,14 +495,46 @@ impl Prefetched {
     fn take(&self, key: &Digest) -> Option<Fetched> {
         let mut m = self.slots.lock().ok()?;
         loop {
-            match m.get(key) {
+            match m.slots.get(key) {
                 None => return None,
-                Some(Some(_)) => return m.remove(key).flatten(),
+                Some(Some(_)) => return m.slots.remove(key).flatten(),
                 Some(None) => m = self.done.wait(m).ok()?,
             }
         }
     }
 }
+
+/// What [`Remote::prefetch_from`] tells its caller about each key: the outputs its record
+/// names, or `None` (a miss or a failure).
+pub type RecordSeen<'a> = dyn Fn(&Digest, Option<&BTreeMap<String, OutputEntry>>) + Sync + 'a;
+
+/// The sending end of [`Remote::prefetch_queue`].
+pub struct PrefetchQueue<'a> {
+    remote: &'a Remote,
+    tx: tokio::sync::mpsc::UnboundedSender<(Digest, Vec<String>)>,
+}
+
+impl PrefetchQueue<'_> {
+    /// Asks for the result of action `key` (with outputs `expected`); from now on a
+    /// [`Remote::fetch`] of `key` waits for this download instead of starting another. Keys
+    /// already downloaded, or sent after the prefetch ended, are ignored.
+    pub fn send(&self, key: Digest, expected: Vec<String>) {
+        let Ok(mut m) = self.remote.prefetch.slots.lock() else {
+            return;
+        };
+        // A slot already filled was downloaded; one registered by `expect_prefetch` still
+        // needs sending.
+        if m.closed || m.slots.get(&key).is_some_and(Option::is_some) {
+            return;
+        }
+        if self.tx.send((key, expected)).is_ok() {
+            m.slots.insert(key, None);
+        }
+    }
+}
+
+/// The receiving end of [`Remote::prefetch_queue`], for [`Remote::prefetch_from`].
+pub struct PrefetchKeys(tokio::sync::mpsc::UnboundedReceiver<(Digest, Vec<String>)>);
 
 /// Fills every slot it did not fill when dropped (early return, panic).
 struct Abandon<'a>(&'a Prefetched);
@@ -618,45 +662,112 @@ impl Remote {
         stop: &AtomicBool,
         cancel: &AtomicBool,
     ) {
+        let (queue, keys) = self.prefetch_queue();
+        for (key, expected) in actions {
+            queue.send(*key, expected.clone());
+        }
+        drop(queue);
+        self.prefetch_from(store, stat, keys, &|_, _| {}, stop, cancel);
+    }
+
+    /// A queue for [`Remote::prefetch_from`]: keys sent on one end are downloaded by the
+    /// prefetch reading the other, as soon as they are sent.
+    pub fn prefetch_queue(&self) -> (PrefetchQueue<'_>, PrefetchKeys) {
+        if let Ok(mut m) = self.prefetch.slots.lock() {
+            m.closed = false;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (PrefetchQueue { remote: self, tx }, PrefetchKeys(rx))
+    }
+
+    /// Like [`Remote::prefetch`] for keys that become known while it runs (a build that
+    /// learns each action's key as its inputs are hashed or their records arrive): each key
+    /// sent to the queue is looked up at once, `seen` is told what its record says (the
+    /// outputs, or `None` on a miss or a failure) so that keys downstream can be computed
+    /// before the outputs themselves arrive, and its outputs are downloaded. Ends when the
+    /// queue's sender is gone and every download is done, or at `stop` or `cancel`.
+    pub fn prefetch_from(
+        &self,
+        store: &Store,
+        stat: &StatCache,
+        keys: PrefetchKeys,
+        seen: &RecordSeen<'_>,
+        stop: &AtomicBool,
+        cancel: &AtomicBool,
+    ) {
         let _abandon = Abandon(&self.prefetch);
+        let mut keys = keys.0;
+        // The remote is contacted only once there is something to ask it: a build that finds
+        // everything in the local cache never connects.
+        let first = loop {
+            match keys.try_recv() {
+                Ok(k) => break k,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    if stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        };
         let Some(client) = self.client() else {
             return;
         };
         let conn = &client.conn;
         let halt = AtomicBool::new(false);
         let halt = &halt;
-        let fetches = actions.iter().map(|(key, expected)| async move {
-            let r = transfer::fetch_action(conn, store, stat, key, expected, halt).await;
-            let r = if matches!(r, Err(RemoteError::Cancelled)) {
-                None
-            } else {
-                self.count_fetch(key, r)
+        std::thread::scope(|s| {
+            let fin = transfer::Finisher::start(s, store, stat, 2);
+            let fin = &fin;
+            let rest = futures_util::stream::unfold(keys, |mut rx| async move {
+                rx.recv().await.map(|k| (k, rx))
+            });
+            let keys = futures_util::stream::iter([first]).chain(rest);
+            // Unbounded here: looking up a record is one small request, and the transfers
+            // that follow are bounded by the connection's permits, largest queued first.
+            let work = keys.for_each_concurrent(None, |(key, expected)| async move {
+                let r = match transfer::read_entry(conn, &key, &expected).await {
+                    Ok(Some(rec)) => {
+                        seen(&key, Some(&transfer::local_entries(&rec)));
+                        transfer::fetch_outputs(conn, store, stat, rec, halt, Some(fin))
+                            .await
+                            .map(Some)
+                    }
+                    r => {
+                        seen(&key, None);
+                        r.map(|_| None)
+                    }
+                };
+                let r = if matches!(r, Err(RemoteError::Cancelled)) {
+                    None
+                } else {
+                    self.count_fetch(&key, r)
+                };
+                self.prefetch.fill(&key, r);
+            });
+            // Transfers notice a flag between chunks; this also ends those waiting for a
+            // permit or a response.
+            let watch = async {
+                while !stop.load(Ordering::SeqCst) && !cancel.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                halt.store(true, Ordering::SeqCst);
             };
-            self.prefetch.fill(key, r);
+            client.rt.block_on(futures_util::future::select(
+                Box::pin(work),
+                Box::pin(watch),
+            ));
         });
-        let work = futures_util::stream::iter(fetches)
-            .buffer_unordered(conn.jobs.max(1))
-            .for_each(|()| async {});
-        // Transfers notice a flag between chunks; this also ends those waiting for a permit
-        // or a response.
-        let watch = async {
-            while !stop.load(Ordering::SeqCst) && !cancel.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            halt.store(true, Ordering::SeqCst);
-        };
-        client.rt.block_on(futures_util::future::select(
-            Box::pin(work),
-            Box::pin(watch),
-        ));
     }
 
     /// Registers the keys [`Remote::prefetch`] is about to download, before it runs, so that a
     /// fetch of one of them never starts a second download.
     pub fn expect_prefetch(&self, keys: impl IntoIterator<Item = Digest>) {
         if let Ok(mut m) = self.prefetch.slots.lock() {
+            m.closed = false;
             for k in keys {
-                m.entry(k).or_insert(None);
+                m.slots.entry(k).or_insert(None);
             }
         }
     }
@@ -848,8 +959,26 @@ fn known_sha256(store: &Store, b3: &Digest) -> Option<String> {
 
 /// Remembers the sha256 of object `b3` (a pure function of its content) so uploads and
 /// `cache push` hash every object once.
+///
+/// Written atomically (temp file, rename) but not fsynced: this is a cache of a hash, and
+/// [`known_sha256`] accepts only exactly 64 hex digits, so what a crash can leave (an empty
+/// or zero-filled file, or no file) reads as unknown and the object is simply hashed again.
+/// Two fsyncs per downloaded object were most of the cost of restoring small objects.
 fn remember_sha256(store: &Store, b3: &Digest, sha: &str) {
-    let _ = crate::fsutil::write_atomic(&sha_map_path(store, b3), sha.as_bytes());
+    use std::io::Write as _;
+    let path = sha_map_path(store, b3);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut tmp = crate::fsutil::public_temp_file_for(&path)?;
+        tmp.as_file_mut().write_all(sha.as_bytes())?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        tracing::debug!("cannot remember the sha256 of {b3}: {e}");
+    }
 }
 
 impl Store {

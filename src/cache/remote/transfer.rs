@@ -22,7 +22,7 @@ const BATCH: usize = 1 << 20;
 
 /// Reads the `ActionResult` of action `key` and the record it names, checked against each other
 /// and against `expected`: `Ok(None)` on a miss. Downloads no output.
-async fn read_entry(
+pub(super) async fn read_entry(
     conn: &Conn,
     key: &Digest,
     expected: &[String],
@@ -68,7 +68,7 @@ async fn read_entry(
 }
 
 /// The outputs a record names, as the local cache keeps them.
-fn local_entries(rec: &RemoteRecord) -> BTreeMap<String, OutputEntry> {
+pub(super) fn local_entries(rec: &RemoteRecord) -> BTreeMap<String, OutputEntry> {
     rec.outputs
         .iter()
         .map(|(name, o)| {
@@ -95,10 +95,26 @@ pub(super) async fn fetch_action(
     let Some(rec) = read_entry(conn, key, expected).await? else {
         return Ok(None);
     };
-    let fetches = rec
-        .outputs
-        .iter()
-        .map(|(name, o)| fetch_object(conn, store, stat, name, o, cancel));
+    fetch_outputs(conn, store, stat, rec, cancel, None)
+        .await
+        .map(Some)
+}
+
+/// Downloads every output `rec` names that the local CAS lacks, largest first (the longest
+/// transfer starts first, so it is not the one left running alone at the end).
+pub(super) async fn fetch_outputs(
+    conn: &Conn,
+    store: &Store,
+    stat: &StatCache,
+    rec: RemoteRecord,
+    cancel: &AtomicBool,
+    fin: Option<&Finisher>,
+) -> Result<(BTreeMap<String, OutputEntry>, RemoteRecord), RemoteError> {
+    let mut outputs: Vec<(&String, &RemoteOutput)> = rec.outputs.iter().collect();
+    outputs.sort_by_key(|(_, o)| std::cmp::Reverse(o.size));
+    let fetches = outputs
+        .into_iter()
+        .map(|(name, o)| fetch_object(conn, store, stat, name, o, cancel, fin));
     let results: Vec<Result<(), RemoteError>> = futures_util::stream::iter(fetches)
         .buffer_unordered(conn.jobs)
         .collect()
@@ -106,7 +122,7 @@ pub(super) async fn fetch_action(
     for r in results {
         r?;
     }
-    Ok(Some((local_entries(&rec), rec)))
+    Ok((local_entries(&rec), rec))
 }
 
 /// Whether action `key` could be restored: its entry and record are valid and every output is
@@ -192,7 +208,14 @@ async fn fetch_object(
     name: &str,
     o: &RemoteOutput,
     cancel: &AtomicBool,
+    fin: Option<&Finisher>,
 ) -> Result<(), RemoteError> {
+    let gate = conn
+        .objects
+        .lock()
+        .map(|mut m| m.entry(o.blake3).or_default().clone())
+        .unwrap_or_default();
+    let _only = gate.lock().await;
     let dest = store.object_path(&o.blake3);
     if stat.verify(&dest, &o.blake3, o.size).unwrap_or(false) {
         remember_sha256(store, &o.blake3, &o.sha256);
@@ -207,7 +230,11 @@ async fn fetch_object(
     let local = |e: std::io::Error| RemoteError::Local(format!("{}: {e}", tmp_dir.display()));
     // Dropped (deleted) on every early return: a partial download never reaches the CAS.
     let tmp = tempfile::Builder::new()
-        .prefix(&format!("{}-remote-", std::process::id()))
+        // Named like every tinylm temp file (`.remote.tinylm-tmp-<pid>-…`): if this process
+        // is killed, the next build that finds the cache unused removes what it left.
+        .prefix(&crate::fsutil::temp::temp_prefix(std::ffi::OsStr::new(
+            "remote",
+        )))
         .tempfile_in(&tmp_dir)
         .map_err(local)?;
     let writer = Writer::new(tmp.as_file().try_clone().map_err(local)?, tmp.path());
@@ -225,19 +252,114 @@ async fn fetch_object(
             o.sha256, o.blake3
         )));
     }
-    tmp.as_file().sync_all().map_err(local)?;
     let path = tmp.into_temp_path();
-    store
-        .insert_verified_object(stat, &path, o.blake3)
-        .map_err(|e| RemoteError::Local(e.to_string()))?;
-    // Renamed into the CAS: nothing left for the guard to delete.
-    let _ = path.keep();
-    remember_sha256(store, &o.blake3, &o.sha256);
+    match fin {
+        Some(fin) => fin.place(path, o.blake3, o.sha256.clone()).await?,
+        None => {
+            // The bytes are durable before the object gets its name: a crash never leaves a
+            // visible object with missing bytes.
+            store
+                .insert_verified_object(stat, &path, o.blake3)
+                .map_err(|e| RemoteError::Local(e.to_string()))?;
+            // Renamed into the CAS: nothing left for the guard to delete.
+            let _ = path.keep();
+            remember_sha256(store, &o.blake3, &o.sha256);
+        }
+    }
     conn.state
         .counters
         .downloaded_objects
         .fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// A verified download waiting to enter the CAS, and who to tell when it has.
+struct Placement {
+    path: tempfile::TempPath,
+    blake3: Digest,
+    sha256: String,
+    done: tokio::sync::oneshot::Sender<Result<(), RemoteError>>,
+}
+
+/// Places verified downloads into the CAS on its own threads, a batch at a time.
+///
+/// fsync and rename block for milliseconds each: done inline they would stall the async
+/// threads that carry every other transfer's bytes. Grouping them also saves most of their
+/// cost (see `Store::insert_verified_objects`): many small objects tend to arrive together.
+pub(super) struct Finisher {
+    jobs: std::sync::Mutex<Option<std::sync::mpsc::Sender<Placement>>>,
+}
+
+impl Finisher {
+    /// Starts `threads` placing threads in `scope`; they end when the finisher is dropped.
+    pub(super) fn start<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        store: &'env Store,
+        stat: &'env StatCache,
+        threads: usize,
+    ) -> Finisher {
+        let (tx, rx) = std::sync::mpsc::channel::<Placement>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for _ in 0..threads.max(1) {
+            let rx = rx.clone();
+            scope.spawn(move || {
+                loop {
+                    // One waits for work; whatever else is queued by then joins its batch.
+                    let batch: Vec<Placement> = {
+                        let Ok(rx) = rx.lock() else { return };
+                        let Ok(first) = rx.recv() else { return };
+                        std::iter::once(first).chain(rx.try_iter()).collect()
+                    };
+                    place_batch(store, stat, batch);
+                }
+            });
+        }
+        Finisher {
+            jobs: std::sync::Mutex::new(Some(tx)),
+        }
+    }
+
+    /// Moves the verified temp file at `path` into the CAS; returns once it is there.
+    async fn place(
+        &self,
+        path: tempfile::TempPath,
+        blake3: Digest,
+        sha256: String,
+    ) -> Result<(), RemoteError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let sent = self.jobs.lock().ok().and_then(|j| {
+            j.as_ref().map(|tx| {
+                tx.send(Placement {
+                    path,
+                    blake3,
+                    sha256,
+                    done,
+                })
+                .is_ok()
+            })
+        });
+        if sent != Some(true) {
+            return Err(RemoteError::Cancelled);
+        }
+        wait.await.unwrap_or(Err(RemoteError::Cancelled))
+    }
+}
+
+fn place_batch(store: &Store, stat: &StatCache, batch: Vec<Placement>) {
+    let files: Vec<(&Path, Digest)> = batch.iter().map(|p| (p.path.as_ref(), p.blake3)).collect();
+    let results = store.insert_verified_objects(stat, &files);
+    for (p, r) in batch.into_iter().zip(results) {
+        let r = match r {
+            Ok(_) => {
+                // Renamed into the CAS: nothing left for the guard to delete.
+                let _ = p.path.keep();
+                remember_sha256(store, &p.blake3, &p.sha256);
+                Ok(())
+            }
+            Err(e) => Err(RemoteError::Local(e.to_string())),
+        };
+        let _ = p.done.send(r);
+    }
 }
 
 /// What the writer and the sha256 thread of a download are sent.
