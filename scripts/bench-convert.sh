@@ -6,13 +6,20 @@
 # Not a test: numbers depend on the machine. Target (issue 15): tinylm ≤ 1.0 s wall and
 # ≤ 300 MB peak RSS for f16 and bf16.
 #
-# Last figures (2 shared cores, load average 8–10, so walls are inflated 2–4×; best of 3):
-#   cp 1.47 s (sys 0.48 s); f16 2.79 s (user 0.35, sys 0.96, 115 MB); bf16 2.17 s (user 0.21,
-#   sys 0.82, 110 MB); convert_hf_to_gguf.py 22–23 s, 1.2–1.3 GB; outputs identical.
-#   Same load, 5 interleaved runs, median wall: bf16 3.83 → 3.03 s, f16 4.47 → 3.42 s against
-#   the streaming writer of 560bb17 (cp 1.49 s). At idle that writer did f16 1.05 s, bf16 1.13 s.
-#   bf16 tensors are now copied file to file (copy_file_range, as cp does); f16 still goes
-#   through a buffer and write(), whose kernel copy is most of its time.
+# Last figures (2 shared cores, load average 7-9 from other work, so walls are inflated 2-4x;
+# 8 runs per binary, interleaved with the previous binary, median (min) wall, mean user/sys):
+#   f16  3.67 (2.85) s -> 1.84 (1.52) s; user 0.46 -> 0.42 s, sys 1.83 -> 0.85 s; 115 -> 102 MB
+#   bf16 2.74 (1.87) s -> 1.64 (1.46) s; user 0.34 -> 0.32 s, sys 1.08 -> 0.89 s; 111 -> 107 MB
+#   This script, best of 5 at load 6.5-8.5: cp 0.75-0.99 s (sys 0.48-0.65); f16 1.53-2.01 s,
+#   bf16 1.80-2.45 s; outputs identical to convert_hf_to_gguf.py. Last idle figures (before
+#   these changes): cp 0.41 s; f16 1.23 s (user 0.23, sys 0.67); bf16 1.10 s (user 0.38,
+#   sys 0.98); convert_hf_to_gguf.py 22-23 s, 1.2-1.3 GB.
+#   Where the wall went (strace -T, perf -g with kernel stacks): the rename over the previous
+#   output took 0.8-1.4 s (cp's close 0.45 s): ext4's auto_da_alloc allocated and submitted the
+#   new file's dirty pages there, and the old file's page cache was freed there. Now the pages
+#   are submitted behind the writer (sync_file_range) and the old file's cache is dropped while
+#   converting; bf16 windows are read once (mapped and checked for signalling NaNs, then written
+#   from the mapping) and f16 goes through a buffer and pwrite.
 #
 #   scripts/bench-convert.sh [MODEL_DIR] [OUTTYPE...]
 #     MODEL_DIR  default /work/bench/llama-500m (made by scripts/bench/make_llama_500m.py)

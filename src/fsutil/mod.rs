@@ -7,6 +7,7 @@
 pub mod input;
 pub mod lock;
 pub mod temp;
+pub mod writeback;
 
 use std::ffi::OsStr;
 use std::io::Write;

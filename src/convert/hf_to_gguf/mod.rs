@@ -608,6 +608,8 @@ impl ConversionPlan {
         let start = header.len() as u64;
         let specs = self.writer.tensors();
         let offsets = self.writer.data_offsets();
+        // Submits the pages behind the writer, so that closing the file has little to write.
+        let writeback = crate::fsutil::writeback::Writeback::new(file);
         tensors::pipelined(
             &self.tensors,
             opts.cancel.as_deref(),
@@ -618,6 +620,7 @@ impl ConversionPlan {
                     pipe.write_next_to(&mut tensors::Out::At {
                         file,
                         pos: &mut pos,
+                        writeback: Some(&writeback),
                     })?;
                     if pos - (start + off) != spec.nbytes() {
                         return Err(ConvertError::Write(crate::Error::Build(format!(
@@ -689,7 +692,13 @@ pub fn convert_to_path(
     };
     // Mode 0666 less the umask like any new file (tempfile's default is 0600).
     let tmp = crate::fsutil::public_temp_file_for(path).with_path(dir)?;
-    plan.write_file(tmp.as_file(), opts)?;
+    // The file being replaced: its cached pages are freed meanwhile, not during the rename.
+    let forget = crate::fsutil::writeback::forget_cached(path);
+    let written = plan.write_file(tmp.as_file(), opts);
+    if let Some(t) = forget {
+        let _ = t.join();
+    }
+    written?;
     tmp.persist(path)
         .map_err(|e| crate::Error::io(path, e.error))?;
     Ok(plan.report)

@@ -267,7 +267,7 @@ pub fn phi3_from_model(model: &HfModel, hp: &Hparams, sp: &SpmModel) -> Result<S
 /// Whether `tokenizer.json` is of SentencePiece style in the reference's sense (`LlamaHfVocab`):
 /// BPE with byte fallback and a `Sequence` decoder, not a Llama 3 style BPE.
 pub fn is_llama_hf(tj: &Map<String, Json>) -> bool {
-    let m = tj.get("model").cloned().unwrap_or(Json::Null);
+    let m = tj.get("model").unwrap_or(&Json::Null);
     let is_bpe = m.get("type").and_then(Json::as_str) == Some("BPE");
     let llama3 = is_bpe
         && m.get("ignore_merges")
@@ -288,6 +288,78 @@ pub fn is_llama_hf(tj: &Map<String, Json>) -> bool {
             .and_then(Json::as_bool)
             .unwrap_or(false)
         && seq_decoder
+}
+
+/// [`is_llama_hf`] straight from `tokenizer.json`'s bytes, reading only the keys it needs:
+/// the vocabulary and merges (most of the file) are skipped instead of built as JSON values.
+/// `None` when the file does not have the expected shape (invalid JSON, a `model` or `decoder`
+/// that is not an object): the caller then parses it whole, for the same answer or error.
+pub fn is_llama_hf_bytes(bytes: &[u8]) -> Option<bool> {
+    const LEAF: &[Key] = &[];
+    const TOP: &[Key] = &[
+        Key(
+            "model",
+            &[
+                Key("type", LEAF),
+                Key("ignore_merges", LEAF),
+                Key("byte_fallback", LEAF),
+            ],
+        ),
+        Key("decoder", &[Key("type", LEAF)]),
+    ];
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let head = serde::de::DeserializeSeed::deserialize(Pick(TOP), &mut de).ok()?;
+    de.end().ok()?;
+    Some(is_llama_hf(&head))
+}
+
+/// A key [`Pick`] keeps, with the keys it keeps inside its value (none: the value whole).
+struct Key(&'static str, &'static [Key]);
+
+/// Reads a JSON object keeping only the listed keys (as [`serde_json`]'s own map does, the last
+/// of duplicate keys wins) and skipping the other values unparsed.
+struct Pick(&'static [Key]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pick {
+    type Value = Map<String, Json>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pick {
+    type Value = Map<String, Json>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = a.next_key::<String>()? {
+            match self.0.iter().find(|key| key.0 == k) {
+                Some(Key(_, [])) => {
+                    let v: Json = a.next_value()?;
+                    out.insert(k, v);
+                }
+                Some(Key(_, sub)) => {
+                    let v = a.next_value_seed(Pick(sub))?;
+                    out.insert(k, Json::Object(v));
+                }
+                None => {
+                    a.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `_set_vocab_llama_hf`: the tokens of an SPM-style `tokenizer.json` through transformers'
@@ -391,4 +463,57 @@ pub fn write(v: &SpmVocab, model: &HfModel, w: &mut GgufWriter) -> Result<()> {
     let sv = SpecialVocab::load(model, tj.as_ref(), false, Some(v.len()))?;
     sv.add_to(w);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_light_read_of_tokenizer_json_answers_like_the_whole_parse_or_not_at_all() {
+        let spm = r#"{"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}},
+                      "decoder": {"type": "Sequence", "decoders": []}}"#;
+        let cases = [
+            spm.to_string(),
+            spm.replace("Sequence", "ByteLevel"),
+            spm.replace(r#""byte_fallback": true"#, r#""byte_fallback": false"#),
+            spm.replace(r#""byte_fallback": true"#, r#""ignore_merges": true"#),
+            spm.replace(r#""type": "BPE""#, r#""type": "Unigram""#),
+            // Null reads as absent; the last of duplicate keys wins.
+            spm.replace(r#""byte_fallback": true"#, r#""byte_fallback": null"#),
+            spm.replace(r#"{"model""#, r#"{"model": {"type": "Unigram"}, "model""#),
+            spm.replace(
+                r#""decoder": {"type": "Sequence", "decoders": []}"#,
+                r#""x": [{"type": "BPE"}]"#,
+            ),
+        ];
+        for c in &cases {
+            let whole: Map<String, Json> = serde_json::from_str(c).unwrap();
+            assert_eq!(
+                is_llama_hf_bytes(c.as_bytes()),
+                Some(is_llama_hf(&whole)),
+                "{c}"
+            );
+        }
+        assert_eq!(is_llama_hf_bytes(spm.as_bytes()), Some(true));
+        // Shapes the light read refuses: the caller's whole parse decides.
+        for bad in [
+            r#"{"model": ["BPE", true], "decoder": {"type": "Sequence"}}"#,
+            r#"{"model": {"type": "BPE"}, "decoder": null}"#,
+            r#"{"model": {"type": "BPE"}, "decoder": ["Sequence"]}"#,
+            r#"[{"model": {"type": "BPE"}}]"#,
+            r#"{"model": {"type": "BPE"}} trailing"#,
+            r#"{"model": {"type": "BPE""#,
+        ] {
+            assert_eq!(is_llama_hf_bytes(bad.as_bytes()), None, "{bad}");
+        }
+        // A real file: tinylm's own byte-level tokenizer.
+        let real = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/infer/tokenizer.json"
+        ))
+        .unwrap();
+        let whole: Map<String, Json> = serde_json::from_slice(&real).unwrap();
+        assert_eq!(is_llama_hf_bytes(&real), Some(is_llama_hf(&whole)));
+    }
 }

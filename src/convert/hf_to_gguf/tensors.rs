@@ -342,6 +342,10 @@ enum Piece {
     /// Bytes `range` of the current tensor's mapped source, which are already its output bytes:
     /// written from the mapping, so they never pass through a buffer.
     Raw(Range<usize>),
+    /// Like `Raw`, for bytes the converting thread has just mapped and checked: written from
+    /// the mapping, whose pages it brought in (and which are likely still in the CPU cache),
+    /// instead of being read from the page cache a second time; dropped from memory after.
+    Checked(Range<usize>),
     /// The current tensor is complete (or failed).
     End(Result<()>),
 }
@@ -367,6 +371,8 @@ pub enum Out<'a> {
         file: &'a std::fs::File,
         /// Where the next byte goes.
         pos: &'a mut u64,
+        /// Told how far the file is written, to start writeback behind the writer.
+        writeback: Option<&'a crate::fsutil::writeback::Writeback>,
     },
 }
 
@@ -375,10 +381,17 @@ impl Out<'_> {
         match self {
             Out::Stream(w) => w.write_all(bytes),
             #[cfg(unix)]
-            Out::At { file, pos } => {
+            Out::At {
+                file,
+                pos,
+                writeback,
+            } => {
                 use std::os::unix::fs::FileExt;
                 file.write_all_at(bytes, **pos)?;
                 **pos += bytes.len() as u64;
+                if let Some(wb) = writeback {
+                    wb.written_to(**pos);
+                }
                 Ok(())
             }
         }
@@ -392,13 +405,29 @@ impl Out<'_> {
         range: Range<usize>,
     ) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
-        if let Out::At { file, pos } = self
+        if let Out::At {
+            file,
+            pos,
+            writeback,
+        } = self
             && let Some((src, at)) = t.file_range(&range)
             && copy_file_range(src, at, file, **pos, range.len())?
         {
             **pos += range.len() as u64;
+            if let Some(wb) = writeback {
+                wb.written_to(**pos);
+            }
             return Ok(());
         }
+        self.mapped(t, range)
+    }
+
+    /// Writes bytes `range` of `t` from its mapping, then drops them from memory.
+    fn mapped(
+        &mut self,
+        t: &crate::formats::tensor::TensorBytes,
+        range: Range<usize>,
+    ) -> std::io::Result<()> {
         t.prefetch(range.clone());
         self.write_all(&t.as_bytes()[range.clone()])?;
         t.release(range);
@@ -460,6 +489,16 @@ fn copy_file_range(
 }
 
 impl Pipeline<'_> {
+    /// The source bytes of the tensor being written, for pieces written as stored.
+    fn stored_source(&self) -> Result<&crate::formats::tensor::TensorBytes> {
+        match self.tensors.get(self.next).map(|p| &p.source) {
+            Some(Source::Hf(t, _)) => Ok(&t.data),
+            _ => Err(ConvertError::Write(crate::Error::Build(
+                "internal error: raw bytes for a generated tensor".into(),
+            ))),
+        }
+    }
+
     /// Writes the next tensor's bytes (they are being encoded ahead on another thread) to `out`.
     pub fn write_next(&mut self, out: &mut dyn Write) -> Result<()> {
         self.write_next_to(&mut Out::Stream(out))
@@ -475,13 +514,12 @@ impl Pipeline<'_> {
                     let _ = self.free.try_send(buf);
                 }
                 Ok(Piece::Raw(range)) => {
-                    let Some(Source::Hf(t, _)) = self.tensors.get(self.next).map(|p| &p.source)
-                    else {
-                        return Err(ConvertError::Write(crate::Error::Build(
-                            "internal error: raw bytes for a generated tensor".into(),
-                        )));
-                    };
-                    out.stored(&t.data, range).map_err(write_err)?;
+                    out.stored(self.stored_source()?, range)
+                        .map_err(write_err)?;
+                }
+                Ok(Piece::Checked(range)) => {
+                    out.mapped(self.stored_source()?, range)
+                        .map_err(write_err)?;
                 }
                 Ok(Piece::End(r)) => {
                     self.next += 1;
@@ -524,21 +562,22 @@ pub fn pipelined<R>(
                                 piece_tx.send(Piece::Raw(w)).map_err(|_| ())?;
                                 continue;
                             }
-                            // Checked here, on the encoder's core, while the writer copies.
+                            // Mapped and checked here, on the encoder's core, while the
+                            // writer writes the previous window: the writer then copies bytes
+                            // that are mapped and cached, and drops them.
                             t.data.prefetch(w.clone());
                             let src = &t.data.as_bytes()[w.clone()];
-                            let quiet = bf16_is_quiet(src);
-                            let mut piece = Piece::Raw(w.clone());
-                            if !quiet {
-                                // A signaling NaN: ggml's encoding quiets it, so this window
-                                // goes through the encoder like any converted bytes.
-                                let mut buf = free_rx.recv().map_err(|_| ())?;
-                                buf.resize(src.len(), 0);
-                                crate::quant::convert_run(t.dtype, p.ggml_type, src, &mut buf);
-                                piece = Piece::Bytes(buf);
+                            if bf16_is_quiet(src) {
+                                piece_tx.send(Piece::Checked(w)).map_err(|_| ())?;
+                                continue;
                             }
+                            // A signaling NaN: ggml's encoding quiets it, so this window goes
+                            // through the encoder like any converted bytes.
+                            let mut buf = free_rx.recv().map_err(|_| ())?;
+                            buf.resize(src.len(), 0);
+                            crate::quant::convert_run(t.dtype, p.ggml_type, src, &mut buf);
                             t.data.release(w);
-                            piece_tx.send(piece).map_err(|_| ())?;
+                            piece_tx.send(Piece::Bytes(buf)).map_err(|_| ())?;
                         }
                         return Ok(Ok(()));
                     }
@@ -829,6 +868,7 @@ mod tests {
         assert!(stored_as_is(&planned[1]).is_some_and(|(_, scan)| scan));
         assert!(stored_as_is(&planned[2]).is_some() && stored_as_is(&planned[4]).is_none());
         let out = tempfile::tempfile().unwrap();
+        let wb = crate::fsutil::writeback::Writeback::new(&out);
         let mut pos = 5u64;
         let mut ends = Vec::new();
         pipelined(&planned, None, None, |pipe| {
@@ -837,6 +877,7 @@ mod tests {
                 pipe.write_next_to(&mut Out::At {
                     file: &out,
                     pos: &mut pos,
+                    writeback: Some(&wb),
                 })
                 .unwrap();
                 ends.push((start, pos));

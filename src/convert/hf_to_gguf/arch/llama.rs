@@ -221,6 +221,16 @@ pub(super) fn llama_vocab_kind(model: &HfModel) -> Result<VocabKind> {
     if model.files.contains_key("tokenizer.model") {
         return Ok(VocabKind::SentencePiece);
     }
+    // The light read answers for every well-formed file; the whole parse gives the errors.
+    if let Some(bytes) = model.files.get("tokenizer.json")
+        && let Some(llama_hf) = spm_vocab::is_llama_hf_bytes(bytes)
+    {
+        return Ok(if llama_hf {
+            VocabKind::LlamaHf
+        } else {
+            VocabKind::Bpe
+        });
+    }
     match parse_json_file(model, "tokenizer.json")? {
         Some(tj) if spm_vocab::is_llama_hf(&tj) => Ok(VocabKind::LlamaHf),
         _ => Ok(VocabKind::Bpe),
