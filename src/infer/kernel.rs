@@ -531,9 +531,18 @@ mod avx512 {
         dst: &mut Vec<f32>,
     ) {
         let np = nr.div_ceil(2);
-        dst.clear();
-        dst.resize(np * 2 * k8, 0.0);
+        // Every value used is written below, so old contents need no clearing (zeroing
+        // the whole buffer per tile cost as much as packing it).
+        if dst.len() < np * 2 * k8 {
+            dst.resize(np * 2 * k8, 0.0);
+        }
         let d = dst.as_mut_ptr();
+        if nr % 2 == 1 {
+            let base = (nr / 2) * 2 * k8 + 8;
+            for s in 0..k8 / 8 {
+                dst[base + 16 * s..base + 16 * s + 8].fill(0.0);
+            }
+        }
         for j in 0..nr {
             let base = (j / 2) * 2 * k8 + (j % 2) * 8;
             let mut l = 0;
