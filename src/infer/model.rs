@@ -592,6 +592,9 @@ fn linear(
 /// masked upper triangle is (mostly) never computed.
 const ATTN_BLOCK: usize = 64;
 
+/// Queries per kernel call in [`attention_dot`].
+const ATTN_GROUP: usize = 4;
+
 /// Causal multi-head attention of `t` new queries over `pos0 + t` cached keys/values.
 /// With a `window`, a query at position p sees only keys at positions > p - window.
 fn attention(
@@ -612,6 +615,9 @@ fn attention(
 
 /// [`attention`] on the dot-product kernel: scores of 4 queries at a time against only the
 /// keys the last of them can see, and `P·V` as dot products with a transposed copy of V.
+/// The group size is part of the numerics (each `P·V` product runs over the keys the group's
+/// last query sees, so it sets where the kernel's 8-lane part ends and its scalar tail
+/// begins): it is [`ATTN_GROUP`] whatever the kernel.
 fn attention_dot(
     q: &[f32],
     k: &[f32],
@@ -633,6 +639,16 @@ fn attention_dot(
             *x = v[j * kvd + col];
         }
     });
+    // Each KV head's keys and value columns, packed once for all its query heads and blocks.
+    let packs: Vec<(kernel::Packed, kernel::Packed)> = (0..c.n_head_kv)
+        .into_par_iter()
+        .map(|kvh| {
+            let (mut pk, mut pv) = (kernel::Packed::default(), kernel::Packed::default());
+            pk.pack(kernel::Rows::F32(&k[kvh * hd..]), kvd, n_kv, hd);
+            pv.pack(kernel::Rows::F32(&vt[kvh * hd * n_kv..]), n_kv, hd, n_kv);
+            (pk, pv)
+        })
+        .collect();
     let mut out = vec![0f32; t * qd];
     let dst = SendPtr(out.as_mut_ptr());
     let blocks = t.div_ceil(ATTN_BLOCK);
@@ -648,13 +664,13 @@ fn attention_dot(
             scores.resize(rows * s, 0.0);
             let mut i = 0;
             while i < rows {
-                let g = 4.min(rows - i);
+                let g = ATTN_GROUP.min(rows - i);
                 let vis_g = pos0 + i0 + i + g;
                 // SAFETY: q rows i0+i.. (stride qd) from column h·hd, keys 0..vis_g (stride
                 // kvd) from column kvh·hd, each hd long; scores rows i..i+g (stride s) hold
                 // vis_g ≤ s values; `scores` is this task's own buffer.
                 unsafe {
-                    kernel::dot_tile_strided(
+                    kernel::dot_tile_packed(
                         &q[(i0 + i) * qd + h * hd..],
                         qd,
                         g,
@@ -662,6 +678,7 @@ fn attention_dot(
                         kernel::Rows::F32(&k[kvh * hd..]),
                         kvd,
                         vis_g,
+                        &packs[kvh].0,
                         scores.as_mut_ptr().add(i * s),
                         s,
                     );
@@ -678,7 +695,7 @@ fn attention_dot(
                 // kvh·hd.. as rows of vt (stride n_kv ≥ vis_g); output rows i0+i.. columns
                 // h·hd..(h+1)·hd (stride qd), which no other task writes.
                 unsafe {
-                    kernel::dot_tile_strided(
+                    kernel::dot_tile_packed(
                         &scores[i * s..],
                         s,
                         g,
@@ -686,6 +703,7 @@ fn attention_dot(
                         kernel::Rows::F32(&vt[kvh * hd * n_kv..]),
                         n_kv,
                         hd,
+                        &packs[kvh].1,
                         dst.ptr().add((i0 + i) * qd + h * hd),
                         qd,
                     );

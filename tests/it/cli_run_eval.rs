@@ -261,6 +261,47 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// `tinylm eval` gives the same figures, to the last bit, with the AVX-512 matmul kernel
+/// (where the CPU has it) and with the AVX2 kernel alone: eval results go into release.json,
+/// which must not depend on the machine that built it.
+#[test]
+fn eval_figures_do_not_depend_on_the_matmul_kernel() {
+    let p = support::Project::new();
+    let hf = tinylm_hf("tinylm-llama3");
+    let base = p.path().join("base-f16.gguf");
+    f16_gguf(&hf, &base);
+    let model = tinylm_llama_gguf(p.path());
+    let text = root().join("tests/fixtures/eval/sample.txt");
+    let args = [
+        "--json",
+        "eval",
+        model.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--ctx",
+        "32",
+        "-t",
+        "2",
+    ];
+    let figures = |kernel: &str| {
+        let out = p.run_env(&args, &[("TINYLM_KERNEL", kernel)]);
+        assert!(
+            out.status.success(),
+            "tinylm eval failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut j: Json = serde_json::from_slice(&out.stdout).unwrap();
+        let o = j.as_object_mut().unwrap();
+        o.remove("seconds");
+        o.remove("tokens_per_second");
+        assert!(o["kld"]["mean"].as_f64().unwrap() > 0.0, "{j}");
+        j.to_string()
+    };
+    assert_eq!(figures("auto"), figures("avx2"));
+}
+
 #[test]
 fn run_greedy_equals_llama_completion_on_f16() {
     let p = support::Project::new();
