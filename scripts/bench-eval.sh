@@ -10,6 +10,10 @@
 # Prints a side-by-side table: wall time, peak RSS, PPL and KLD statistics, agreement, generation
 # tokens/s, and whether greedy continuations are identical. Not a test: the machine may be shared,
 # so the load average is printed with the figures.
+# Idle figures at 688ceac (load 1.9-2.3): base pass alone, llama-perplexity vs tinylm eval, run
+#   twice interleaved: 24.18 / 22.64 s vs 21.99 / 21.81 s (4cb6aad in the same rounds: 27.10 /
+#   26.01 s); this script: base pass 27.5 s (llama, writing the KLD base) vs 21.2 s, base+KLD
+#   57.5 s vs 48.9 s; PPL 0.005 % / 0.154 % apart, KLD mean 0.58 %; run 41-49 vs 66-85 tok/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1090

@@ -62,6 +62,9 @@
 #   chunks into aligned blocks for O_DIRECT, read() of the sources) and thread hand-offs.
 #   Against the idle cold build (8.3 s), the floor allows ~5x: 10x would need a restore of
 #   0.83 s, below what hashing every byte with both required hashes costs on 2 cores.
+# Idle after the merge (688ceac, load 1.2-1.6): cold 6.93 s / 1309 MiB (faster convert), push
+#   3.12 s, restore 2.21 s / 50.5 MiB (1763 MiB down, 0 run, dist/ identical) = 3.1x; demo-only
+#   restore 0.06 s / 18.5 MiB. The restore is ~0.6 s above the ~1.6 s floor.
 # Env: HF (default /work/bench/llama-500m, the HF folder), WORK (scratch dir, default
 # /tmp/tinylm-bench-remote; deleted at the end unless KEEP=1), THREADS (default: all cores),
 # TINYLM (a tinylm binary to measure instead of building target/release/tinylm).
