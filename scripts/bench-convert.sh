@@ -26,6 +26,11 @@
 #     The previous binary (4cb6aad) in the same minute: f16 1.44 s, bf16 0.97 s.
 #   RUNS=7: cp 0.43 s; f16 1.00 s (user 0.43, sys 0.66, 101 MB); bf16 0.92 s (user 0.23,
 #     sys 0.74, 107 MB).
+#   Two more RUNS=7 runs (SKIP_REF=1, load 1.7-2.6): f16 0.81 / 0.92 s, bf16 0.86 / 0.83 s,
+#     cp 0.38 / 0.39 s; 4cb6aad right after the second: f16 1.20 s, bf16 0.78 s.
+#   The first run above is the slow one: the reference converter's 1 GB output was still being
+#   written back while tinylm ran. Buffered writes on this VM vary 0.27-2.9 s per GB (dd), so
+#   compare runs of one minute only.
 #
 #   scripts/bench-convert.sh [MODEL_DIR] [OUTTYPE...]
 #     MODEL_DIR  default /work/bench/llama-500m (made by scripts/bench/make_llama_500m.py)
