@@ -241,6 +241,9 @@ pub fn round_to_f16(x: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
+pub(super) use avx2::hsum;
+
+#[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
@@ -321,9 +324,10 @@ mod avx2 {
         }
     }
 
-    /// Sum of the 8 lanes in a fixed order.
+    /// Sum of the 8 lanes in a fixed order (the quantized kernels in `qdot` use it too, so
+    /// every f32 reduction in the forward pass has one order).
     #[inline(always)]
-    pub(super) unsafe fn hsum(v: __m256) -> f32 {
+    pub(in crate::infer) unsafe fn hsum(v: __m256) -> f32 {
         unsafe {
             let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));

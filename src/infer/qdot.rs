@@ -568,6 +568,8 @@ fn scalar_pair(a: &QActs, i: usize, t: &QTile, j: usize) -> f32 {
 #[allow(clippy::needless_range_loop)]
 mod x86 {
     use super::{QActs, QTile};
+    // The 8-lane sum in [`super::hsum8`]'s order.
+    use crate::infer::kernel::hsum;
     use std::arch::x86_64::*;
 
     /// The integer multiply-accumulate steps, per instruction set.
@@ -603,17 +605,6 @@ mod x86 {
         #[inline(always)]
         unsafe fn dot_i16(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
             unsafe { _mm256_dpwssd_epi32(acc, a, b) }
-        }
-    }
-
-    /// Sum of the 8 lanes in [`super::hsum8`]'s order.
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            _mm_cvtss_f32(s)
         }
     }
 
